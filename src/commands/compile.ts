@@ -1,0 +1,77 @@
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import { compile } from '../compile/compile.js';
+import { InvalidPolicyError } from '../errors.js';
+import type { Policy } from '../policy.js';
+import { checksumOf, render } from '../render/render.js';
+import { validateFiles } from '../validate/validateFiles.js';
+
+export const DEFAULT_POLICIES = 'policies';
+export const DEFAULT_OUT = 'generated';
+
+/** The generated file of each policy: path -> text. Pure; writes nothing. */
+export function generate(policies: readonly Policy[], outDir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const policy of policies) {
+    files.set(join(outDir, `${policy.name}.sql`), renderPolicyFile(policy, outDir));
+  }
+  return files;
+}
+
+export function renderPolicyFile(policy: Policy, outDir: string): string {
+  return render(compile(policy), { sourceLabel: sourceLabel(policy, outDir) });
+}
+
+/** The policy's path as seen from the generated file's directory, with / separators. */
+export function sourceLabel(policy: Policy, outDir: string): string {
+  return relative(resolve(outDir), resolve(policy.source.path)).split(sep).join('/');
+}
+
+export interface CompileResult {
+  readonly written: readonly string[];
+  readonly unchanged: readonly string[];
+}
+
+export async function compileCommand(paths: readonly string[], outDir: string): Promise<CompileResult> {
+  const { policies, diagnostics } = await validateFiles(paths);
+  if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
+  await mkdir(outDir, { recursive: true });
+  const written: string[] = [];
+  const unchanged: string[] = [];
+  for (const [path, text] of generate(policies, outDir)) {
+    const current = await readFile(path, 'utf8').catch(() => undefined);
+    if (current === text) {
+      unchanged.push(path);
+    } else {
+      await writeFile(path, text);
+      written.push(path);
+    }
+  }
+  return { written, unchanged };
+}
+
+/**
+ * compile --check: every problem between policies and generated/, named file by file.
+ * Orphans are only looked for when the whole policies directory was compiled (a partial
+ * compile cannot know which files other policies own).
+ */
+export async function checkCommand(paths: readonly string[], outDir: string, options: { orphans: boolean }): Promise<string[]> {
+  const { policies, diagnostics } = await validateFiles(paths);
+  if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
+  const problems: string[] = [];
+  const expected = generate(policies, outDir);
+  for (const [path, text] of expected) {
+    const current = await readFile(path, 'utf8').catch(() => undefined);
+    if (current === undefined) problems.push(`${path}: missing (run purgekit compile)`);
+    else if (checksumOf(current).recorded !== checksumOf(current).actual) problems.push(`${path}: hand-edited (its checksum does not match its text); run purgekit compile to restore it`);
+    else if (current !== text) problems.push(`${path}: stale (its policy changed since it was compiled); run purgekit compile`);
+  }
+  if (options.orphans) {
+    const present = (await readdir(outDir).catch(() => [] as string[])).filter((f) => f.endsWith('.sql')).sort();
+    for (const file of present) {
+      const path = join(outDir, file);
+      if (!expected.has(path)) problems.push(`${path}: orphaned (no policy compiles to it); delete it or restore its policy`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,58 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { InvalidPolicyError, PurgekitError, UsageError, ExitCode } from '../errors.js';
+import type { Policy } from '../policy.js';
+import { checksumOf, sourceOf } from '../render/render.js';
+import { didYouMean } from '../validate/didYouMean.js';
+import { validateFiles } from '../validate/validateFiles.js';
+import { renderPolicyFile } from './compile.js';
+
+/** A generated file that no longer matches its policy or was edited by hand. */
+export class StalePlanError extends PurgekitError {
+  readonly file: string;
+  constructor(file: string, reason: string) {
+    super(`${file}: ${reason}`, ExitCode.usage);
+    this.file = file;
+  }
+}
+
+export interface ResolvedPolicy {
+  readonly policy: Policy;
+  /** The generated file the policy was resolved through, if any. */
+  readonly generatedFile?: string;
+}
+
+/**
+ * A policy name, a policy file, or a generated .sql file -> its validated Policy. A generated
+ * file must be exactly what its policy compiles to today: not edited, not stale.
+ */
+export async function resolvePolicy(target: string, policiesDir: string): Promise<ResolvedPolicy> {
+  if (target.endsWith('.sql')) {
+    const text = await readFile(target, 'utf8').catch(() => {
+      throw new UsageError(`${target}: no such file`);
+    });
+    const { recorded, actual } = checksumOf(text);
+    if (!recorded) throw new StalePlanError(target, 'not a purgekit generated file (no checksum line)');
+    if (recorded !== actual) throw new StalePlanError(target, 'hand-edited: its checksum does not match its text; run purgekit compile');
+    const source = sourceOf(text);
+    if (!source) throw new StalePlanError(target, 'its header names no source policy');
+    const policy = await single(join(dirname(target), source));
+    if (renderPolicyFile(policy, dirname(target)) !== text.replace(/\r\n?/g, '\n')) {
+      throw new StalePlanError(target, `stale: ${source} changed since it was compiled; run purgekit compile`);
+    }
+    return { policy, generatedFile: target };
+  }
+  if (/\.ya?ml$/.test(target)) return { policy: await single(target) };
+  const { policies, diagnostics } = await validateFiles([policiesDir]);
+  const found = policies.find((p) => p.name === target);
+  if (found) return { policy: found };
+  if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
+  const hint = didYouMean(target, policies.map((p) => p.name));
+  throw new UsageError(`no policy named "${target}" in ${policiesDir}/${hint ? ` (did you mean "${hint}"?)` : ''}`);
+}
+
+async function single(path: string): Promise<Policy> {
+  const { policies, diagnostics } = await validateFiles([path]);
+  if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
+  return policies[0]!;
+}

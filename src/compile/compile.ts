@@ -1,0 +1,508 @@
+import type { Expectation, Policy, Preserve, SqlFragment, Step, TableName } from '../policy.js';
+import { formatSql, indent } from '../sql/format.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import { GuardCode, type Plan, type PlanStatement } from './plan.js';
+import { paramsBlock } from './params.js';
+
+/**
+ * Policy -> Plan. Pure: the same policy always yields the same statements. The statements are
+ * what a DBA reviews, what an operator pastes, and what the runner executes, so every check
+ * lives here, inside the SQL, as an assertion that raises and rolls the transaction back.
+ *
+ * State the script needs lives in temporary tables in pg_temp, always named with the pg_temp
+ * prefix so that no table of the database can stand in for them:
+ *   purgekit_params   the one parameter block (filled in by hand, by `render`, or bound by the runner)
+ *   purgekit_subject  the keys being purged (purge only)
+ *   purgekit_report   one row per step and check; the closing result set; it outlives COMMIT so
+ *                     that the final SELECT can show it.
+ */
+export function compile(policy: Policy): Plan {
+  const c = new Compiler(policy);
+  return c.plan();
+}
+
+const PARAMS = 'pg_temp.purgekit_params';
+const SUBJECT = 'pg_temp.purgekit_subject';
+const REPORT = 'pg_temp.purgekit_report';
+const REACH = 'pg_temp.purgekit_wipe_reach';
+
+export function qualified(t: TableName): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
+}
+
+/** A table name as shown to people and stored in the report: schema.name, quoted only where SQL needs it. */
+export function display(t: TableName): string {
+  return qualified(t);
+}
+
+class Compiler {
+  private readonly out: PlanStatement[] = [];
+  private readonly hasParams: boolean;
+  private readonly forceMulti: boolean;
+
+  constructor(private readonly policy: Policy) {
+    this.forceMulti = policy.kind === 'purge';
+    this.hasParams = policy.params.length > 0 || policy.flags.length > 0 || this.forceMulti;
+  }
+
+  plan(): Plan {
+    const p = this.policy;
+    this.begin();
+    this.requiredTables();
+    if (p.subject) this.subject();
+    const after = p.expect.filter((e) => e.when === 'after' || p.kind === 'check');
+    const before = p.kind === 'check' ? [] : p.expect.filter((e) => e.when === 'before');
+    before.forEach((e) => this.expectation(e, p.expect.indexOf(e)));
+    if (before.length) this.verdict('before');
+    p.preserve.forEach((rule, i) => this.preserveBefore(rule, i));
+    p.steps.forEach((step, i) => this.step(step, i));
+    if (p.wipe) this.wipe();
+    p.preserve.forEach((rule, i) => this.preserveAfter(rule, i));
+    after.forEach((e) => this.expectation(e, p.expect.indexOf(e)));
+    if (after.length) this.verdict('after');
+    this.end();
+    return {
+      name: p.name,
+      kind: p.kind,
+      ...(p.description ? { description: p.description } : {}),
+      source: p.source,
+      params: p.params,
+      flags: p.flags,
+      forceMulti: this.forceMulti,
+      maxSubjects: p.subject?.max ?? 1,
+      statements: this.out,
+    };
+  }
+
+  private add(s: PlanStatement): void {
+    this.out.push(s);
+  }
+
+  /** Author SQL with :subject and :param replaced by reads of the script's own tables. */
+  private sql(fragment: SqlFragment): string {
+    return fragment.parts
+      .map((part) => {
+        if (typeof part === 'string') return part;
+        if (part.ref === 'subject') return `(TABLE ${SUBJECT})`;
+        const param = this.policy.params.find((x) => x.name === part.ref)!;
+        const column = quoteIdent(param.name);
+        return `(SELECT ${param.normalize ? `${param.normalize}(${column})` : column} FROM ${PARAMS})`;
+      })
+      .join('');
+  }
+
+  private begin(): void {
+    const p = this.policy;
+    this.add({
+      role: 'begin',
+      title: p.kind === 'check' ? 'One read-only transaction: a check changes nothing.' : 'One transaction: any error or failed check below rolls everything back.',
+      notes: [],
+      sql: p.kind === 'check' ? 'BEGIN TRANSACTION READ ONLY' : 'BEGIN',
+    });
+    this.add({
+      role: 'setup',
+      title: `Unqualified names in the policy's SQL resolve in schema ${p.schema}; a run never waits long behind a lock.`,
+      notes: [],
+      sql: `SET LOCAL search_path = ${quoteIdent(p.schema)}, pg_temp`,
+      verbatim: true,
+    });
+    this.add({ role: 'setup', title: '', notes: [], sql: "SET LOCAL lock_timeout = '10s'", verbatim: true });
+    this.add({
+      role: 'setup',
+      title: 'The report: one row per step and check, shown at the end.',
+      notes: [],
+      sql: `DROP TABLE IF EXISTS ${REPORT}`,
+      verbatim: true,
+    });
+    this.add({
+      role: 'setup',
+      title: '',
+      notes: [],
+      sql: `CREATE TEMP TABLE purgekit_report (\n  seq integer GENERATED ALWAYS AS IDENTITY,\n  item text NOT NULL,\n  target text,\n  outcome text NOT NULL,\n  rows bigint,\n  detail text\n)`,
+      verbatim: true,
+    });
+    if (this.hasParams) this.params();
+  }
+
+  private params(): void {
+    const p = this.policy;
+    this.add({
+      role: 'params',
+      title: 'Parameters.',
+      notes: [
+        'Fill in the values (NULL means not given) or let purgekit render do it:',
+        `  purgekit render ${p.name}${p.params[0] ? ` --${kebab(p.params[0].name)} <value>` : ''}`,
+        'The runner binds the values itself; they are never spliced into the SQL.',
+      ],
+      sql: paramsBlock({ params: p.params, flags: p.flags, forceMulti: this.forceMulti, maxSubjects: p.subject?.max ?? 1 }),
+    });
+  }
+
+  /** Every table the script needs, checked at once so that a missing one is named up front. */
+  private requiredTables(): void {
+    const p = this.policy;
+    const tables = new Map<string, string>();
+    const need = (t: TableName, why: string) => {
+      const key = qualified(t);
+      if (!tables.has(key)) tables.set(key, why);
+    };
+    if (p.subject) need(p.subject.table, 'subject table');
+    p.steps.filter((s) => !s.optional).forEach((s) => need(s.table, `table of step ${p.steps.indexOf(s) + 1}`));
+    p.preserve.forEach((r) => need(r.table, 'preserve table'));
+    p.wipe?.tables.forEach((t) => need(t, 'wipe table'));
+    p.keep.forEach((t) => need(t, 'keep table'));
+    if (tables.size === 0) return;
+    const values = [...tables].map(([name, why]) => `(${quoteLiteral(name)}, ${quoteLiteral(why)})`).join(',\n    ');
+    this.add({
+      role: 'guard',
+      title: 'Guard: every table the policy needs exists (optional step tables excepted).',
+      notes: [],
+      sql: doBlock('guard', ['_missing text;'], [
+        `SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing`,
+        `FROM (VALUES\n    ${values}\n) AS needed (name, why)`,
+        'WHERE to_regclass(name) IS NULL;',
+        'IF _missing IS NOT NULL THEN',
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.tableMissing}', MESSAGE = 'required table is absent: ' || _missing;`,
+        'END IF;',
+      ]),
+    });
+  }
+
+  private subject(): void {
+    const s = this.policy.subject!;
+    const key = quoteIdent(s.key);
+    const table = qualified(s.table);
+    this.add({
+      role: 'subject',
+      title: `Subject: the ${s.table.name}.${s.key} values being purged.`,
+      notes: [],
+      sql: formatSql(`CREATE TEMP TABLE purgekit_subject AS SELECT ${key} FROM ${table} WITH NO DATA`),
+    });
+    const given = (by: readonly string[]) => by.map((b) => `${quoteIdent(b)} IS NOT NULL`).join(' AND ');
+    s.lookup.forEach((lookup, i) => {
+      const earlier = s.lookup.slice(0, i).map((l) => `NOT (${given(l.by)})`);
+      const condition = [...earlier, given(lookup.by)].join(' AND ');
+      this.add({
+        role: 'subject',
+        title: `Lookup ${i + 1} of ${s.lookup.length}, used when ${lookup.by.map((b) => `${b}`).join(' and ')} ${lookup.by.length > 1 ? 'are' : 'is'} given${i ? ' and no earlier lookup applies' : ''}:`,
+        notes: [`  ${oneLine(lookup.where.text)}`, 'Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.'],
+        sql: formatSql(
+          `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${table} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${this.sql(lookup.where)}) FOR UPDATE`,
+        ),
+      });
+    });
+    const anyGiven = s.lookup.map((l) => `(${given(l.by)})`).join(' OR ');
+    const choices = s.lookup.map((l) => l.by.map((b) => b).join(' + ')).join(', or ');
+    const preserved = this.policy.preserve.filter((r) => qualified(r.table) === table);
+    const body = [
+      `IF NOT (SELECT ${anyGiven} FROM ${PARAMS}) THEN`,
+      `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.noLookup}', MESSAGE = ${quoteLiteral(`no lookup parameters given: set ${choices}`)};`,
+      'END IF;',
+      `SELECT count(*) INTO _matched FROM ${SUBJECT};`,
+      'IF _matched = 0 THEN',
+      `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.noSubject}', MESSAGE = ${quoteLiteral(`no ${s.table.name} row matched`)};`,
+      'END IF;',
+      `IF _matched > ${s.max} AND NOT (SELECT force_multi FROM ${PARAMS}) THEN`,
+      `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.multipleSubjects}', MESSAGE = format(${quoteLiteral(`%s ${s.table.name} rows matched, more than ${s.max}; set force_multi to purge them all`)}, _matched);`,
+      'END IF;',
+    ];
+    preserved.forEach((rule) => {
+      const ruleNo = this.policy.preserve.indexOf(rule) + 1;
+      body.push(
+        ...[
+          `IF EXISTS (SELECT FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${SUBJECT}) AND (${this.sql(rule.where)})) THEN`,
+          `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = ${quoteLiteral(`a matched ${s.table.name} row is preserved by preserve rule ${ruleNo} (${oneLine(rule.where.text)})`)};`,
+          'END IF;',
+        ],
+      );
+    });
+    body.push(this.reportRow('subject', quoteLiteral(display(s.table)), "'matched'", '_matched', 'NULL'));
+    this.add({
+      role: 'guard',
+      title: `Guard: one lookup applies and it matched between 1 and ${s.max} ${plural(s.max, 'row')} (more only with force_multi)${preserved.length ? ', none of them preserved' : ''}.`,
+      notes: [],
+      sql: doBlock('guard', ['_matched bigint;'], body),
+    });
+    this.add({
+      role: 'subject',
+      title: 'Statistics for the subject table, so that the steps below use indexes.',
+      notes: [],
+      sql: `ANALYZE ${SUBJECT}`,
+      verbatim: true,
+    });
+  }
+
+  private preserveCondition(table: TableName): string | undefined {
+    const rules = this.policy.preserve.filter((r) => qualified(r.table) === qualified(table));
+    if (!rules.length) return undefined;
+    return rules.map((r) => `(${this.sql(r.where)}) IS NOT TRUE`).join(' AND ');
+  }
+
+  private preserveBefore(rule: Preserve, i: number): void {
+    const table = qualified(rule.table);
+    this.add({
+      role: 'preserve',
+      title: `Preserve rule ${i + 1}: rows of ${display(rule.table)} that must survive, counted before anything is removed.`,
+      notes: [`  ${oneLine(rule.where.text)}`, ...(rule.description ? [rule.description] : [])],
+      sql: formatSql(
+        `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) SELECT 'preserve ${i + 1}', ${quoteLiteral(display(rule.table))}, 'preserved', count(*), ${quoteLiteral(oneLine(rule.where.text))} FROM ${table} WHERE ${this.sql(rule.where)}`,
+      ),
+      table: rule.table,
+    });
+  }
+
+  private preserveAfter(rule: Preserve, i: number): void {
+    const table = qualified(rule.table);
+    this.add({
+      role: 'check',
+      title: `Check: every row kept by preserve rule ${i + 1} is still there (a cascade or trigger could have removed one).`,
+      notes: [],
+      sql: doBlock('check', ['_before bigint;', '_after bigint;'], [
+        `SELECT rows INTO _before FROM ${REPORT} WHERE item = 'preserve ${i + 1}';`,
+        indentFormatted(`SELECT count(*) INTO _after FROM ${table} WHERE ${this.sql(rule.where)};`),
+        'IF _after < _before THEN',
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format(${quoteLiteral(`preserve rule ${i + 1} on ${display(rule.table)} violated: %s rows before, %s after`)}, _before, _after);`,
+        'END IF;',
+      ]),
+      table: rule.table,
+    });
+  }
+
+  private step(step: Step, i: number): void {
+    const n = i + 1;
+    const table = qualified(step.table);
+    const target = quoteLiteral(display(step.table));
+    const keepOut = this.preserveCondition(step.table);
+    const conditions = [step.where ? `(${this.sql(step.where)})` : undefined, keepOut].filter(Boolean);
+    const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
+    const body: string[] = [];
+    if (step.optional) {
+      body.push(
+        `IF to_regclass(${quoteLiteral(table)}) IS NULL THEN`,
+        `  ${this.reportRow(`step ${n}`, target, "'absent'", 'NULL', "'optional table is absent; skipped'")}`,
+        '  RETURN;',
+        'END IF;',
+      );
+    }
+    if (step.if) {
+      body.push(
+        `IF NOT (SELECT ${quoteIdent(step.if)} FROM ${PARAMS}) THEN`,
+        `  ${this.reportRow(`step ${n}`, target, "'skipped'", 'NULL', quoteLiteral(`flag ${step.if} is not set`))}`,
+        '  RETURN;',
+        'END IF;',
+      );
+    }
+    body.push(indentFormatted(`SELECT count(*) INTO _counted FROM ${table}${where};`));
+    if (step.maxRows !== undefined) {
+      body.push(
+        `IF _counted > ${step.maxRows} THEN`,
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.tooManyRows}', MESSAGE = format(${quoteLiteral(`step ${n} (${display(step.table)}) would remove %s rows, more than its max_rows ${step.maxRows}`)}, _counted);`,
+        'END IF;',
+      );
+    }
+    body.push(
+      indentFormatted(`DELETE FROM ${table}${where};`),
+      'GET DIAGNOSTICS _removed = ROW_COUNT;',
+      'IF _removed <> _counted THEN',
+      `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.countMismatch}', MESSAGE = format(${quoteLiteral(`step ${n} (${display(step.table)}) removed %s rows but counted %s just before`)}, _removed, _counted);`,
+      'END IF;',
+      this.reportRow(`step ${n}`, target, "'removed'", '_removed', 'NULL'),
+    );
+    const notes: string[] = [];
+    if (step.description) notes.push(...step.description.trim().split('\n'));
+    notes.push(step.where ? `Removes rows where: ${oneLine(step.where.text)}` : 'Removes every row (all_rows: true).');
+    if (keepOut) notes.push(`Keeps rows matched by a preserve rule of ${display(step.table)}.`);
+    if (step.optional) notes.push('Optional: skipped and reported as absent when the table does not exist.');
+    if (step.if) notes.push(`Runs only when flag ${step.if} is set.`);
+    if (step.maxRows !== undefined) notes.push(`Fails if it would remove more than ${step.maxRows} ${plural(step.maxRows, 'row')}.`);
+    if (step.cascades.length) notes.push(`Expected to cascade to: ${step.cascades.map(display).join(', ')}.`);
+    this.add({
+      role: 'step',
+      title: `Step ${n} of ${this.policy.steps.length}: ${display(step.table)}`,
+      notes,
+      sql: doBlock('step', ['_counted bigint;', '_removed bigint;'], body),
+      table: step.table,
+      step: n,
+    });
+  }
+
+  private wipe(): void {
+    const w = this.policy.wipe!;
+    const listed = w.tables.map((t) => quoteLiteral(qualified(t))).join(', ');
+    const keep = this.policy.keep.map((t) => quoteLiteral(qualified(t))).join(', ');
+    this.add({
+      role: 'guard',
+      title: `Wipe reach: the tables TRUNCATE${w.cascade ? ' ... CASCADE' : ''} will empty, computed now from pg_catalog.`,
+      notes: [
+        'Listed tables with their partitions and inheritance children, then, transitively, every table',
+        'with a foreign key to one of them (and the partitions of those). Each is counted and reported.',
+        ...(this.policy.keep.length ? [`Fails if any keep table is reached: ${this.policy.keep.map(display).join(', ')}.`] : []),
+      ],
+      sql: 'CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL)',
+    });
+    this.add({
+      role: 'guard',
+      title: '',
+      notes: [],
+      sql: doBlock('reach', ['_added bigint;', '_kept text;', '_table record;', '_rows bigint;'], [
+          `INSERT INTO ${REACH} SELECT t, 'listed' FROM unnest(ARRAY[${listed}]::regclass[]) AS t;`,
+          '-- TRUNCATE without ONLY also empties the partitions and inheritance children of a listed table.',
+          'LOOP',
+          `  INSERT INTO ${REACH}`,
+          "  SELECT i.inhrelid, format('%s of %s', CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, i.inhparent::regclass)",
+          `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN ${REACH} r ON r.relid = i.inhparent`,
+          '  ORDER BY i.inhrelid',
+          '  ON CONFLICT DO NOTHING;',
+          '  GET DIAGNOSTICS _added = ROW_COUNT;',
+          '  EXIT WHEN _added = 0;',
+          'END LOOP;',
+          ...(w.cascade
+            ? [
+                '-- CASCADE then empties every table with a foreign key to an emptied one, and its partitions.',
+                'LOOP',
+                `  INSERT INTO ${REACH}`,
+                "  SELECT DISTINCT ON (con.conrelid) con.conrelid, format('references %s (foreign key %s)', con.confrelid::regclass, con.conname)",
+                `  FROM pg_constraint con JOIN ${REACH} r ON r.relid = con.confrelid`,
+                `  WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT relid FROM ${REACH})`,
+                '  ORDER BY con.conrelid, con.conname',
+                '  ON CONFLICT DO NOTHING;',
+                '  GET DIAGNOSTICS _added = ROW_COUNT;',
+                `  INSERT INTO ${REACH}`,
+                "  SELECT i.inhrelid, format('partition of %s', i.inhparent::regclass)",
+                `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition JOIN ${REACH} r ON r.relid = i.inhparent`,
+                '  ORDER BY i.inhrelid',
+                '  ON CONFLICT DO NOTHING;',
+                '  EXIT WHEN _added = 0 AND NOT FOUND;',
+                'END LOOP;',
+              ]
+            : []),
+          ...(this.policy.keep.length
+            ? [
+                "SELECT string_agg(format('%s (%s)', relid, reason), ', ' ORDER BY relid::text) INTO _kept",
+                `FROM ${REACH} WHERE relid IN (SELECT to_regclass(k) FROM unnest(ARRAY[${keep}]) AS k);`,
+                'IF _kept IS NOT NULL THEN',
+                `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.keepReached}', MESSAGE = 'the wipe would reach a keep table: ' || _kept;`,
+                'END IF;',
+              ]
+            : []),
+          `FOR _table IN SELECT r.relid, r.reason, c.relkind FROM ${REACH} r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP`,
+          "  IF _table.relkind = 'p' THEN",
+          `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", 'NULL', "_table.reason || '; partitioned, rows counted in its partitions'")}`,
+          '  ELSE',
+          "    EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;",
+          `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", '_rows', '_table.reason')}`,
+          '  END IF;',
+          'END LOOP;',
+        ]),
+    });
+    const tables = w.tables.map((t) => `  ${qualified(t)}`).join(',\n');
+    const options = [w.restartIdentity ? 'RESTART IDENTITY' : 'CONTINUE IDENTITY', w.cascade ? 'CASCADE' : 'RESTRICT'].join(' ');
+    this.add({
+      role: 'wipe',
+      title: `Wipe: empty ${w.tables.length} ${plural(w.tables.length, 'table')}${w.cascade ? ' and every table the cascade reaches (listed in the report)' : ''}.`,
+      notes: [w.restartIdentity ? 'Sequences owned by emptied tables restart at their start value.' : 'Sequences keep their values.'],
+      sql: `TRUNCATE TABLE\n${tables}\n${options}`,
+      verbatim: true,
+    });
+  }
+
+  private expectation(e: Expectation, i: number): void {
+    const bounds: string[] = [];
+    const failures: string[] = [];
+    if (e.equals !== undefined) {
+      bounds.push(`= ${e.equals}`);
+      failures.push(`_value <> ${e.equals}`);
+    }
+    if (e.min !== undefined) {
+      bounds.push(`>= ${e.min}`);
+      failures.push(`_value < ${e.min}`);
+    }
+    if (e.max !== undefined) {
+      bounds.push(`<= ${e.max}`);
+      failures.push(`_value > ${e.max}`);
+    }
+    const wanted = bounds.join(' and ');
+    this.add({
+      role: 'expect',
+      title: `Expect ${i + 1}${this.policy.kind === 'check' ? '' : ` (${e.when} the steps)`}: ${oneLine(e.name)}, value ${wanted}.`,
+      notes: [],
+      sql: doBlock('expect', ['_value numeric;'], [
+        indentFormatted(`_value := (${this.sql(e.query)});`),
+        this.reportRow(
+          `expect ${i + 1}`,
+          quoteLiteral(oneLine(e.name)),
+          `CASE WHEN _value IS NULL OR ${failures.join(' OR ')} THEN 'failed' ELSE 'ok' END`,
+          'NULL',
+          `format(${quoteLiteral(`value %s, wanted ${wanted}`)}, coalesce(_value::text, 'NULL'))`,
+        ),
+      ]),
+    });
+  }
+
+  /** Raise once for all failed expectations of a phase, so the message names every one. */
+  private verdict(phase: 'before' | 'after'): void {
+    this.add({
+      role: 'check',
+      title: `Check: every expectation ${phase === 'before' ? 'checked before the steps' : 'above'} holds.`,
+      notes: [],
+      sql: doBlock('check', ['_failed text;'], [
+        "SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed",
+        `FROM ${REPORT} WHERE item LIKE 'expect %' AND outcome = 'failed';`,
+        'IF _failed IS NOT NULL THEN',
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.expectFailed}', MESSAGE = 'expectation failed: ' || _failed;`,
+        'END IF;',
+      ]),
+    });
+  }
+
+  private end(): void {
+    const temp = [this.hasParams ? PARAMS : undefined, this.policy.subject ? SUBJECT : undefined, this.policy.wipe ? REACH : undefined].filter(Boolean);
+    temp.forEach((t, i) => {
+      const title = i === 0 ? "The script's working tables go; the report stays for the result set below." : '';
+      this.add({ role: 'cleanup', title, notes: [], sql: `DROP TABLE ${t}`, verbatim: true });
+    });
+    this.add({ role: 'commit', title: this.policy.kind === 'check' ? 'Nothing was changed.' : 'Every check held.', notes: [], sql: 'COMMIT' });
+    this.add({
+      role: 'report',
+      title: 'What happened, one row per step and check.',
+      notes: [],
+      sql: `SELECT item, target, outcome, rows, detail FROM ${REPORT} ORDER BY seq`,
+    });
+  }
+
+  private reportRow(item: string, target: string, outcome: string, rows: string, detail: string): string {
+    return `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) VALUES (${quoteLiteral(item)}, ${target}, ${outcome}, ${rows}, ${detail});`;
+  }
+}
+
+/**
+ * A DO block. The body is PL/pgSQL laid out here; SQL inside it comes formatted. Columns win over
+ * the block's variables (#variable_conflict use_column) so author SQL means what it says, and the
+ * variables carry a leading underscore to make a clash unlikely in the first place.
+ */
+function doBlock(tag: string, declarations: readonly string[], body: readonly string[]): string {
+  const text = ['#variable_conflict use_column', 'DECLARE', ...declarations.map((d) => `  ${d}`), 'BEGIN', ...body.map((b) => indent(b, 2)), 'END'].join('\n');
+  let quote = `$${tag}$`;
+  for (let n = 2; text.includes(quote); n++) quote = `$${tag}${n}$`;
+  return `DO ${quote}\n${text}\n${quote}`;
+}
+
+/** Format one SQL statement (with its PL/pgSQL INTO or assignment kept on the first line). */
+function indentFormatted(statement: string): string {
+  const body = statement.replace(/;$/, '');
+  const assign = body.match(/^(_\w+ := )\((.*)\)$/s);
+  if (assign) return `${assign[1]}(\n${indent(formatSql(assign[2]!), 2)}\n);`;
+  return `${formatSql(body)};`;
+}
+
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+export function kebab(name: string): string {
+  return name.replaceAll('_', '-');
+}
+
+function plural(n: number, word: string): string {
+  return n === 1 ? word : `${word}s`;
+}

@@ -1,0 +1,65 @@
+import type { FlagDecl, ParamDecl, PolicyKind, TableName } from '../policy.js';
+
+/**
+ * A compiled plan: the exact statements the generated file holds, in order, each tagged with
+ * its role and the table it touches. render() turns it into text; the runner executes the same
+ * statements (all but begin and commit) inside a transaction it opens itself.
+ */
+export type StatementRole =
+  | 'begin' // the file's own BEGIN: never sent by the runner
+  | 'setup' // session settings and the report table
+  | 'params' // the one parameter block
+  | 'subject' // the subject table and its lookups
+  | 'guard' // assertions that raise before anything is removed
+  | 'preserve' // counts of rows that must survive
+  | 'expect' // an expectation, recorded in the report
+  | 'step' // one delete
+  | 'wipe' // the TRUNCATE
+  | 'check' // assertions that raise after the steps
+  | 'cleanup' // drops the script's temporary tables
+  | 'commit' // the file's own COMMIT: never sent by the runner
+  | 'report'; // the closing result set
+
+export interface PlanStatement {
+  readonly role: StatementRole;
+  /** One-line heading of the statement's comment. */
+  readonly title: string;
+  /** Further comment lines: what it removes and why. */
+  readonly notes: readonly string[];
+  /** The statement, without its trailing semicolon. */
+  readonly sql: string;
+  /** Laid out by purgekit itself (sql-formatter would split it badly); not reformatted. */
+  readonly verbatim?: boolean;
+  readonly table?: TableName;
+  /** 1-based step number for role 'step'. */
+  readonly step?: number;
+}
+
+export interface Plan {
+  readonly name: string;
+  readonly kind: PolicyKind;
+  readonly description?: string;
+  readonly source: { readonly path: string; readonly sha256: string };
+  readonly params: readonly ParamDecl[];
+  readonly flags: readonly FlagDecl[];
+  /** The params block has a force_multi switch (purge policies). */
+  readonly forceMulti: boolean;
+  readonly maxSubjects: number;
+  readonly statements: readonly PlanStatement[];
+}
+
+/**
+ * SQLSTATEs the script raises, so that the runner and people can tell checks apart.
+ * Class PK is not used by PostgreSQL.
+ */
+export const GuardCode = {
+  noLookup: 'PK001',
+  noSubject: 'PK002',
+  multipleSubjects: 'PK003',
+  expectFailed: 'PK004',
+  preserveViolated: 'PK005',
+  countMismatch: 'PK006',
+  keepReached: 'PK007',
+  tableMissing: 'PK008',
+  tooManyRows: 'PK009',
+} as const;

@@ -1,0 +1,104 @@
+/**
+ * A validated policy. Only validate() produces one; everything after it (compile, render, run)
+ * may trust these fields. SQL fragments written by the author have been parsed: a SqlFragment
+ * is exactly one expression (or one SELECT for queries), with its :name references resolved.
+ */
+export type PolicyKind = 'purge' | 'cleanup' | 'wipe' | 'check';
+
+export const PARAM_TYPES = ['text', 'integer', 'bigint', 'numeric', 'uuid', 'boolean', 'date', 'timestamptz'] as const;
+export type ParamType = (typeof PARAM_TYPES)[number];
+
+export interface ParamDecl {
+  readonly name: string;
+  readonly type: ParamType;
+  readonly normalize?: 'lower' | 'upper' | 'trim';
+  readonly description?: string;
+  /** The value identifies a person; logs carry a hash of it, never the value. */
+  readonly personal: boolean;
+}
+
+export interface FlagDecl {
+  readonly name: string;
+  readonly default: boolean;
+  readonly description?: string;
+}
+
+/** A piece of SQL the author wrote, split at its :name references. */
+export interface SqlFragment {
+  /** The text as written in the policy. */
+  readonly text: string;
+  /** Text and references in order: a reference is `:subject` or `:<param>`. */
+  readonly parts: readonly (string | { readonly ref: string })[];
+}
+
+export interface TableName {
+  readonly schema: string;
+  readonly name: string;
+}
+
+export interface Lookup {
+  readonly by: readonly string[];
+  readonly where: SqlFragment;
+}
+
+export interface Subject {
+  readonly table: TableName;
+  readonly key: string;
+  readonly lookup: readonly Lookup[];
+  readonly max: number;
+}
+
+export interface Step {
+  readonly table: TableName;
+  /** Absent when the step deletes every row (all_rows: true). */
+  readonly where?: SqlFragment;
+  readonly optional: boolean;
+  readonly if?: string;
+  readonly maxRows?: number;
+  readonly description?: string;
+  readonly cascades: readonly TableName[];
+}
+
+export interface Preserve {
+  readonly table: TableName;
+  readonly where: SqlFragment;
+  readonly description?: string;
+}
+
+export interface Wipe {
+  readonly tables: readonly TableName[];
+  readonly restartIdentity: boolean;
+  readonly cascade: boolean;
+}
+
+export interface Expectation {
+  readonly name: string;
+  readonly query: SqlFragment;
+  readonly min?: number;
+  readonly max?: number;
+  readonly equals?: number;
+  readonly when: 'before' | 'after';
+}
+
+export interface Guard {
+  readonly databases?: readonly string[];
+  readonly confirm?: 'database';
+}
+
+export interface Policy {
+  readonly version: 1;
+  readonly name: string;
+  readonly kind: PolicyKind;
+  readonly description?: string;
+  readonly schema: string;
+  readonly params: readonly ParamDecl[];
+  readonly flags: readonly FlagDecl[];
+  readonly subject?: Subject;
+  readonly steps: readonly Step[];
+  readonly preserve: readonly Preserve[];
+  readonly wipe?: Wipe;
+  readonly keep: readonly TableName[];
+  readonly expect: readonly Expectation[];
+  readonly guard: Guard;
+  readonly source: { readonly path: string; readonly sha256: string };
+}

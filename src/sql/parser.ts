@@ -1,0 +1,45 @@
+import { loadModule, parseSync, scanSync } from 'libpg-query';
+
+/**
+ * The real PostgreSQL parser and scanner (libpg-query, WASM). Its module must be loaded once
+ * before the synchronous calls work; every entry point that validates SQL awaits this first.
+ */
+let loaded: Promise<void> | undefined;
+export function loadParser(): Promise<void> {
+  loaded ??= loadModule();
+  return loaded;
+}
+
+export interface Token {
+  /** UTF-8 byte offsets into the scanned text. */
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+  readonly tokenName: string;
+  readonly keywordName: string;
+}
+
+export function scan(text: string): readonly Token[] {
+  return (scanSync(text) as { tokens: Token[] }).tokens;
+}
+
+export interface ParseFailure {
+  readonly message: string;
+  /** 0-based byte offset into the parsed text, when the parser gave one. */
+  readonly offset?: number;
+}
+
+export type ParseResult = { ok: true; stmts: readonly { stmt: Record<string, unknown> }[] } | { ok: false; error: ParseFailure };
+
+export function parse(text: string): ParseResult {
+  try {
+    const tree = parseSync(text) as { stmts?: { stmt: Record<string, unknown> }[] };
+    return { ok: true, stmts: tree.stmts ?? [] };
+  } catch (e) {
+    const details = (e as { sqlDetails?: { message?: string; cursorPosition?: number } }).sqlDetails;
+    return {
+      ok: false,
+      error: { message: details?.message ?? String((e as Error).message), offset: details?.cursorPosition },
+    };
+  }
+}

@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto';
+import { isScalar, Scalar } from 'yaml';
+import type { Diagnostic } from '../errors.js';
+import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
+import type {
+  Expectation, FlagDecl, Lookup, ParamDecl, ParamType, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
+} from '../policy.js';
+import { checkQuery, checkWhere, referencesOf, type FragmentResult } from '../sql/fragment.js';
+import { schemaDiagnostics, describe } from './schema.js';
+import { didYouMean } from './didYouMean.js';
+
+/**
+ * Untrusted YAML in, a Policy out, or every problem of the file located at file:line:col.
+ * Schema errors come first; the semantic checks below read the raw value defensively so that
+ * they can still report on the parts that are well-formed.
+ */
+export type Validated = { ok: true; policy: Policy } | { ok: false; diagnostics: readonly Diagnostic[] };
+
+/** Reserved run-time names: :subject is the subject set; force_multi is the --force-multi switch. */
+const RESERVED = new Set(['subject', 'force_multi']);
+const MAX_IDENTIFIER_BYTES = 63;
+
+type Raw = Record<string, unknown>;
+const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export function normalizeText(text: string): string {
+  return `${text.replace(/\r\n?/g, '\n').trimEnd()}\n`;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+export function validatePolicy(file: LoadedFile): Validated {
+  if (file.syntaxErrors.length) return { ok: false, diagnostics: file.syntaxErrors };
+  const diagnostics: Diagnostic[] = [...schemaDiagnostics(file)];
+  const raw = file.raw;
+  if (!isObject(raw)) return { ok: false, diagnostics: diagnostics.length ? diagnostics : [{ ...locate(file, []), message: 'a policy must be a YAML mapping' }] };
+
+  const report = (path: readonly PathSegment[], message: string, key = false) =>
+    diagnostics.push({ ...locate(file, path, { key }), message: `${describe(path)}: ${message}` });
+
+  const kind = (['purge', 'cleanup', 'wipe', 'check'] as const).find((k) => k === raw['kind']) ?? 'purge';
+  const schema = str(raw['schema']) ?? 'public';
+  checkIdentifier(['schema'], schema);
+
+  function checkIdentifier(path: readonly PathSegment[], name: string): void {
+    const bytes = Buffer.byteLength(name, 'utf8');
+    if (bytes > MAX_IDENTIFIER_BYTES) report(path, `"${name}" is ${bytes} bytes; PostgreSQL truncates identifiers to ${MAX_IDENTIFIER_BYTES} bytes`);
+  }
+  function table(path: readonly PathSegment[], value: unknown): TableName {
+    const name = str(value) ?? '';
+    checkIdentifier(path, name);
+    return { schema, name };
+  }
+
+  // Params and flags: the names :refs and if: may use.
+  const params: ParamDecl[] = Object.entries(isObject(raw['params']) ? raw['params'] : {}).map(([name, decl]) => {
+    const d = isObject(decl) ? decl : {};
+    const type = (str(d['type']) ?? 'text') as ParamType;
+    if (RESERVED.has(name)) report(['params', name], `"${name}" is reserved`, true);
+    checkIdentifier(['params', name], name);
+    if (d['normalize'] !== undefined && type !== 'text') report(['params', name, 'normalize'], 'normalize applies to text params only');
+    return {
+      name, type,
+      ...(d['normalize'] ? { normalize: d['normalize'] as ParamDecl['normalize'] } : {}),
+      ...(str(d['description']) ? { description: str(d['description']) } : {}),
+      personal: typeof d['personal'] === 'boolean' ? d['personal'] : type === 'text',
+    };
+  });
+  const flags: FlagDecl[] = Object.entries(isObject(raw['flags']) ? raw['flags'] : {}).map(([name, decl]) => {
+    const d = isObject(decl) ? decl : {};
+    if (RESERVED.has(name)) report(['flags', name], `"${name}" is reserved`, true);
+    if (params.some((p) => p.name === name)) report(['flags', name], `"${name}" is both a param and a flag`, true);
+    return { name, default: d['default'] === true, ...(str(d['description']) ? { description: str(d['description']) } : {}) };
+  });
+  const paramNames = params.map((p) => p.name);
+  const hasSubject = kind === 'purge';
+
+  /** Parse a where/query, report its problems at their place in the YAML, check its references. */
+  function fragment(path: readonly PathSegment[], check: (t: string) => FragmentResult, allowedParams = paramNames): SqlFragment | undefined {
+    const text = str(file.doc.getIn(path));
+    if (text === undefined) return undefined;
+    const result = check(text);
+    if (!result.ok) {
+      for (const p of result.problems) diagnostics.push({ ...sqlPosition(file, path, text, p.offset), message: `${describe(path)}: ${p.message}` });
+      return undefined;
+    }
+    for (const ref of referencesOf(result.fragment)) {
+      if (ref === 'subject') {
+        if (!hasSubject) report(path, ':subject is only available in a purge policy (it has no subject)');
+        continue;
+      }
+      if (allowedParams.includes(ref)) continue;
+      if (paramNames.includes(ref)) {
+        report(path, `:${ref} is not in this lookup's "by" list, so it may be NULL when the lookup runs`);
+      } else {
+        const hint = didYouMean(ref, [...paramNames, ...(hasSubject ? ['subject'] : [])]);
+        report(path, `unknown parameter :${ref}${hint ? ` (did you mean :${hint}?)` : ''}`);
+      }
+    }
+    return result.fragment;
+  }
+
+  // Subject.
+  let subject: Subject | undefined;
+  if (isObject(raw['subject'])) {
+    const s = raw['subject'];
+    if (kind !== 'purge') report(['subject'], `only a purge policy has a subject (this one is kind: ${kind})`, true);
+    const lookup: Lookup[] = [];
+    list(s['lookup']).forEach((entry, i) => {
+      if (!isObject(entry)) return;
+      const by = list(entry['by']).filter((b): b is string => typeof b === 'string');
+      by.forEach((b, j) => {
+        if (!paramNames.includes(b)) {
+          const hint = didYouMean(b, paramNames);
+          report(['subject', 'lookup', i, 'by', j], `unknown parameter "${b}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+        }
+      });
+      const where = fragment(['subject', 'lookup', i, 'where'], checkWhere, by);
+      if (where && referencesOf(where).includes('subject')) report(['subject', 'lookup', i, 'where'], 'a lookup cannot use :subject (it defines it)');
+      if (where) lookup.push({ by, where });
+    });
+    const key = str(s['key']) ?? '';
+    checkIdentifier(['subject', 'key'], key);
+    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1 };
+  } else if (kind === 'purge') {
+    report([], 'a purge policy needs a subject (the rows being removed, found by a lookup)');
+  }
+
+  // Steps.
+  const steps: Step[] = [];
+  const seenSteps = new Map<string, number>();
+  list(raw['steps']).forEach((rawStep, i) => {
+    if (!isObject(rawStep)) return;
+    const path = ['steps', i];
+    const allRows = rawStep['all_rows'] === true;
+    const hasWhere = rawStep['where'] !== undefined;
+    if (!hasWhere && !allRows) report(path, 'has no where, so it would delete every row: add a where, or all_rows: true to say that is intended');
+    if (hasWhere && allRows) report([...path, 'all_rows'], 'all_rows: true and a where contradict each other', true);
+    const where = hasWhere ? fragment([...path, 'where'], checkWhere) : undefined;
+    const flag = str(rawStep['if']);
+    if (flag !== undefined && !flags.some((f) => f.name === flag)) {
+      const hint = didYouMean(flag, flags.map((f) => f.name));
+      report([...path, 'if'], `unknown flag "${flag}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    }
+    const t = table([...path, 'table'], rawStep['table']);
+    const identity = `${t.name}\u0000${where?.text ?? '*'}\u0000${flag ?? ''}`;
+    const first = seenSteps.get(identity);
+    if (first !== undefined) report(path, `duplicates steps[${first}] (same table, where and if)`);
+    else seenSteps.set(identity, i);
+    steps.push({
+      table: t,
+      ...(where ? { where } : {}),
+      optional: rawStep['optional'] === true,
+      ...(flag !== undefined ? { if: flag } : {}),
+      ...(typeof rawStep['max_rows'] === 'number' ? { maxRows: rawStep['max_rows'] } : {}),
+      ...(str(rawStep['description']) ? { description: str(rawStep['description']) } : {}),
+      cascades: list(rawStep['cascades']).map((c, j) => table([...path, 'cascades', j], c)),
+    });
+  });
+  if ((kind === 'purge' || kind === 'cleanup') && steps.length === 0 && !diagnostics.length) report([], `a ${kind} policy needs at least one step`);
+  if ((kind === 'wipe' || kind === 'check') && raw['steps'] !== undefined) report(['steps'], `a ${kind} policy has no steps`, true);
+
+  // Preserve.
+  const preserve: Preserve[] = [];
+  list(raw['preserve']).forEach((p, i) => {
+    if (!isObject(p)) return;
+    const where = fragment(['preserve', i, 'where'], checkWhere);
+    if (where) preserve.push({ table: table(['preserve', i, 'table'], p['table']), where, ...(str(p['description']) ? { description: str(p['description']) } : {}) });
+  });
+  if (kind === 'check' && raw['preserve'] !== undefined) report(['preserve'], 'a check policy removes nothing, so it has nothing to preserve', true);
+
+  // Wipe and keep.
+  let wipe: Wipe | undefined;
+  const keep = list(raw['keep']).map((k, i) => table(['keep', i], k));
+  if (isObject(raw['wipe'])) {
+    const w = raw['wipe'];
+    if (kind !== 'wipe') report(['wipe'], `only a wipe policy has wipe (this one is kind: ${kind})`, true);
+    const tables = list(w['tables']).map((t, i) => table(['wipe', 'tables', i], t));
+    tables.forEach((t, i) => {
+      if (keep.some((k) => k.name === t.name)) report(['wipe', 'tables', i], `"${t.name}" is also in keep: a table cannot be both wiped and kept`);
+      if (tables.findIndex((o) => o.name === t.name) < i) report(['wipe', 'tables', i], `"${t.name}" is listed twice`);
+    });
+    wipe = { tables, restartIdentity: w['restart_identity'] !== false, cascade: w['cascade'] !== false };
+  } else if (kind === 'wipe') {
+    report([], 'a wipe policy needs wipe: { tables: [...] }');
+  }
+  if (raw['keep'] !== undefined && kind !== 'wipe') report(['keep'], 'keep applies to wipe policies (use preserve for rows)', true);
+
+  // Expectations.
+  const expect: Expectation[] = [];
+  list(raw['expect']).forEach((e, i) => {
+    if (!isObject(e)) return;
+    const bounds = ['min', 'max', 'equals'].filter((b) => typeof e[b] === 'number');
+    if (bounds.length === 0) report(['expect', i], 'needs min, max or equals');
+    if (bounds.includes('equals') && bounds.length > 1) report(['expect', i], 'equals cannot be combined with min or max');
+    if (typeof e['min'] === 'number' && typeof e['max'] === 'number' && e['min'] > e['max']) report(['expect', i], 'min is greater than max');
+    const query = fragment(['expect', i, 'query'], checkQuery);
+    const when = e['when'] === 'before' ? 'before' : 'after';
+    if (kind === 'check' && e['when'] !== undefined) report(['expect', i, 'when'], 'a check policy has no steps, so when does not apply', true);
+    if (query) {
+      expect.push({
+        name: str(e['name']) ?? `expect ${i + 1}`, query, when,
+        ...Object.fromEntries(bounds.map((b) => [b, e[b] as number])),
+      });
+    }
+  });
+  if (kind === 'check' && list(raw['expect']).length === 0) report([], 'a check policy needs at least one expect');
+
+  const guard = isObject(raw['guard']) ? raw['guard'] : {};
+  if (diagnostics.length) return { ok: false, diagnostics: sortDiagnostics(diagnostics) };
+  return {
+    ok: true,
+    policy: {
+      version: 1,
+      name: raw['name'] as string,
+      kind: kind as PolicyKind,
+      ...(str(raw['description']) ? { description: str(raw['description'])!.trim() } : {}),
+      schema, params, flags,
+      ...(subject ? { subject } : {}),
+      steps, preserve,
+      ...(wipe ? { wipe } : {}),
+      keep, expect,
+      guard: {
+        ...(Array.isArray(guard['databases']) ? { databases: guard['databases'] as string[] } : {}),
+        ...(guard['confirm'] === 'database' ? { confirm: 'database' as const } : {}),
+      },
+      source: { path: file.path, sha256: sha256(normalizeText(file.text)) },
+    },
+  };
+}
+
+function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  return ds.sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/** Map a character offset in a SQL scalar back to the file, through block and quoted styles. */
+function sqlPosition(file: LoadedFile, path: readonly PathSegment[], text: string, offset: number): Diagnostic {
+  const base = locate(file, path);
+  const found = scalarAt(file, path);
+  if (!found || !isScalar(found.node)) return base;
+  const before = text.slice(0, offset).split('\n');
+  const lineIndex = before.length - 1;
+  const column = before[lineIndex]!.length;
+  const type = (found.node as Scalar).type;
+  if (type === Scalar.BLOCK_LITERAL || type === Scalar.BLOCK_FOLDED) {
+    const contentStart = file.text.indexOf('\n', found.node.range![0]) + 1;
+    const firstLine = file.text.slice(contentStart).match(/^[ \t]*/)![0].length;
+    const { line } = file.lines.linePos(contentStart);
+    return { ...base, line: line + lineIndex, col: firstLine + column + 1 };
+  }
+  if (lineIndex > 0) return base;
+  const quoted = type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE ? 1 : 0;
+  return { ...base, col: base.col + quoted + column };
+}
