@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 f2680d3763e48efa05b570dff5b6f58318d072066298374aeb549e8ea06f41a6
--- Checksum:    sha256 87accf217695089bce95e7b49119b1edd9f1300956b87d79df274c7941185077 (this file without this line)
+-- Checksum:    sha256 10e1c68950c5b0dfd9e770f69a08afed1fd7cb14eb4a56e903e428da127acbdd (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -49,15 +49,18 @@ CREATE TEMP TABLE purgekit_report (
   detail text
 );
 
--- Parameters.
--- Fill in the values (NULL means not given) or let purgekit render do it:
---   purgekit render nexus-purge-user --user-id <value>
--- The runner binds the values itself; they are never spliced into the SQL.
+-- Parameters: the only values this script reads. NULL means not given.
+--   user_id (text): Authentik subject (user_profiles.user_id)
+--   email (text, compared as lower(value)): matches email, business_email or personal_email
+--   delete_owned_companies (flag, default false): also delete companies the user owns
+--   force_multi (flag, default false): allow more than 1 matching subject
+-- Fill them in by hand, or let purgekit render do it: purgekit render nexus-purge-user --user-id <value>
+-- purgekit plan/apply bind the values instead; they are never spliced into the SQL.
 CREATE TEMP TABLE purgekit_params AS
 SELECT
-  NULL::text AS user_id, -- Authentik subject (user_profiles.user_id)
-  NULL::text AS email, -- matches email, business_email or personal_email
-  false AS delete_owned_companies, -- also delete companies the user owns
+  NULL::text AS user_id,
+  NULL::text AS email,
+  false AS delete_owned_companies,
   false AS force_multi;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).

@@ -2,7 +2,7 @@ import type { Expectation, Policy, Preserve, SqlFragment, Step, TableName } from
 import { formatSql, indent } from '../sql/format.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { GuardCode, type Plan, type PlanStatement } from './plan.js';
-import { paramsBlock } from './params.js';
+import { paramsBlock, paramsLegend } from './params.js';
 
 /**
  * Policy -> Plan. Pure: the same policy always yields the same statements. The statements are
@@ -126,15 +126,16 @@ class Compiler {
 
   private params(): void {
     const p = this.policy;
+    const shape = { params: p.params, flags: p.flags, forceMulti: this.forceMulti, maxSubjects: p.subject?.max ?? 1 };
     this.add({
       role: 'params',
-      title: 'Parameters.',
+      title: 'Parameters: the only values this script reads. NULL means not given.',
       notes: [
-        'Fill in the values (NULL means not given) or let purgekit render do it:',
-        `  purgekit render ${p.name}${p.params[0] ? ` --${kebab(p.params[0].name)} <value>` : ''}`,
-        'The runner binds the values itself; they are never spliced into the SQL.',
+        ...paramsLegend(shape),
+        `Fill them in by hand, or let purgekit render do it: purgekit render ${p.name}${p.params[0] ? ` --${kebab(p.params[0].name)} <value>` : ''}`,
+        'purgekit plan/apply bind the values instead; they are never spliced into the SQL.',
       ],
-      sql: paramsBlock({ params: p.params, flags: p.flags, forceMulti: this.forceMulti, maxSubjects: p.subject?.max ?? 1 }),
+      sql: paramsBlock(shape),
     });
   }
 
@@ -424,7 +425,7 @@ class Compiler {
     const wanted = bounds.join(' and ');
     this.add({
       role: 'expect',
-      title: `Expect ${i + 1}${this.policy.kind === 'check' ? '' : ` (${e.when} the steps)`}: ${oneLine(e.name)}, value ${wanted}.`,
+      title: `Expect ${i + 1}${this.policy.kind === 'check' ? '' : ` (${e.when} the ${this.policy.kind === 'wipe' ? 'wipe' : 'steps'})`}: ${oneLine(e.name)}, value ${wanted}.`,
       notes: [],
       sql: doBlock('expect', ['_value numeric;'], [
         indentFormatted(`_value := (${this.sql(e.query)});`),

@@ -17,17 +17,19 @@ export interface ParamsShape {
 export type RenderedValues = ReadonlyMap<string, string>;
 
 export function paramsBlock(shape: ParamsShape, values: RenderedValues = new Map()): string {
-  const lines: { sql: string; comment?: string }[] = [];
-  for (const p of shape.params) lines.push({ sql: `${values.get(p.name) ?? 'NULL'}::${p.type} AS ${quoteIdent(p.name)}`, comment: p.description });
-  for (const f of shape.flags) lines.push({ sql: `${values.get(f.name) ?? String(f.default)} AS ${quoteIdent(f.name)}`, comment: f.description });
-  if (shape.forceMulti) {
-    lines.push({ sql: `${values.get('force_multi') ?? 'false'} AS force_multi`, comment: `allow more than ${shape.maxSubjects} matching subject${shape.maxSubjects === 1 ? '' : 's'}` });
-  }
-  const body = lines.map((line, i) => {
-    const comma = i < lines.length - 1 ? ',' : '';
-    // A comment on the last line would be moved after the statement by sql-formatter.
-    const comment = line.comment && comma ? ` -- ${line.comment.replace(/\s+/g, ' ').trim()}` : '';
-    return `  ${line.sql}${comma}${comment}`;
-  });
-  return `CREATE TEMP TABLE purgekit_params AS\nSELECT\n${body.join('\n')}`;
+  const lines: string[] = [];
+  for (const p of shape.params) lines.push(`${values.get(p.name) ?? 'NULL'}::${p.type} AS ${quoteIdent(p.name)}`);
+  for (const f of shape.flags) lines.push(`${values.get(f.name) ?? String(f.default)} AS ${quoteIdent(f.name)}`);
+  if (shape.forceMulti) lines.push(`${values.get('force_multi') ?? 'false'} AS force_multi`);
+  return `CREATE TEMP TABLE purgekit_params AS\nSELECT\n${lines.map((l, i) => `  ${l}${i < lines.length - 1 ? ',' : ''}`).join('\n')}`;
+}
+
+/** One comment line per value, for the block's heading (sql-formatter would move trailing comments). */
+export function paramsLegend(shape: ParamsShape): string[] {
+  const describe = (text?: string) => (text ? `: ${text.replace(/\s+/g, ' ').trim()}` : '');
+  return [
+    ...shape.params.map((p) => `  ${p.name} (${p.type}${p.normalize ? `, compared as ${p.normalize}(value)` : ''})${describe(p.description)}`),
+    ...shape.flags.map((f) => `  ${f.name} (flag, default ${f.default})${describe(f.description)}`),
+    ...(shape.forceMulti ? [`  force_multi (flag, default false): allow more than ${shape.maxSubjects} matching subject${shape.maxSubjects === 1 ? '' : 's'}`] : []),
+  ];
 }

@@ -92,6 +92,10 @@ function check(text: string, kind: 'where' | 'query'): FragmentResult {
   const result = parse(wrapped);
   if (!result.ok) {
     const at = Buffer.from(wrapped).subarray(0, result.error.offset ?? 0).toString('utf8').length;
+    if (at >= prefix.length + body.length) {
+      // The parser ran out of author text: point at its last word rather than past the end.
+      return { ok: false, problems: [{ message: `incomplete ${kind === 'where' ? 'expression' : 'query'} (${result.error.message})`, offset: text.trimEnd().length }] };
+    }
     return { ok: false, problems: [{ message: result.error.message, offset: toSource(at) }] };
   }
   const shapeProblem = kind === 'where' ? whereShape(result.stmts) : queryShape(result.stmts);

@@ -6,7 +6,7 @@ import { scan } from './parser.js';
  * Needs loadParser() first (keywords come from the real scanner).
  */
 
-const SIMPLE_IDENTIFIER = /^[a-z_][a-z0-9_$]*$/;
+const SIMPLE_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 
 export function quoteIdent(name: string): string {
   if (SIMPLE_IDENTIFIER.test(name) && !isKeyword(name)) return name;

@@ -40,7 +40,7 @@ export function validatePolicy(file: LoadedFile): Validated {
   if (!isObject(raw)) return { ok: false, diagnostics: diagnostics.length ? diagnostics : [{ ...locate(file, []), message: 'a policy must be a YAML mapping' }] };
 
   const report = (path: readonly PathSegment[], message: string, key = false) =>
-    diagnostics.push({ ...locate(file, path, { key }), message: `${describe(path)}: ${message}` });
+    diagnostics.push({ ...locate(file, path, { key }), message: path.length ? `${describe(path)}: ${message}` : message });
 
   const kind = (['purge', 'cleanup', 'wipe', 'check'] as const).find((k) => k === raw['kind']) ?? 'purge';
   const schema = str(raw['schema']) ?? 'public';

@@ -1,0 +1,46 @@
+/**
+ * Golden folders (test/golden/<case>/): policy files in; out either the generated SQL
+ * (<name>.sql beside the policy) or stderr.txt with every diagnostic, file:line:col first.
+ * UPDATE_GOLDEN=1 rewrites the expected files; review the diff before committing it.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generate } from '../src/commands/compile.js';
+import { compile } from '../src/compile/compile.js';
+import { formatDiagnostic } from '../src/errors.js';
+import { renderStatements } from '../src/render/render.js';
+import { formatSql } from '../src/sql/format.js';
+import { validateFiles } from '../src/validate/validateFiles.js';
+
+const DIR = new URL('./golden/', import.meta.url).pathname;
+const update = process.env['UPDATE_GOLDEN'] === '1';
+
+function expectFile(path: string, actual: string): void {
+  if (update || !existsSync(path)) writeFileSync(path, actual);
+  expect(actual).toBe(readFileSync(path, 'utf8'));
+}
+
+describe('golden', () => {
+  for (const name of readdirSync(DIR).sort()) {
+    const dir = join(DIR, name);
+    it(name, async () => {
+      const { policies, diagnostics } = await validateFiles([dir]);
+      if (name.startsWith('valid-')) {
+        expect(diagnostics.map(formatDiagnostic)).toEqual([]);
+        for (const [path, text] of generate(policies, dir)) {
+          expectFile(path, text);
+          // Deterministic, and formatting is idempotent: every formatted statement is a fixed point.
+          expect(generate(policies, dir).get(path)).toBe(text);
+          for (const { statement, sql } of renderStatements(compile(policies.find((p) => path.endsWith(`${p.name}.sql`))!))) {
+            if (!statement.verbatim) expect(formatSql(sql)).toBe(sql);
+          }
+        }
+      } else {
+        expect(diagnostics.length).toBeGreaterThan(0);
+        const stderr = `${diagnostics.map(formatDiagnostic).join('\n')}\n`.replaceAll(`${dir}/`, '');
+        expectFile(join(dir, 'stderr.txt'), stderr);
+      }
+    });
+  }
+});
