@@ -38,7 +38,9 @@ function toDiagnostic(file: LoadedFile, error: ErrorObject): Diagnostic | undefi
       const name = (error.params as { additionalProperty: string }).additionalProperty;
       const known = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
       const hint = didYouMean(name, known);
-      return { ...at([...path, name], true), message: `${where ? `${where}: ` : ''}unknown key "${name}"${hint ? ` (did you mean "${hint}"?)` : ''}` };
+      // "description: a, b" or "a: b" inside { ... } splits a value into keys; say how to avoid it.
+      const stray = /[\s(),]/.test(name) ? ' (a value containing ", " or ": " inside { } must be quoted)' : '';
+      return { ...at([...path, name], true), message: `${where ? `${where}: ` : ''}unknown key "${name}"${hint ? ` (did you mean "${hint}"?)` : stray}` };
     }
     case 'required': {
       const name = (error.params as { missingProperty: string }).missingProperty;

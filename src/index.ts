@@ -1,0 +1,19 @@
+/**
+ * purgekit as a library: the pipeline load -> validate -> compile -> render, one function each.
+ * Only loading and the file writer (commands/compile) touch the disk.
+ */
+export { loadPolicyFile, parsePolicyText, type LoadedFile } from './load/loadPolicy.js';
+export { findPolicyFiles } from './load/findPolicyFiles.js';
+export { validatePolicy, type Validated } from './validate/validatePolicy.js';
+export { validateFiles, type ValidatedFiles } from './validate/validateFiles.js';
+export { compile } from './compile/compile.js';
+export { GuardCode, type Plan, type PlanStatement, type StatementRole } from './compile/plan.js';
+export { render, renderStatements, checksumOf, type RenderOptions, type RenderedStatement } from './render/render.js';
+export { generate, compileCommand, checkCommand } from './commands/compile.js';
+export { renderCommand } from './commands/render.js';
+export { resolvePolicy, StalePlanError } from './commands/resolvePolicy.js';
+export { collectValues, renderValues, type RunValues } from './values.js';
+export { quoteIdent, quoteLiteral } from './sql/quote.js';
+export { loadParser } from './sql/parser.js';
+export type * from './policy.js';
+export { PurgekitError, UsageError, InvalidPolicyError, UnrenderableValueError, DriftError, ExitCode, type Diagnostic } from './errors.js';
