@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 f2680d3763e48efa05b570dff5b6f58318d072066298374aeb549e8ea06f41a6
--- Checksum:    sha256 10e1c68950c5b0dfd9e770f69a08afed1fd7cb14eb4a56e903e428da127acbdd (this file without this line)
+-- Checksum:    sha256 a275b39757b7e11ad1a8936c8c02d7f274275e8eb79a18184bdcdac991c77fa4 (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -38,7 +38,7 @@ BEGIN;
 SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
--- The report: one row per step and check, shown at the end.
+-- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
 DROP TABLE IF EXISTS pg_temp.purgekit_report;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
@@ -56,7 +56,7 @@ CREATE TEMP TABLE purgekit_report (
 --   force_multi (flag, default false): allow more than 1 matching subject
 -- Fill them in by hand, or let purgekit render do it: purgekit render nexus-purge-user --user-id <value>
 -- purgekit plan/apply bind the values instead; they are never spliced into the SQL.
-CREATE TEMP TABLE purgekit_params AS
+CREATE TEMP TABLE purgekit_params ON COMMIT DROP AS
 SELECT
   NULL::text AS user_id,
   NULL::text AS email,
@@ -92,13 +92,8 @@ END
 $guard$;
 
 -- Subject: the user_profiles.user_id values being purged.
-CREATE TEMP TABLE purgekit_subject AS
-SELECT
-  user_id
-FROM
-  public.user_profiles
-WITH
-  NO DATA;
+CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS
+SELECT user_id FROM public.user_profiles WITH NO DATA;
 
 -- Lookup 1 of 2, used when user_id is given:
 --   user_id = :user_id
@@ -636,10 +631,6 @@ BEGIN
   END IF;
 END
 $check$;
-
--- The script's working tables go; the report stays for the result set below.
-DROP TABLE pg_temp.purgekit_params;
-DROP TABLE pg_temp.purgekit_subject;
 
 -- Every check held.
 COMMIT;

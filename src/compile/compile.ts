@@ -14,7 +14,7 @@ import { paramsBlock, paramsLegend } from './params.js';
  *   purgekit_params   the one parameter block (filled in by hand, by `render`, or bound by the runner)
  *   purgekit_subject  the keys being purged (purge only)
  *   purgekit_report   one row per step and check; the closing result set; it outlives COMMIT so
- *                     that the final SELECT can show it.
+ *                     that the final SELECT can show it. The others are ON COMMIT DROP.
  */
 export function compile(policy: Policy): Plan {
   const c = new Compiler(policy);
@@ -95,9 +95,9 @@ class Compiler {
     const p = this.policy;
     this.add({
       role: 'begin',
-      title: p.kind === 'check' ? 'One read-only transaction: a check changes nothing.' : 'One transaction: any error or failed check below rolls everything back.',
+      title: p.kind === 'check' ? 'One transaction, read-only once its working tables exist: a check changes nothing.' : 'One transaction: any error or failed check below rolls everything back.',
       notes: [],
-      sql: p.kind === 'check' ? 'BEGIN TRANSACTION READ ONLY' : 'BEGIN',
+      sql: 'BEGIN',
     });
     this.add({
       role: 'setup',
@@ -109,7 +109,7 @@ class Compiler {
     this.add({ role: 'setup', title: '', notes: [], sql: "SET LOCAL lock_timeout = '10s'", verbatim: true });
     this.add({
       role: 'setup',
-      title: 'The report: one row per step and check, shown at the end.',
+      title: 'The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).',
       notes: [],
       sql: `DROP TABLE IF EXISTS ${REPORT}`,
       verbatim: true,
@@ -122,6 +122,15 @@ class Compiler {
       verbatim: true,
     });
     if (this.hasParams) this.params();
+    if (p.kind === 'check') {
+      this.add({
+        role: 'setup',
+        title: 'From here on the transaction is read-only: only the temporary tables above can be written.',
+        notes: [],
+        sql: 'SET LOCAL transaction_read_only = on',
+        verbatim: true,
+      });
+    }
   }
 
   private params(): void {
@@ -136,6 +145,7 @@ class Compiler {
         'purgekit plan/apply bind the values instead; they are never spliced into the SQL.',
       ],
       sql: paramsBlock(shape),
+      verbatim: true,
     });
   }
 
@@ -177,7 +187,8 @@ class Compiler {
       role: 'subject',
       title: `Subject: the ${s.table.name}.${s.key} values being purged.`,
       notes: [],
-      sql: formatSql(`CREATE TEMP TABLE purgekit_subject AS SELECT ${key} FROM ${table} WITH NO DATA`),
+      sql: `CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS\nSELECT ${key} FROM ${table} WITH NO DATA`,
+      verbatim: true,
     });
     const given = (by: readonly string[]) => by.map((b) => `${quoteIdent(b)} IS NOT NULL`).join(' AND ');
     s.lookup.forEach((lookup, i) => {
@@ -339,7 +350,8 @@ class Compiler {
         'with a foreign key to one of them (and the partitions of those). Each is counted and reported.',
         ...(this.policy.keep.length ? [`Fails if any keep table is reached: ${this.policy.keep.map(display).join(', ')}.`] : []),
       ],
-      sql: 'CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL)',
+      sql: 'CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL) ON COMMIT DROP',
+      verbatim: true,
     });
     this.add({
       role: 'guard',
@@ -457,11 +469,6 @@ class Compiler {
   }
 
   private end(): void {
-    const temp = [this.hasParams ? PARAMS : undefined, this.policy.subject ? SUBJECT : undefined, this.policy.wipe ? REACH : undefined].filter(Boolean);
-    temp.forEach((t, i) => {
-      const title = i === 0 ? "The script's working tables go; the report stays for the result set below." : '';
-      this.add({ role: 'cleanup', title, notes: [], sql: `DROP TABLE ${t}`, verbatim: true });
-    });
     this.add({ role: 'commit', title: this.policy.kind === 'check' ? 'Nothing was changed.' : 'Every check held.', notes: [], sql: 'COMMIT' });
     this.add({
       role: 'report',

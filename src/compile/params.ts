@@ -21,7 +21,7 @@ export function paramsBlock(shape: ParamsShape, values: RenderedValues = new Map
   for (const p of shape.params) lines.push(`${values.get(p.name) ?? 'NULL'}::${p.type} AS ${quoteIdent(p.name)}`);
   for (const f of shape.flags) lines.push(`${values.get(f.name) ?? String(f.default)} AS ${quoteIdent(f.name)}`);
   if (shape.forceMulti) lines.push(`${values.get('force_multi') ?? 'false'} AS force_multi`);
-  return `CREATE TEMP TABLE purgekit_params AS\nSELECT\n${lines.map((l, i) => `  ${l}${i < lines.length - 1 ? ',' : ''}`).join('\n')}`;
+  return `CREATE TEMP TABLE purgekit_params ON COMMIT DROP AS\nSELECT\n${lines.map((l, i) => `  ${l}${i < lines.length - 1 ? ',' : ''}`).join('\n')}`;
 }
 
 /** One comment line per value, for the block's heading (sql-formatter would move trailing comments). */

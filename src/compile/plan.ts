@@ -16,7 +16,6 @@ export type StatementRole =
   | 'step' // one delete
   | 'wipe' // the TRUNCATE
   | 'check' // assertions that raise after the steps
-  | 'cleanup' // drops the script's temporary tables
   | 'commit' // the file's own COMMIT: never sent by the runner
   | 'report'; // the closing result set
 

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-check (check)
 -- Source:      policy.yaml, sha256 3697ed9a28a90d940d61c7b9e3f4f4a6839b6f1ce90efaad91421225e7257564
--- Checksum:    sha256 41b2fd04d80e22908e63be30c070796577325628aac0e85e4914d9d41e2e18f4 (this file without this line)
+-- Checksum:    sha256 00d81fbf9733436690c11908a54ce3602a3504ca3bdb7ed015c7c3cdfff870cf (this file without this line)
 --
 -- Expectations:
 --   1: tenant has users, value >= 1 and <= 1000.
@@ -14,14 +14,14 @@
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
 
--- One read-only transaction: a check changes nothing.
-BEGIN TRANSACTION READ ONLY;
+-- One transaction, read-only once its working tables exist: a check changes nothing.
+BEGIN;
 
 -- Unqualified names in the policy's SQL resolve in schema public; a run never waits long behind a lock.
 SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
--- The report: one row per step and check, shown at the end.
+-- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
 DROP TABLE IF EXISTS pg_temp.purgekit_report;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
@@ -36,9 +36,12 @@ CREATE TEMP TABLE purgekit_report (
 --   tenant (uuid)
 -- Fill them in by hand, or let purgekit render do it: purgekit render valid-check --tenant <value>
 -- purgekit plan/apply bind the values instead; they are never spliced into the SQL.
-CREATE TEMP TABLE purgekit_params AS
+CREATE TEMP TABLE purgekit_params ON COMMIT DROP AS
 SELECT
   NULL::uuid AS tenant;
+
+-- From here on the transaction is read-only: only the temporary tables above can be written.
+SET LOCAL transaction_read_only = on;
 
 -- Expect 1: tenant has users, value >= 1 and <= 1000.
 DO $expect$
@@ -76,9 +79,6 @@ BEGIN
   END IF;
 END
 $check$;
-
--- The script's working tables go; the report stays for the result set below.
-DROP TABLE pg_temp.purgekit_params;
 
 -- Nothing was changed.
 COMMIT;

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-cleanup-quoted (cleanup)
 -- Source:      policy.yaml, sha256 835e31b542a9b85f72d230cfb947684387815ade0563f9589317b54967ee20d4
--- Checksum:    sha256 e134d077dbedb02db72efdb884b48a5ec5f8ac9e8c2fc5eed8cd96c2a97ca22b (this file without this line)
+-- Checksum:    sha256 60433e12e54271be340f38797e4f1516ffac822b390ff218981da98cf01b277b (this file without this line)
 --
 -- Delete old sessions of "User" rows.
 -- Second line of the description.
@@ -26,7 +26,7 @@ BEGIN;
 SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
--- The report: one row per step and check, shown at the end.
+-- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
 DROP TABLE IF EXISTS pg_temp.purgekit_report;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
@@ -41,7 +41,7 @@ CREATE TEMP TABLE purgekit_report (
 --   cutoff (timestamptz): sessions older than this -- go
 -- Fill them in by hand, or let purgekit render do it: purgekit render valid-cleanup-quoted --cutoff <value>
 -- purgekit plan/apply bind the values instead; they are never spliced into the SQL.
-CREATE TEMP TABLE purgekit_params AS
+CREATE TEMP TABLE purgekit_params ON COMMIT DROP AS
 SELECT
   NULL::timestamptz AS cutoff;
 
@@ -184,9 +184,6 @@ BEGIN
   END IF;
 END
 $check$;
-
--- The script's working tables go; the report stays for the result set below.
-DROP TABLE pg_temp.purgekit_params;
 
 -- Every check held.
 COMMIT;

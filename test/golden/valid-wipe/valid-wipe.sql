@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-wipe (wipe)
 -- Source:      policy.yaml, sha256 f997ad82c2c76c7bb44de11dbed5d9db2db8387b8f64f411cf3e27132cc3ce5c
--- Checksum:    sha256 fc285ef6f1f9be8fba916a0b2def974b709e92fe6f3cb419414fe245667a0ed9 (this file without this line)
+-- Checksum:    sha256 befc6223b3a5bb69d74935d2f5d7a9024f86508484f42ebe619e82ad296a8227 (this file without this line)
 --
 -- Wipe: empty 2 tables and every table the cascade reaches (listed in the report).
 --   TRUNCATE TABLE
@@ -10,7 +10,7 @@
 --     "tenant data".clients
 --   CONTINUE IDENTITY CASCADE
 -- Expectations:
---   1 (after the steps): users empty, value = 0.
+--   1 (after the wipe): users empty, value = 0.
 --
 -- Run it with purgekit, which binds the parameters and adds row-count checks:
 --   purgekit plan valid-wipe [--<param> <value> ...]
@@ -27,7 +27,7 @@ BEGIN;
 SET LOCAL search_path = "tenant data", pg_temp;
 SET LOCAL lock_timeout = '10s';
 
--- The report: one row per step and check, shown at the end.
+-- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
 DROP TABLE IF EXISTS pg_temp.purgekit_report;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
@@ -61,7 +61,7 @@ $guard$;
 -- Listed tables with their partitions and inheritance children, then, transitively, every table
 -- with a foreign key to one of them (and the partitions of those). Each is counted and reported.
 -- Fails if any keep table is reached: "tenant data".plans.
-CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL);
+CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL) ON COMMIT DROP;
 DO $reach$
 #variable_conflict use_column
 DECLARE
@@ -120,7 +120,7 @@ TRUNCATE TABLE
   "tenant data".clients
 CONTINUE IDENTITY CASCADE;
 
--- Expect 1 (after the steps): users empty, value = 0.
+-- Expect 1 (after the wipe): users empty, value = 0.
 DO $expect$
 #variable_conflict use_column
 DECLARE
@@ -149,9 +149,6 @@ BEGIN
   END IF;
 END
 $check$;
-
--- The script's working tables go; the report stays for the result set below.
-DROP TABLE pg_temp.purgekit_wipe_reach;
 
 -- Every check held.
 COMMIT;
