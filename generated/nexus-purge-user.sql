@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 f2680d3763e48efa05b570dff5b6f58318d072066298374aeb549e8ea06f41a6
--- Checksum:    sha256 a275b39757b7e11ad1a8936c8c02d7f274275e8eb79a18184bdcdac991c77fa4 (this file without this line)
+-- Checksum:    sha256 7362786ad44c24111bce0963713f863432fe43095448dfb13d87376dfe68c1ca (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -26,8 +26,7 @@
 -- Run it with purgekit, which binds the parameters and adds row-count checks:
 --   purgekit plan nexus-purge-user [--<param> <value> ...]
 --   purgekit apply nexus-purge-user [--<param> <value> ...] --confirm
--- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f)
--- or a SQL editor.
+-- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
 

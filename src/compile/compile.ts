@@ -342,15 +342,22 @@ class Compiler {
     const w = this.policy.wipe!;
     const listed = w.tables.map((t) => quoteLiteral(qualified(t))).join(', ');
     const keep = this.policy.keep.map((t) => quoteLiteral(qualified(t))).join(', ');
+    const hasKeep = this.policy.keep.length > 0;
     this.add({
       role: 'guard',
       title: `Wipe reach: the tables TRUNCATE${w.cascade ? ' ... CASCADE' : ''} will empty, computed now from pg_catalog.`,
       notes: [
         'Listed tables with their partitions and inheritance children, then, transitively, every table',
-        'with a foreign key to one of them (and the partitions of those). Each is counted and reported.',
-        ...(this.policy.keep.length ? [`Fails if any keep table is reached: ${this.policy.keep.map(display).join(', ')}.`] : []),
+        'with a foreign key to one of them (and the partitions of those). Each is counted and reported,',
+        'with the foreign-key path that reaches it.',
+        ...(hasKeep
+          ? [
+              `Fails if the wipe would reach a keep table or one of its partitions or inheritance children: ${this.policy.keep.map(display).join(', ')}.`,
+              'Keep tables are counted now and again after the TRUNCATE (a trigger could still empty one).',
+            ]
+          : []),
       ],
-      sql: 'CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL) ON COMMIT DROP',
+      sql: 'CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL, path text NOT NULL) ON COMMIT DROP',
       verbatim: true,
     });
     this.add({
@@ -358,55 +365,73 @@ class Compiler {
       title: '',
       notes: [],
       sql: doBlock('reach', ['_added bigint;', '_kept text;', '_table record;', '_rows bigint;'], [
-          `INSERT INTO ${REACH} SELECT t, 'listed' FROM unnest(ARRAY[${listed}]::regclass[]) AS t;`,
-          '-- TRUNCATE without ONLY also empties the partitions and inheritance children of a listed table.',
-          'LOOP',
-          `  INSERT INTO ${REACH}`,
-          "  SELECT i.inhrelid, format('%s of %s', CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, i.inhparent::regclass)",
-          `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN ${REACH} r ON r.relid = i.inhparent`,
-          '  ORDER BY i.inhrelid',
-          '  ON CONFLICT DO NOTHING;',
-          '  GET DIAGNOSTICS _added = ROW_COUNT;',
-          '  EXIT WHEN _added = 0;',
-          'END LOOP;',
-          ...(w.cascade
-            ? [
-                '-- CASCADE then empties every table with a foreign key to an emptied one, and its partitions.',
-                'LOOP',
-                `  INSERT INTO ${REACH}`,
-                "  SELECT DISTINCT ON (con.conrelid) con.conrelid, format('references %s (foreign key %s)', con.confrelid::regclass, con.conname)",
-                `  FROM pg_constraint con JOIN ${REACH} r ON r.relid = con.confrelid`,
-                `  WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT relid FROM ${REACH})`,
-                '  ORDER BY con.conrelid, con.conname',
-                '  ON CONFLICT DO NOTHING;',
-                '  GET DIAGNOSTICS _added = ROW_COUNT;',
-                `  INSERT INTO ${REACH}`,
-                "  SELECT i.inhrelid, format('partition of %s', i.inhparent::regclass)",
-                `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition JOIN ${REACH} r ON r.relid = i.inhparent`,
-                '  ORDER BY i.inhrelid',
-                '  ON CONFLICT DO NOTHING;',
-                '  EXIT WHEN _added = 0 AND NOT FOUND;',
-                'END LOOP;',
-              ]
-            : []),
-          ...(this.policy.keep.length
-            ? [
-                "SELECT string_agg(format('%s (%s)', relid, reason), ', ' ORDER BY relid::text) INTO _kept",
-                `FROM ${REACH} WHERE relid IN (SELECT to_regclass(k) FROM unnest(ARRAY[${keep}]) AS k);`,
-                'IF _kept IS NOT NULL THEN',
-                `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.keepReached}', MESSAGE = 'the wipe would reach a keep table: ' || _kept;`,
-                'END IF;',
-              ]
-            : []),
-          `FOR _table IN SELECT r.relid, r.reason, c.relkind FROM ${REACH} r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP`,
-          "  IF _table.relkind = 'p' THEN",
-          `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", 'NULL', "_table.reason || '; partitioned, rows counted in its partitions'")}`,
-          '  ELSE',
-          "    EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;",
-          `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", '_rows', '_table.reason')}`,
-          '  END IF;',
-          'END LOOP;',
-        ]),
+        `INSERT INTO ${REACH} SELECT t, 'listed', t::text FROM unnest(ARRAY[${listed}]::regclass[]) AS t;`,
+        '-- TRUNCATE without ONLY also empties the partitions and inheritance children of a listed table.',
+        'LOOP',
+        `  INSERT INTO ${REACH}`,
+        "  SELECT i.inhrelid, format('%s of %s', CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, i.inhparent::regclass),",
+        "    format('%s <- %s (%s)', r.path, i.inhrelid::regclass, CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END)",
+        `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN ${REACH} r ON r.relid = i.inhparent`,
+        '  ORDER BY i.inhrelid',
+        '  ON CONFLICT DO NOTHING;',
+        '  GET DIAGNOSTICS _added = ROW_COUNT;',
+        '  EXIT WHEN _added = 0;',
+        'END LOOP;',
+        ...(w.cascade
+          ? [
+              '-- CASCADE then empties every table with a foreign key to an emptied one, and its partitions',
+              '-- (not its inheritance children).',
+              'LOOP',
+              `  INSERT INTO ${REACH}`,
+              "  SELECT DISTINCT ON (con.conrelid) con.conrelid, format('references %s (foreign key %s)', con.confrelid::regclass, con.conname),",
+              "    format('%s <- %s (%s)', r.path, con.conrelid::regclass, con.conname)",
+              `  FROM pg_constraint con JOIN ${REACH} r ON r.relid = con.confrelid`,
+              `  WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT relid FROM ${REACH})`,
+              '  ORDER BY con.conrelid, con.conname',
+              '  ON CONFLICT DO NOTHING;',
+              '  GET DIAGNOSTICS _added = ROW_COUNT;',
+              `  INSERT INTO ${REACH}`,
+              "  SELECT i.inhrelid, format('partition of %s', i.inhparent::regclass), format('%s <- %s (partition)', r.path, i.inhrelid::regclass)",
+              `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition JOIN ${REACH} r ON r.relid = i.inhparent`,
+              '  ORDER BY i.inhrelid',
+              '  ON CONFLICT DO NOTHING;',
+              '  EXIT WHEN _added = 0 AND NOT FOUND;',
+              'END LOOP;',
+            ]
+          : []),
+        ...(hasKeep
+          ? [
+              '-- A row lost from a partition or inheritance child of a keep table is lost from the keep table.',
+              'WITH RECURSIVE kept (relid, keep) AS (',
+              `  SELECT to_regclass(k), to_regclass(k) FROM unnest(ARRAY[${keep}]) AS k`,
+              '  UNION',
+              '  SELECT i.inhrelid::regclass, kept.keep FROM pg_inherits i JOIN kept ON kept.relid = i.inhparent',
+              ')',
+              "SELECT string_agg(format('%s via %s', kept.keep, r.path), '; ' ORDER BY r.path) INTO _kept",
+              `FROM kept JOIN ${REACH} r ON r.relid = kept.relid;`,
+              'IF _kept IS NOT NULL THEN',
+              `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.keepReached}', MESSAGE = 'the wipe would reach a keep table: ' || _kept;`,
+              'END IF;',
+            ]
+          : []),
+        '-- Rows each table loses: its own rows (ONLY), as its partitions and children are listed themselves.',
+        `FOR _table IN SELECT r.relid, r.reason, c.relkind FROM ${REACH} r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP`,
+        "  IF _table.relkind = 'p' THEN",
+        `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", 'NULL', "_table.reason || '; partitioned, rows counted in its partitions'")}`,
+        '  ELSE',
+        "    EXECUTE format('SELECT count(*) FROM ONLY %s', _table.relid) INTO _rows;",
+        `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", '_rows', '_table.reason')}`,
+        '  END IF;',
+        'END LOOP;',
+        ...(hasKeep
+          ? [
+              `FOR _table IN SELECT to_regclass(k) AS relid FROM unnest(ARRAY[${keep}]) AS k LOOP`,
+              "  EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;",
+              `  ${this.reportRow('keep', '_table.relid::text', "'kept'", '_rows', "'must not lose a row'")}`,
+              'END LOOP;',
+            ]
+          : []),
+      ]),
     });
     const tables = w.tables.map((t) => `  ${qualified(t)}`).join(',\n');
     const options = [w.restartIdentity ? 'RESTART IDENTITY' : 'CONTINUE IDENTITY', w.cascade ? 'CASCADE' : 'RESTRICT'].join(' ');
@@ -417,6 +442,21 @@ class Compiler {
       sql: `TRUNCATE TABLE\n${tables}\n${options}`,
       verbatim: true,
     });
+    if (hasKeep) {
+      this.add({
+        role: 'check',
+        title: 'Check: every keep table still has all its rows (a TRUNCATE or DELETE trigger could have removed some).',
+        notes: [],
+        sql: doBlock('check', ['_table record;', '_rows bigint;'], [
+          `FOR _table IN SELECT target, rows FROM ${REPORT} WHERE item = 'keep' ORDER BY seq LOOP`,
+          "  EXECUTE format('SELECT count(*) FROM %s', _table.target) INTO _rows;",
+          '  IF _rows < _table.rows THEN',
+          `    RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format('keep table %s lost rows: %s before the wipe, %s after', _table.target, _table.rows, _rows);`,
+          '  END IF;',
+          'END LOOP;',
+        ]),
+      });
+    }
   }
 
   private expectation(e: Expectation, i: number): void {

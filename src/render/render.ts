@@ -81,20 +81,18 @@ function stepTags(s: PlanStatement): string {
 }
 
 function howToRun(plan: Plan, filled: boolean): string[] {
-  const lines = [
+  const hasParams = plan.params.length > 0 || plan.flags.length > 0 || plan.forceMulti;
+  const args = hasParams ? ' [--<param> <value> ...]' : '';
+  const byHand = filled || !hasParams ? 'run the whole file' : 'fill in the parameter block, then run the whole file';
+  return [
     '-- Run it with purgekit, which binds the parameters and adds row-count checks:',
-    `--   purgekit plan ${plan.name} [--<param> <value> ...]`,
-    ...(plan.kind === 'check' ? [] : [`--   purgekit apply ${plan.name} [--<param> <value> ...] --confirm`]),
-    filled
-      ? '-- or run this rendered copy by hand, in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.'
-      : '-- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f)',
-  ];
-  if (!filled) lines.push('-- or a SQL editor.');
-  lines.push(
+    ...(plan.kind === 'check'
+      ? [`--   purgekit verify ${plan.name}${args}`]
+      : [`--   purgekit plan ${plan.name}${args}`, `--   purgekit apply ${plan.name}${args} --confirm`]),
+    `-- or by hand: ${byHand} in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.`,
     '-- It is one transaction: every guard raises on failure, and then nothing is changed. If your',
     '-- editor keeps its session open after an error, run ROLLBACK before anything else.',
-  );
-  return lines;
+  ];
 }
 
 export function withoutChecksumLine(text: string): string {

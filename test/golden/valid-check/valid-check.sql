@@ -2,15 +2,14 @@
 --
 -- Policy:      valid-check (check)
 -- Source:      policy.yaml, sha256 3697ed9a28a90d940d61c7b9e3f4f4a6839b6f1ce90efaad91421225e7257564
--- Checksum:    sha256 00d81fbf9733436690c11908a54ce3602a3504ca3bdb7ed015c7c3cdfff870cf (this file without this line)
+-- Checksum:    sha256 7aeae9918311f9100f2968f7a508b360ca242b6f1f5c6f71c119a1a5abdab93f (this file without this line)
 --
 -- Expectations:
 --   1: tenant has users, value >= 1 and <= 1000.
 --
 -- Run it with purgekit, which binds the parameters and adds row-count checks:
---   purgekit plan valid-check [--<param> <value> ...]
--- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f)
--- or a SQL editor.
+--   purgekit verify valid-check [--<param> <value> ...]
+-- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
 

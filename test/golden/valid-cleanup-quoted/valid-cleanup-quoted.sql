@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-cleanup-quoted (cleanup)
 -- Source:      policy.yaml, sha256 835e31b542a9b85f72d230cfb947684387815ade0563f9589317b54967ee20d4
--- Checksum:    sha256 60433e12e54271be340f38797e4f1516ffac822b390ff218981da98cf01b277b (this file without this line)
+-- Checksum:    sha256 87a5a81db66210e2984c19c308b9309c8a4aa81c7837b91bd47a2b8ad9e8ab90 (this file without this line)
 --
 -- Delete old sessions of "User" rows.
 -- Second line of the description.
@@ -14,8 +14,7 @@
 -- Run it with purgekit, which binds the parameters and adds row-count checks:
 --   purgekit plan valid-cleanup-quoted [--<param> <value> ...]
 --   purgekit apply valid-cleanup-quoted [--<param> <value> ...] --confirm
--- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f)
--- or a SQL editor.
+-- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
 

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-wipe (wipe)
 -- Source:      policy.yaml, sha256 f997ad82c2c76c7bb44de11dbed5d9db2db8387b8f64f411cf3e27132cc3ce5c
--- Checksum:    sha256 befc6223b3a5bb69d74935d2f5d7a9024f86508484f42ebe619e82ad296a8227 (this file without this line)
+-- Checksum:    sha256 fe04e4f48b60ad6b1b67c814d2704b33a87d31b11c19d6a6432053140c97700a (this file without this line)
 --
 -- Wipe: empty 2 tables and every table the cascade reaches (listed in the report).
 --   TRUNCATE TABLE
@@ -13,10 +13,9 @@
 --   1 (after the wipe): users empty, value = 0.
 --
 -- Run it with purgekit, which binds the parameters and adds row-count checks:
---   purgekit plan valid-wipe [--<param> <value> ...]
---   purgekit apply valid-wipe [--<param> <value> ...] --confirm
--- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f)
--- or a SQL editor.
+--   purgekit plan valid-wipe
+--   purgekit apply valid-wipe --confirm
+-- or by hand: run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
 
@@ -59,9 +58,11 @@ $guard$;
 
 -- Wipe reach: the tables TRUNCATE ... CASCADE will empty, computed now from pg_catalog.
 -- Listed tables with their partitions and inheritance children, then, transitively, every table
--- with a foreign key to one of them (and the partitions of those). Each is counted and reported.
--- Fails if any keep table is reached: "tenant data".plans.
-CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL) ON COMMIT DROP;
+-- with a foreign key to one of them (and the partitions of those). Each is counted and reported,
+-- with the foreign-key path that reaches it.
+-- Fails if the wipe would reach a keep table or one of its partitions or inheritance children: "tenant data".plans.
+-- Keep tables are counted now and again after the TRUNCATE (a trigger could still empty one).
+CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL, path text NOT NULL) ON COMMIT DROP;
 DO $reach$
 #variable_conflict use_column
 DECLARE
@@ -70,45 +71,59 @@ DECLARE
   _table record;
   _rows bigint;
 BEGIN
-  INSERT INTO pg_temp.purgekit_wipe_reach SELECT t, 'listed' FROM unnest(ARRAY['"tenant data".users', '"tenant data".clients']::regclass[]) AS t;
+  INSERT INTO pg_temp.purgekit_wipe_reach SELECT t, 'listed', t::text FROM unnest(ARRAY['"tenant data".users', '"tenant data".clients']::regclass[]) AS t;
   -- TRUNCATE without ONLY also empties the partitions and inheritance children of a listed table.
   LOOP
     INSERT INTO pg_temp.purgekit_wipe_reach
-    SELECT i.inhrelid, format('%s of %s', CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, i.inhparent::regclass)
+    SELECT i.inhrelid, format('%s of %s', CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, i.inhparent::regclass),
+      format('%s <- %s (%s)', r.path, i.inhrelid::regclass, CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END)
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_temp.purgekit_wipe_reach r ON r.relid = i.inhparent
     ORDER BY i.inhrelid
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS _added = ROW_COUNT;
     EXIT WHEN _added = 0;
   END LOOP;
-  -- CASCADE then empties every table with a foreign key to an emptied one, and its partitions.
+  -- CASCADE then empties every table with a foreign key to an emptied one, and its partitions
+  -- (not its inheritance children).
   LOOP
     INSERT INTO pg_temp.purgekit_wipe_reach
-    SELECT DISTINCT ON (con.conrelid) con.conrelid, format('references %s (foreign key %s)', con.confrelid::regclass, con.conname)
+    SELECT DISTINCT ON (con.conrelid) con.conrelid, format('references %s (foreign key %s)', con.confrelid::regclass, con.conname),
+      format('%s <- %s (%s)', r.path, con.conrelid::regclass, con.conname)
     FROM pg_constraint con JOIN pg_temp.purgekit_wipe_reach r ON r.relid = con.confrelid
     WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT relid FROM pg_temp.purgekit_wipe_reach)
     ORDER BY con.conrelid, con.conname
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS _added = ROW_COUNT;
     INSERT INTO pg_temp.purgekit_wipe_reach
-    SELECT i.inhrelid, format('partition of %s', i.inhparent::regclass)
+    SELECT i.inhrelid, format('partition of %s', i.inhparent::regclass), format('%s <- %s (partition)', r.path, i.inhrelid::regclass)
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition JOIN pg_temp.purgekit_wipe_reach r ON r.relid = i.inhparent
     ORDER BY i.inhrelid
     ON CONFLICT DO NOTHING;
     EXIT WHEN _added = 0 AND NOT FOUND;
   END LOOP;
-  SELECT string_agg(format('%s (%s)', relid, reason), ', ' ORDER BY relid::text) INTO _kept
-  FROM pg_temp.purgekit_wipe_reach WHERE relid IN (SELECT to_regclass(k) FROM unnest(ARRAY['"tenant data".plans']) AS k);
+  -- A row lost from a partition or inheritance child of a keep table is lost from the keep table.
+  WITH RECURSIVE kept (relid, keep) AS (
+    SELECT to_regclass(k), to_regclass(k) FROM unnest(ARRAY['"tenant data".plans']) AS k
+    UNION
+    SELECT i.inhrelid::regclass, kept.keep FROM pg_inherits i JOIN kept ON kept.relid = i.inhparent
+  )
+  SELECT string_agg(format('%s via %s', kept.keep, r.path), '; ' ORDER BY r.path) INTO _kept
+  FROM kept JOIN pg_temp.purgekit_wipe_reach r ON r.relid = kept.relid;
   IF _kept IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK007', MESSAGE = 'the wipe would reach a keep table: ' || _kept;
   END IF;
+  -- Rows each table loses: its own rows (ONLY), as its partitions and children are listed themselves.
   FOR _table IN SELECT r.relid, r.reason, c.relkind FROM pg_temp.purgekit_wipe_reach r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP
     IF _table.relkind = 'p' THEN
       INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.relid::text, 'emptied', NULL, _table.reason || '; partitioned, rows counted in its partitions');
     ELSE
-      EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;
+      EXECUTE format('SELECT count(*) FROM ONLY %s', _table.relid) INTO _rows;
       INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.relid::text, 'emptied', _rows, _table.reason);
     END IF;
+  END LOOP;
+  FOR _table IN SELECT to_regclass(k) AS relid FROM unnest(ARRAY['"tenant data".plans']) AS k LOOP
+    EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('keep', _table.relid::text, 'kept', _rows, 'must not lose a row');
   END LOOP;
 END
 $reach$;
@@ -119,6 +134,22 @@ TRUNCATE TABLE
   "tenant data".users,
   "tenant data".clients
 CONTINUE IDENTITY CASCADE;
+
+-- Check: every keep table still has all its rows (a TRUNCATE or DELETE trigger could have removed some).
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _table record;
+  _rows bigint;
+BEGIN
+  FOR _table IN SELECT target, rows FROM pg_temp.purgekit_report WHERE item = 'keep' ORDER BY seq LOOP
+    EXECUTE format('SELECT count(*) FROM %s', _table.target) INTO _rows;
+    IF _rows < _table.rows THEN
+      RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('keep table %s lost rows: %s before the wipe, %s after', _table.target, _table.rows, _rows);
+    END IF;
+  END LOOP;
+END
+$check$;
 
 -- Expect 1 (after the wipe): users empty, value = 0.
 DO $expect$
