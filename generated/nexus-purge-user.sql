@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 9cd87849f247e78a123d6ed5ce76a64e338aa6aa903567c6817e1d60192bf09b
--- Checksum:    sha256 182df251fba34b1336976d12c0724bea92b5e427d0ad0e5866c2b57ad6b07aab (this file without this line)
+-- Checksum:    sha256 9e85e92aedf9b3302bfa3246ace5a35a122d383f232ae828ca1a8ae1877bcfc4 (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -38,7 +38,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

@@ -2,7 +2,7 @@
 --
 -- Policy:      remove-seeded-data (cleanup)
 -- Source:      ../policies/remove-seeded-data.yaml, sha256 3866dc0d9bdc8307900a88aaa659c4a9647a7da4820fb0f893979d0890d7f975
--- Checksum:    sha256 217c620e4769201fddad9b4c0db87bf3681653629252f5fb803f3b711b0fc3f2 (this file without this line)
+-- Checksum:    sha256 da3d4f5f6672c9d8b90e761bb5d809b6d68b890885c9ea7eb841a22fb21a4ec6 (this file without this line)
 --
 -- Remove all seeded/demo data (sessions, payments, reports and users) while preserving the admin account.
 --
@@ -31,7 +31,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

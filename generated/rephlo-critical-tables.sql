@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-critical-tables (check)
 -- Source:      ../policies/rephlo-critical-tables.yaml, sha256 03bf1b1b8177dae09656aa96016f8caf9c9f1c8d05a1574c4a75b8214ec9077c
--- Checksum:    sha256 9761c98ce4aee41c3809b00bb447a4371785219aefadbb36f62c1f7f8899d930 (this file without this line)
+-- Checksum:    sha256 790c5abbd8b9da91237e36544fbd25d8026e2f0b07c3fd5ddca0a03bfd039adf (this file without this line)
 --
 -- Fail when any of Rephlo's critical tables (users, oauth_clients, oidc_models, models) is empty.
 --
@@ -26,7 +26,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-invalid-sessions (cleanup)
 -- Source:      ../policies/rephlo-invalid-sessions.yaml, sha256 ed200e2398b2c7f3515f0077cf0f76d2939830f0b553fb02723b66fff7b172f5
--- Checksum:    sha256 5121274e2f8d555a916ebc314e262712ec13ba44038f1dce8c1085923a574abc (this file without this line)
+-- Checksum:    sha256 e0c1ab178678c60d8a6e5e5d8b058a56ea6d89d05d052daff5e2010bebe4f306 (this file without this line)
 --
 -- Delete OIDC sessions (oidc_models, kind Session) whose payload accountId names no active user.
 --
@@ -28,7 +28,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

@@ -2,7 +2,7 @@
 --
 -- Policy:      supabase-fresh-start (wipe)
 -- Source:      ../policies/supabase-fresh-start.yaml, sha256 2d48543edffc31a97416b4c6d3df68acbdd4b8abf3eb76d9e8ab061715175d58
--- Checksum:    sha256 77c7e5a6553eaa3b87b3a0c0eac401765b1a962f3f302d8bac13f9d8e01ef209 (this file without this line)
+-- Checksum:    sha256 58c8d7059e66eb004579082d25d13e4897b5ba2c40551bcaf377eef49a148429 (this file without this line)
 --
 -- Fresh start for new signups: empty every tenant table (users, clients and all org-scoped data), restart their ids, keep subscription tiers and agent templates.
 --
@@ -55,7 +55,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

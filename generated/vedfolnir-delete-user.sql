@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-delete-user (purge)
 -- Source:      ../policies/vedfolnir-delete-user.yaml, sha256 193d0a4028b853e3a4dcbb1a09cdd7c82978519fa0959339c056af0ae8fd8f7e
--- Checksum:    sha256 9d32f0da1cd39f00e69c07c64491d4f1bcbe28f3023c172892c61e9a584fc625 (this file without this line)
+-- Checksum:    sha256 47bdd7e59fd33c2238b0f9a271a6ef315b2c6cb376a02d5e52a123844635a606 (this file without this line)
 --
 -- Remove one Vedfolnir user (by id or username) with their platform connections, posts, images, runs, caption tasks, sessions and logs.
 --
@@ -40,7 +40,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-expire-sessions (purge)
 -- Source:      ../policies/vedfolnir-expire-sessions.yaml, sha256 c08c11c496a4abcfd850bed376cd18f10ebdbeadd11e1b5f7c4a05792d4810c6
--- Checksum:    sha256 15aa48a7e64e44817937896a4f342ce3a7db703f25cbf7da31b24821288c6d04 (this file without this line)
+-- Checksum:    sha256 0c4d245aa07410710bd3162bda440c7c2ec59eb16e0d767e7cc19055ddd38a1c (this file without this line)
 --
 -- Expire every database session of one Vedfolnir user (by id or username); the user and their data stay.
 --
@@ -26,7 +26,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

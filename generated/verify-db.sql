@@ -2,7 +2,7 @@
 --
 -- Policy:      verify-db (check)
 -- Source:      ../policies/verify-db.yaml, sha256 d7394ce918f4118058e1772647b489a457f6e3c692d7ab465310f62b24330614
--- Checksum:    sha256 0129b10dddc081cc47fcc62355b84de7e1e3cf09d91d7e5e0d8cb313385b409b (this file without this line)
+-- Checksum:    sha256 3510cce0ed375d7dc5e3c9258c5c4c82b77a4bd8da4641295c3430388c7238d3 (this file without this line)
 --
 -- Verify that the database holds only real data (no seeded users) and at least one admin.
 --
@@ -26,7 +26,7 @@ SET LOCAL search_path = public, pg_temp;
 SET LOCAL lock_timeout = '10s';
 
 -- The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).
-DROP TABLE IF EXISTS pg_temp.purgekit_report;
+DO $report$ BEGIN IF to_regclass('pg_temp.purgekit_report') IS NOT NULL THEN DROP TABLE pg_temp.purgekit_report; END IF; END $report$;
 CREATE TEMP TABLE purgekit_report (
   seq integer GENERATED ALWAYS AS IDENTITY,
   item text NOT NULL,

@@ -9,11 +9,15 @@ import { ExitCode, InvalidPolicyError, PurgekitError, formatDiagnostic, DriftErr
 import { validateFiles } from './validate/validateFiles.js';
 import { checkCommand, compileCommand, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/compile.js';
 import { renderCommand } from './commands/render.js';
+import { runCommand } from './commands/run.js';
+import { DEFAULT_AUDIT_LOG } from './run/audit.js';
+import { createInterface } from 'node:readline/promises';
 
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Options of render that are the command's own; every other --option is a policy param or flag. */
 const RENDER_OWN = new Set(['_', '$0', 'policy', 'param', 'policies', 'debug', 'help', 'version']);
+
 
 export async function main(argv: readonly string[]): Promise<number> {
   let debug = argv.includes('--debug');
@@ -74,7 +78,34 @@ export async function main(argv: readonly string[]): Promise<number> {
           process.stdout.write(text);
         },
       )
-      .demandCommand(1, 'name a command: validate, compile or render')
+      .command(
+        'plan <policy>',
+        'Dry run (read-only): what a policy would remove here; --rehearse runs it for real and rolls back',
+        (y: Argv) => runOptions(y).option('rehearse', { type: 'boolean', default: false, describe: 'Run every statement for real (same locks as apply), report exact counts incl. cascades and triggers, then roll back' }),
+        async (args) => {
+          exit = await run('plan', args);
+        },
+      )
+      .command(
+        'apply <policy>',
+        'Run a policy in one transaction with row-count checks; COMMIT only if every check holds',
+        (y: Argv) =>
+          runOptions(y)
+            .option('confirm', { type: 'string', describe: 'Required. With guard.confirm: database, the database name (typed at a terminal if left empty)' })
+            .option('audit-log', { type: 'string', default: DEFAULT_AUDIT_LOG, describe: 'Append one JSON line per apply here' }),
+        async (args) => {
+          exit = await run('apply', args);
+        },
+      )
+      .command(
+        'verify <policy>',
+        "Run a check policy's expectations read-only; exit 4 if any fails",
+        (y: Argv) => runOptions(y),
+        async (args) => {
+          exit = await run('verify', args);
+        },
+      )
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply or verify')
       .strict()
       .help()
       .version()
@@ -89,6 +120,56 @@ export async function main(argv: readonly string[]): Promise<number> {
     return exit;
   } catch (error) {
     return report(error, debug);
+  }
+}
+
+/** Options that are the run commands' own; every other --option is a policy param or flag. */
+const RUN_OWN = new Set([...RENDER_OWN, 'connection', 'json', 'lock-timeout', 'statement-timeout', 'generated', 'rehearse', 'confirm', 'audit-log', 'dangerously-run-unreviewed']);
+
+function runOptions(y: Argv): Argv {
+  return y
+    .positional('policy', { type: 'string', describe: 'Policy name, policy file, or generated .sql file' })
+    .option('param', { type: 'string', array: true, default: [], describe: 'A parameter as name=value (also: --<name> <value>)' })
+    .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout (docs/run-output.schema.json)' })
+    .option('lock-timeout', { type: 'string', default: '5s', describe: 'Give up waiting for a lock after this long' })
+    .option('statement-timeout', { type: 'string', default: '15min', describe: 'Give up on a statement running longer than this' })
+    .option('generated', { type: 'string', default: DEFAULT_OUT, describe: 'Directory of generated SQL files' })
+    .option('dangerously-run-unreviewed', { type: 'boolean', default: false, describe: 'Run the policy even when its generated file is missing, stale or edited' })
+    .epilogue("The policy's params and flags are options too: purgekit apply nexus-purge-user --email a@b.c --delete-owned-companies --confirm")
+    .strict(false)
+    .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false });
+}
+
+async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>): Promise<number> {
+  const color = Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'];
+  const { output, exitCode } = await runCommand(command, {
+    target: args['policy'] as string,
+    policiesDir: args['policies'] as string,
+    generatedDir: args['generated'] as string,
+    values: Object.fromEntries(Object.entries(args).filter(([k]) => !RUN_OWN.has(k))),
+    pairs: args['param'] as string[],
+    ...(typeof args['connection'] === 'string' ? { connection: args['connection'] } : {}),
+    lockTimeout: args['lock-timeout'] as string,
+    statementTimeout: args['statement-timeout'] as string,
+    rehearse: Boolean(args['rehearse']),
+    ...(typeof args['confirm'] === 'string' ? { confirm: args['confirm'] } : {}),
+    auditLog: (args['audit-log'] as string | undefined) ?? DEFAULT_AUDIT_LOG,
+    dangerouslyRunUnreviewed: Boolean(args['dangerously-run-unreviewed']),
+    ...(process.stdin.isTTY ? { ask } : {}),
+    stderr,
+    color,
+  });
+  if (args['json']) process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+  return exitCode;
+}
+
+async function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
   }
 }
 

@@ -111,7 +111,8 @@ class Compiler {
       role: 'setup',
       title: 'The report: one row per step and check, shown at the end. It outlives COMMIT; the other working tables go with it (ON COMMIT DROP).',
       notes: [],
-      sql: `DROP TABLE IF EXISTS ${REPORT}`,
+      // Not DROP TABLE IF EXISTS: in a fresh session that prints a NOTICE about pg_temp.
+      sql: `DO $report$ BEGIN IF to_regclass('${REPORT}') IS NOT NULL THEN DROP TABLE ${REPORT}; END IF; END $report$`,
       verbatim: true,
     });
     this.add({
@@ -198,9 +199,8 @@ class Compiler {
         role: 'subject',
         title: `Lookup ${i + 1} of ${s.lookup.length}, used when ${lookup.by.map((b) => `${b}`).join(' and ')} ${lookup.by.length > 1 ? 'are' : 'is'} given${i ? ' and no earlier lookup applies' : ''}:`,
         notes: [`  ${oneLine(lookup.where.text)}`, 'Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.'],
-        sql: formatSql(
-          `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${table} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${this.sql(lookup.where)}) FOR UPDATE`,
-        ),
+        sql: `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${table} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${this.sql(lookup.where)}) FOR UPDATE`,
+        dryRun: `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${table} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${this.sql(lookup.where)})`,
       });
     });
     const anyGiven = s.lookup.map((l) => `(${given(l.by)})`).join(' OR ');
@@ -241,6 +241,7 @@ class Compiler {
       notes: [],
       sql: `ANALYZE ${SUBJECT}`,
       verbatim: true,
+      dryRun: null,
     });
   }
 
@@ -269,6 +270,7 @@ class Compiler {
       role: 'check',
       title: `Check: every row kept by preserve rule ${i + 1} is still there (a cascade or trigger could have removed one).`,
       notes: [],
+      dryRun: null,
       sql: doBlock('check', ['_before bigint;', '_after bigint;'], [
         `SELECT rows INTO _before FROM ${REPORT} WHERE item = 'preserve ${i + 1}';`,
         indentFormatted(`SELECT count(*) INTO _after FROM ${table} WHERE ${this.sql(rule.where)};`),
@@ -312,6 +314,7 @@ class Compiler {
         'END IF;',
       );
     }
+    const dryRun = [...body, this.reportRow(`step ${n}`, target, "'would remove'", '_counted', 'NULL')];
     body.push(
       indentFormatted(`DELETE FROM ${table}${where};`),
       'GET DIAGNOSTICS _removed = ROW_COUNT;',
@@ -333,6 +336,8 @@ class Compiler {
       title: `Step ${n} of ${this.policy.steps.length}: ${display(step.table)}`,
       notes,
       sql: doBlock('step', ['_counted bigint;', '_removed bigint;'], body),
+      dryRun: doBlock('step', ['_counted bigint;'], dryRun),
+      cascades: step.cascades,
       table: step.table,
       step: n,
     });
@@ -441,12 +446,14 @@ class Compiler {
       notes: [w.restartIdentity ? 'Sequences owned by emptied tables restart at their start value.' : 'Sequences keep their values.'],
       sql: `TRUNCATE TABLE\n${tables}\n${options}`,
       verbatim: true,
+      dryRun: null,
     });
     if (hasKeep) {
       this.add({
         role: 'check',
         title: 'Check: every keep table still has all its rows (a TRUNCATE or DELETE trigger could have removed some).',
         notes: [],
+        dryRun: null,
         sql: doBlock('check', ['_table record;', '_rows bigint;'], [
           `FOR _table IN SELECT target, rows FROM ${REPORT} WHERE item = 'keep' ORDER BY seq LOOP`,
           "  EXECUTE format('SELECT count(*) FROM %s', _table.target) INTO _rows;",
@@ -457,6 +464,11 @@ class Compiler {
         ]),
       });
     }
+  }
+
+  /** After-phase checks describe a database the dry run never produces. */
+  private afterSteps(e?: Expectation): { dryRun?: null } {
+    return this.policy.kind !== 'check' && (!e || e.when === 'after') ? { dryRun: null } : {};
   }
 
   private expectation(e: Expectation, i: number): void {
@@ -477,6 +489,7 @@ class Compiler {
     const wanted = bounds.join(' and ');
     this.add({
       role: 'expect',
+      ...this.afterSteps(e),
       title: `Expect ${i + 1}${this.policy.kind === 'check' ? '' : ` (${e.when} the ${this.policy.kind === 'wipe' ? 'wipe' : 'steps'})`}: ${oneLine(e.name)}, value ${wanted}.`,
       notes: [],
       sql: doBlock('expect', ['_value numeric;'], [
@@ -496,6 +509,7 @@ class Compiler {
   private verdict(phase: 'before' | 'after'): void {
     this.add({
       role: 'check',
+      ...(phase === 'after' ? this.afterSteps() : {}),
       title: `Check: every expectation ${phase === 'before' ? 'checked before the steps' : 'above'} holds.`,
       notes: [],
       sql: doBlock('check', ['_failed text;'], [

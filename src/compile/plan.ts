@@ -32,6 +32,14 @@ export interface PlanStatement {
   readonly table?: TableName;
   /** 1-based step number for role 'step'. */
   readonly step?: number;
+  /**
+   * What `purgekit plan` (a read-only dry run) executes instead: absent means the same
+   * statement, null means none (the TRUNCATE, checks that need the steps to have run), a string
+   * a variant that only reads (lookups without FOR UPDATE, steps that count instead of delete).
+   */
+  readonly dryRun?: string | null;
+  /** Tables a step declares it changes by cascade or trigger (role 'step'). */
+  readonly cascades?: readonly TableName[];
 }
 
 export interface Plan {

@@ -19,16 +19,19 @@ export interface RenderedStatement {
   readonly statement: PlanStatement;
   /** Exactly the text in the file, without its comment and trailing semicolon. */
   readonly sql: string;
+  /** What a read-only dry run executes instead (null: nothing); see PlanStatement.dryRun. */
+  readonly dryRun: string | null;
 }
 
 const CHECKSUM_PREFIX = '-- Checksum:    sha256 ';
 
 /** Each statement as it appears in the file: what the runner executes. */
 export function renderStatements(plan: Plan, values?: RenderedValues): RenderedStatement[] {
+  const layout = (text: string, verbatim?: boolean) => (verbatim ? text : formatSql(text));
   return plan.statements.map((statement) => {
-    let sql = statement.role === 'params' && values ? paramsBlock(plan, values) : statement.sql;
-    if (!statement.verbatim) sql = formatSql(sql);
-    return { statement, sql };
+    const sql = layout(statement.role === 'params' && values ? paramsBlock(plan, values) : statement.sql, statement.verbatim);
+    const dryRun = statement.dryRun === undefined ? sql : statement.dryRun === null ? null : layout(statement.dryRun, statement.verbatim);
+    return { statement, sql, dryRun };
   });
 }
 

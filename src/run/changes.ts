@@ -1,0 +1,73 @@
+import type { Plan } from '../compile/plan.js';
+import { qualified } from '../compile/compile.js';
+
+/**
+ * Which tables a run changed that its plan does not account for. Pure: it compares two reads
+ * of pg_stat_xact_user_tables taken inside the run's transaction (so cascades and triggers
+ * show, partitions already rolled up to their root) with what the report says the steps did.
+ */
+export interface TableStats {
+  readonly inserted: number;
+  readonly updated: number;
+  readonly deleted: number;
+}
+export type StatsByTable = ReadonlyMap<string, TableStats>;
+
+export interface ReportRow {
+  readonly item: string;
+  readonly target: string | null;
+  readonly outcome: string;
+  readonly rows: number | null;
+  readonly detail: string | null;
+}
+
+export interface TableChange extends TableStats {
+  readonly table: string;
+  /** Why the change is expected: removed by steps, a declared cascade, reached by the wipe; null if not. */
+  readonly plannedAs: 'step' | 'cascade' | 'wipe' | null;
+  /** Rows the steps report removing from this table. */
+  readonly removedBySteps: number;
+}
+
+export interface ChangeAnalysis {
+  readonly tables: readonly TableChange[];
+  readonly problems: readonly string[];
+}
+
+export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByTable, report: readonly ReportRow[]): ChangeAnalysis {
+  const removed = new Map<string, number>();
+  for (const r of report) {
+    if (r.item.startsWith('step ') && r.outcome === 'removed' && r.target) removed.set(r.target, (removed.get(r.target) ?? 0) + (r.rows ?? 0));
+  }
+  const cascades = new Set(plan.statements.flatMap((s) => (s.role === 'step' ? (s.cascades ?? []).map(qualified) : [])));
+  const wiped = new Set(report.filter((r) => r.item === 'wipe' && r.target).map((r) => r.target!));
+  const zero: TableStats = { inserted: 0, updated: 0, deleted: 0 };
+  const tables: TableChange[] = [];
+  const problems: string[] = [];
+  const names = [...new Set([...after.keys(), ...removed.keys()])].sort();
+  for (const table of names) {
+    const a = after.get(table) ?? zero;
+    const b = before.get(table) ?? zero;
+    const change = { inserted: a.inserted - b.inserted, updated: a.updated - b.updated, deleted: a.deleted - b.deleted };
+    const removedBySteps = removed.get(table) ?? 0;
+    if (!change.inserted && !change.updated && !change.deleted && !removedBySteps) continue;
+    const plannedAs = cascades.has(table) ? 'cascade' : wiped.has(table) ? 'wipe' : removed.has(table) ? 'step' : null;
+    tables.push({ table, ...change, plannedAs, removedBySteps });
+    if (plannedAs === 'cascade' || plannedAs === 'wipe') continue;
+    if (plannedAs === 'step') {
+      if (change.deleted !== removedBySteps) {
+        problems.push(`${table}: ${change.deleted} rows deleted in all, but the steps removed ${removedBySteps} (a cascade or trigger deleted others; declare it in cascades)`);
+      }
+      if (change.inserted || change.updated) {
+        problems.push(`${table}: ${describe(change)} besides the steps' deletes (a trigger or rule; declare it in cascades)`);
+      }
+      continue;
+    }
+    problems.push(`unplanned change to ${table}: ${describe(change)}; no step removes from it and no step declares it in cascades`);
+  }
+  return { tables, problems };
+}
+
+function describe(c: TableStats): string {
+  return [c.inserted && `${c.inserted} inserted`, c.updated && `${c.updated} updated`, c.deleted && `${c.deleted} deleted`].filter(Boolean).join(', ') || 'no rows';
+}

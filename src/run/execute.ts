@@ -1,0 +1,181 @@
+import type postgres from 'postgres';
+import type { Plan } from '../compile/plan.js';
+import { GuardCode } from '../compile/plan.js';
+import { quoteIdent } from '../sql/quote.js';
+import type { RenderedStatement } from '../render/render.js';
+import type { RunValues } from '../values.js';
+import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
+
+/**
+ * Runs a plan's statements one by one inside ONE transaction that this function opens. The
+ * file's own BEGIN and COMMIT are never sent: a COMMIT inside sql.begin() would commit for real.
+ * Parameter values are bound (an UPDATE of the parameter table with $1, $2, ...), never spliced.
+ *
+ *   plan      read-only dry run: the plan's dry-run statements, then ROLLBACK
+ *   rehearse  the real statements, every check, then ROLLBACK (takes the same locks as apply)
+ *   apply     the real statements, every check, then COMMIT only if everything held
+ *   verify    a check policy's expectations (read-only), then ROLLBACK
+ */
+export type RunMode = 'plan' | 'rehearse' | 'apply' | 'verify';
+
+export interface RunSettings {
+  readonly lockTimeout: string;
+  readonly statementTimeout: string;
+}
+
+export interface StepTiming {
+  readonly step: number;
+  readonly table: string;
+  readonly ms: number;
+}
+
+export interface ExecutionResult {
+  readonly committed: boolean;
+  readonly report: readonly ReportRow[];
+  readonly timings: readonly StepTiming[];
+  readonly tables: readonly TableChange[];
+  /** Set when the run stopped: a guard raised, a check failed, or the database refused. */
+  readonly failure?: RunFailure;
+}
+
+export interface RunFailure {
+  /** SQLSTATE (PK001...PK009 for the script's guards), or RUNNER for the runner's own checks. */
+  readonly code: string;
+  readonly message: string;
+  /** The statement that failed: its heading in the generated file. */
+  readonly at?: string;
+}
+
+export interface Progress {
+  (event: { kind: 'slow'; step: number; table: string; seconds: number }): void;
+}
+
+class Rollback extends Error {}
+class RunnerCheckFailed extends Error {}
+
+export async function execute(
+  sql: postgres.Sql,
+  plan: Plan,
+  statements: readonly RenderedStatement[],
+  values: RunValues,
+  mode: RunMode,
+  settings: RunSettings,
+  progress: Progress = () => {},
+): Promise<ExecutionResult> {
+  const dryRun = mode === 'plan' || mode === 'verify';
+  const timings: StepTiming[] = [];
+  let report: ReportRow[] = [];
+  let tables: readonly TableChange[] = [];
+  let current: string | undefined;
+  let failure: RunFailure | undefined;
+  const lastCreate = statements.reduce((at, r, i) => (/^CREATE TEMP TABLE/.test(r.sql) ? i : at), -1);
+  const firstChange = statements.findIndex((r) => r.statement.role === 'step' || r.statement.role === 'wipe');
+  const setupEnd = statements.findIndex((r, i) => i > 0 && r.statement.role !== 'setup');
+  let statsBefore: StatsByTable = new Map();
+
+  try {
+    await sql.begin(async (tx) => {
+      for (const [i, rendered] of statements.entries()) {
+        const { statement } = rendered;
+        if (statement.role === 'begin' || statement.role === 'commit') continue;
+        const text = dryRun ? rendered.dryRun : rendered.sql;
+        if (i === setupEnd) await applySettings(tx, settings);
+        if (i === firstChange && !dryRun) statsBefore = await readStats(tx);
+        if (text === null) continue;
+        current = statement.title || current;
+        if (statement.role === 'report') {
+          report = toReport(await tx.unsafe(text));
+          if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
+          continue;
+        }
+        const started = performance.now();
+        const timer = statement.step ? slowTimer(statement.step, rendered, progress) : undefined;
+        try {
+          await tx.unsafe(text);
+        } finally {
+          if (timer) clearInterval(timer);
+        }
+        if (statement.step) timings.push({ step: statement.step, table: tableOf(rendered), ms: Math.round(performance.now() - started) });
+        if (statement.role === 'params') await bindValues(tx, plan, values);
+        if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
+      }
+      if (mode !== 'apply') throw new Rollback();
+    });
+    return { committed: true, report, timings, tables };
+  } catch (error) {
+    if (error instanceof Rollback) return { committed: false, report, timings, tables };
+    if (error instanceof RunnerCheckFailed) failure = { code: 'RUNNER', message: error.message, at: 'the runner\'s checks after the last statement' };
+    else if (isServerError(error)) failure = { code: error.code, message: error.message, ...(current ? { at: current } : {}) };
+    else throw error;
+    return { committed: false, report, timings, tables, failure };
+  }
+}
+
+function isServerError(error: unknown): error is { code: string; message: string } {
+  return typeof (error as { code?: unknown })?.code === 'string' && (error as { name?: string }).name === 'PostgresError';
+}
+
+/** The runner's timeouts replace the file's 10 s lock_timeout; bound, not spliced. */
+async function applySettings(tx: postgres.TransactionSql, settings: RunSettings): Promise<void> {
+  await tx`SELECT set_config('lock_timeout', ${settings.lockTimeout}, true), set_config('statement_timeout', ${settings.statementTimeout}, true)`;
+}
+
+/** The parameter block was created with NULLs and defaults; the values go in as bind parameters. */
+async function bindValues(tx: postgres.TransactionSql, plan: Plan, values: RunValues): Promise<void> {
+  const columns: string[] = [];
+  const bound: (string | boolean | null)[] = [];
+  for (const p of plan.params) {
+    bound.push(values.params.get(p.name) ?? null);
+    columns.push(`${quoteIdent(p.name)} = $${bound.length}::${p.type}`);
+  }
+  for (const f of plan.flags) {
+    bound.push(values.flags.get(f.name) ?? f.default);
+    columns.push(`${quoteIdent(f.name)} = $${bound.length}::boolean`);
+  }
+  if (plan.forceMulti) {
+    bound.push(values.forceMulti);
+    columns.push(`force_multi = $${bound.length}::boolean`);
+  }
+  if (columns.length) await tx.unsafe(`UPDATE pg_temp.purgekit_params SET ${columns.join(', ')}`, bound as postgres.ParameterOrJSON<never>[]);
+}
+
+/** The rows of the file's closing SELECT (rows is bigint, which arrives as a string). */
+function toReport(rows: readonly Record<string, unknown>[]): ReportRow[] {
+  return rows.map((r) => ({
+    item: String(r['item']),
+    target: (r['target'] as string | null) ?? null,
+    outcome: String(r['outcome']),
+    rows: r['rows'] === null ? null : Number(r['rows']),
+    detail: (r['detail'] as string | null) ?? null,
+  }));
+}
+
+/** Changes per table in this transaction so far, partitions rolled up to their root. */
+async function readStats(tx: postgres.TransactionSql): Promise<StatsByTable> {
+  const rows = await tx<{ name: string; ins: string; upd: string; del: string }[]>`
+    SELECT format('%I.%I', n.nspname, c.relname) AS name,
+           sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del
+    FROM pg_stat_xact_user_tables s
+    JOIN pg_class c ON c.oid = coalesce(pg_partition_root(s.relid), s.relid)
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
+    GROUP BY 1`;
+  return new Map(rows.map((r) => [r.name, { inserted: Number(r.ins), updated: Number(r.upd), deleted: Number(r.del) }]));
+}
+
+async function checkChanges(tx: postgres.TransactionSql, plan: Plan, before: StatsByTable, report: readonly ReportRow[]): Promise<readonly TableChange[]> {
+  const { tables, problems } = analyseChanges(plan, before, await readStats(tx), report);
+  if (problems.length) throw new RunnerCheckFailed(problems.join('; '));
+  return tables;
+}
+
+function tableOf(r: RenderedStatement): string {
+  return r.statement.table ? `${quoteIdent(r.statement.table.schema)}.${quoteIdent(r.statement.table.name)}` : '';
+}
+
+function slowTimer(step: number, r: RenderedStatement, progress: Progress): NodeJS.Timeout {
+  let seconds = 0;
+  return setInterval(() => progress({ kind: 'slow', step, table: tableOf(r), seconds: ++seconds }), 1000);
+}
+
+export { GuardCode };

@@ -1,0 +1,39 @@
+import { ExitCode, PurgekitError } from '../errors.js';
+import type { Guard } from '../policy.js';
+
+/** A guard refused the run before anything was sent: exit 6, nothing changed. */
+export class RefusedError extends PurgekitError {
+  constructor(message: string) {
+    super(message, ExitCode.refused);
+  }
+}
+
+/** guard.databases: shell-style globs (* and ?) on current_database(). */
+export function databaseAllowed(guard: Guard, database: string): boolean {
+  if (!guard.databases) return true;
+  return guard.databases.some((glob) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')}$`).test(database));
+}
+
+export function checkDatabase(guard: Guard, database: string): void {
+  if (!databaseAllowed(guard, database)) {
+    throw new RefusedError(`database "${database}" is not allowed by this policy's guard (databases: ${guard.databases!.join(', ')})`);
+  }
+}
+
+/**
+ * apply changes data, so it needs --confirm; with guard.confirm: database the value must be the
+ * database's name, typed at a terminal when --confirm has no value and stdin is a TTY.
+ */
+export async function checkConfirmation(
+  guard: Guard,
+  database: string,
+  confirm: string | undefined,
+  ask: ((question: string) => Promise<string>) | undefined,
+): Promise<void> {
+  if (confirm === undefined) throw new RefusedError('apply changes data: add --confirm (run purgekit plan first to see what it would do)');
+  if (guard.confirm !== 'database') return;
+  let typed = confirm;
+  if (typed === '' && ask) typed = (await ask(`Type the name of the database to purge (${database}): `)).trim();
+  if (typed === '') throw new RefusedError(`this policy needs --confirm ${database} (the database name), or --confirm typed at a terminal`);
+  if (typed !== database) throw new RefusedError(`--confirm "${typed}" does not match the database "${database}"`);
+}

@@ -1,0 +1,86 @@
+import type { ReportRow, TableChange } from './changes.js';
+import type { RunMode, StepTiming } from './execute.js';
+import type { Target } from './connect.js';
+
+/**
+ * The one JSON document `--json` prints on stdout. Its shape is docs/run-output.schema.json;
+ * version stays 1 while fields are only added.
+ */
+export interface RunOutput {
+  readonly version: 1;
+  readonly command: 'plan' | 'apply' | 'verify';
+  readonly mode: RunMode;
+  readonly policy: string;
+  readonly kind: string;
+  /** sha256 of the generated file, as its Checksum line records it. */
+  readonly planSha256: string;
+  readonly database: Target;
+  /** committed | rolled-back (plan, rehearse, verify, or a failed apply) | nothing-matched | refused */
+  readonly outcome: 'committed' | 'rolled-back' | 'nothing-matched' | 'refused';
+  readonly exitCode: number;
+  readonly subject: { readonly table: string; readonly matched: number } | null;
+  readonly steps: readonly {
+    readonly step: number;
+    readonly table: string;
+    readonly outcome: string;
+    readonly rows: number | null;
+    readonly detail: string | null;
+    readonly ms: number | null;
+  }[];
+  readonly wipe: readonly { readonly table: string; readonly rows: number | null; readonly reason: string | null }[];
+  readonly preserved: readonly { readonly rule: string; readonly table: string; readonly rows: number | null }[];
+  readonly expectations: readonly { readonly name: string; readonly outcome: string; readonly detail: string | null }[];
+  readonly tables: readonly TableChange[];
+  readonly error: { readonly code: string; readonly message: string; readonly at: string | null } | null;
+  readonly startedAt: string;
+  readonly durationMs: number;
+}
+
+export function summarize(report: readonly ReportRow[], timings: readonly StepTiming[]): Pick<RunOutput, 'subject' | 'steps' | 'wipe' | 'preserved' | 'expectations'> {
+  const subject = report.find((r) => r.item === 'subject');
+  return {
+    subject: subject ? { table: subject.target ?? '', matched: subject.rows ?? 0 } : null,
+    steps: report
+      .filter((r) => r.item.startsWith('step '))
+      .map((r) => {
+        const step = Number(r.item.slice(5));
+        return { step, table: r.target ?? '', outcome: r.outcome, rows: r.rows, detail: r.detail, ms: timings.find((t) => t.step === step)?.ms ?? null };
+      }),
+    wipe: report.filter((r) => r.item === 'wipe').map((r) => ({ table: r.target ?? '', rows: r.rows, reason: r.detail })),
+    preserved: report.filter((r) => r.item.startsWith('preserve ') || r.item === 'keep').map((r) => ({ rule: r.item, table: r.target ?? '', rows: r.rows })),
+    expectations: report.filter((r) => r.item.startsWith('expect ')).map((r) => ({ name: r.target ?? '', outcome: r.outcome, detail: r.detail })),
+  };
+}
+
+/** People-facing lines for stderr. */
+export function humanReport(out: RunOutput, color: boolean): string[] {
+  const paint = (code: number, text: string) => (color ? `\u001b[${code}m${text}\u001b[0m` : text);
+  const lines: string[] = [];
+  if (out.subject) lines.push(`subject: ${out.subject.matched} ${out.subject.table} ${out.subject.matched === 1 ? 'row' : 'rows'} matched`);
+  const rows: string[][] = out.steps.map((s) => [String(s.step), s.table, s.outcome, s.rows === null ? '' : String(s.rows), s.ms === null ? '' : `${s.ms} ms`, s.detail ?? '']);
+  rows.push(...out.wipe.map((w) => ['', w.table, 'emptied', w.rows === null ? '' : String(w.rows), '', w.reason ?? '']));
+  rows.push(...out.preserved.map((p) => ['', p.table, p.rule.startsWith('keep') ? 'kept' : 'preserved', p.rows === null ? '' : String(p.rows), '', p.rule]));
+  if (rows.length) lines.push(...table(['#', 'table', 'outcome', 'rows', 'time', 'detail'], rows));
+  const cascaded = out.tables.filter((t) => t.plannedAs === 'cascade');
+  for (const t of cascaded) {
+    const changes = [`${t.deleted} deleted`, t.updated && `${t.updated} updated`, t.inserted && `${t.inserted} inserted`].filter(Boolean).join(', ');
+    lines.push(`cascade: ${t.table}: ${changes} in all, ${t.removedBySteps} of them by steps (declared in cascades)`);
+  }
+  for (const e of out.expectations) lines.push(`expect: ${e.name}: ${e.outcome === 'ok' ? paint(32, 'ok') : paint(31, e.outcome)} (${e.detail ?? ''})`);
+  if (out.error && out.outcome === 'nothing-matched') lines.push(out.error.message);
+  else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}` : ''}`));
+  const verdict: Record<RunOutput['outcome'], string> = {
+    committed: paint(32, `committed in ${out.durationMs} ms`),
+    'rolled-back': out.error ? paint(31, 'rolled back: nothing was changed') : `rolled back (${out.mode}): nothing was changed`,
+    'nothing-matched': 'nothing matched: nothing was changed',
+    refused: paint(31, 'refused: nothing was changed'),
+  };
+  lines.push(verdict[out.outcome]);
+  return lines;
+}
+
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), ...rows.map(line)];
+}
