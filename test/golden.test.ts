@@ -17,7 +17,8 @@ const DIR = new URL('./golden/', import.meta.url).pathname;
 const update = process.env['UPDATE_GOLDEN'] === '1';
 
 function expectFile(path: string, actual: string): void {
-  if (update || !existsSync(path)) writeFileSync(path, actual);
+  if (update) writeFileSync(path, actual);
+  expect(existsSync(path), `${path} is missing: run UPDATE_GOLDEN=1 npm test and review it`).toBe(true);
   expect(actual).toBe(readFileSync(path, 'utf8'));
 }
 
