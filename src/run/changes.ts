@@ -59,7 +59,7 @@ export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByT
         problems.push(`${table}: ${change.deleted} rows deleted in all, but the steps removed ${removedBySteps} (a cascade or trigger deleted others; declare it in cascades)`);
       }
       if (change.inserted || change.updated) {
-        problems.push(`${table}: ${describe(change)} besides the steps' deletes (a trigger or rule; declare it in cascades)`);
+        problems.push(`${table}: ${describe({ ...change, deleted: 0 })} besides the steps' deletes (a trigger or rule; declare it in cascades)`);
       }
       continue;
     }
