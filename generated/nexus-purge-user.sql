@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 9cd87849f247e78a123d6ed5ce76a64e338aa6aa903567c6817e1d60192bf09b
--- Checksum:    sha256 9e85e92aedf9b3302bfa3246ace5a35a122d383f232ae828ca1a8ae1877bcfc4 (this file without this line)
+-- Checksum:    sha256 e8c8aa2346914a173328fb91dfba897e8dc87143f60dce24a5b615415bf91ac9 (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -159,7 +159,7 @@ WHERE
   )
 FOR UPDATE;
 
--- Guard: one lookup applies and it matched between 1 and 1 row (more only with force_multi), none of them preserved.
+-- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi), none of them preserved.
 DO $guard$
 #variable_conflict use_column
 DECLARE

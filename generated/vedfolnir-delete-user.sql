@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-delete-user (purge)
 -- Source:      ../policies/vedfolnir-delete-user.yaml, sha256 193d0a4028b853e3a4dcbb1a09cdd7c82978519fa0959339c056af0ae8fd8f7e
--- Checksum:    sha256 47bdd7e59fd33c2238b0f9a271a6ef315b2c6cb376a02d5e52a123844635a606 (this file without this line)
+-- Checksum:    sha256 5ccfbafafdbf98454a25a20a9cd2b5bc6b801c296fe92d257a57f2c37587d52a (this file without this line)
 --
 -- Remove one Vedfolnir user (by id or username) with their platform connections, posts, images, runs, caption tasks, sessions and logs.
 --
@@ -147,7 +147,7 @@ WHERE
   )
 FOR UPDATE;
 
--- Guard: one lookup applies and it matched between 1 and 1 row (more only with force_multi).
+-- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi).
 DO $guard$
 #variable_conflict use_column
 DECLARE

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-expire-sessions (purge)
 -- Source:      ../policies/vedfolnir-expire-sessions.yaml, sha256 c08c11c496a4abcfd850bed376cd18f10ebdbeadd11e1b5f7c4a05792d4810c6
--- Checksum:    sha256 0c4d245aa07410710bd3162bda440c7c2ec59eb16e0d767e7cc19055ddd38a1c (this file without this line)
+-- Checksum:    sha256 a881939b360b8dfe4284f7c8a44c83d67b61fb97b0aeefb230859ff76d607865 (this file without this line)
 --
 -- Expire every database session of one Vedfolnir user (by id or username); the user and their data stay.
 --
@@ -123,7 +123,7 @@ WHERE
   )
 FOR UPDATE;
 
--- Guard: one lookup applies and it matched between 1 and 1 row (more only with force_multi).
+-- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi).
 DO $guard$
 #variable_conflict use_column
 DECLARE

@@ -231,7 +231,7 @@ class Compiler {
     body.push(this.reportRow('subject', quoteLiteral(display(s.table)), "'matched'", '_matched', 'NULL'));
     this.add({
       role: 'guard',
-      title: `Guard: one lookup applies and it matched between 1 and ${s.max} ${plural(s.max, 'row')} (more only with force_multi)${preserved.length ? ', none of them preserved' : ''}.`,
+      title: `Guard: one lookup applies and it matched ${s.max === 1 ? 'exactly 1 row' : `between 1 and ${s.max} rows`} (more only with force_multi)${preserved.length ? ', none of them preserved' : ''}.`,
       notes: [],
       sql: doBlock('guard', ['_matched bigint;'], body),
     });
