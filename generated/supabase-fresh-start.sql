@@ -2,7 +2,7 @@
 --
 -- Policy:      supabase-fresh-start (wipe)
 -- Source:      ../policies/supabase-fresh-start.yaml, sha256 2d48543edffc31a97416b4c6d3df68acbdd4b8abf3eb76d9e8ab061715175d58
--- Checksum:    sha256 58c8d7059e66eb004579082d25d13e4897b5ba2c40551bcaf377eef49a148429 (this file without this line)
+-- Checksum:    sha256 d491132b4d8345f179f08b8a027c8b3cbf3d65d577d8448dc9f864ae08a8c9d6 (this file without this line)
 --
 -- Fresh start for new signups: empty every tenant table (users, clients and all org-scoped data), restart their ids, keep subscription tiers and agent templates.
 --
@@ -165,17 +165,19 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'PK007', MESSAGE = 'the wipe would reach a keep table: ' || _kept;
   END IF;
   -- Rows each table loses: its own rows (ONLY), as its partitions and children are listed themselves.
-  FOR _table IN SELECT r.relid, r.reason, c.relkind FROM pg_temp.purgekit_wipe_reach r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP
+  FOR _table IN SELECT r.relid, r.reason, c.relkind, format('%I.%I', n.nspname, c.relname) AS name
+    FROM pg_temp.purgekit_wipe_reach r JOIN pg_class c ON c.oid = r.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+    ORDER BY r.reason <> 'listed', 4 LOOP
     IF _table.relkind = 'p' THEN
-      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.relid::text, 'emptied', NULL, _table.reason || '; partitioned, rows counted in its partitions');
+      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.name, 'emptied', NULL, _table.reason || '; partitioned, rows counted in its partitions');
     ELSE
       EXECUTE format('SELECT count(*) FROM ONLY %s', _table.relid) INTO _rows;
-      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.relid::text, 'emptied', _rows, _table.reason);
+      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.name, 'emptied', _rows, _table.reason);
     END IF;
   END LOOP;
-  FOR _table IN SELECT to_regclass(k) AS relid FROM unnest(ARRAY['public.subscription_tiers', 'public.agent_templates']) AS k LOOP
-    EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('keep', _table.relid::text, 'kept', _rows, 'must not lose a row');
+  FOR _table IN SELECT k AS name FROM unnest(ARRAY['public.subscription_tiers', 'public.agent_templates']) AS k LOOP
+    EXECUTE format('SELECT count(*) FROM %s', _table.name) INTO _rows;
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('keep', _table.name, 'kept', _rows, 'must not lose a row');
   END LOOP;
 END
 $reach$;

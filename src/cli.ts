@@ -142,6 +142,19 @@ function runOptions(y: Argv): Argv {
 }
 
 async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>): Promise<number> {
+  try {
+    return await runAndPrint(command, args);
+  } catch (error) {
+    // A pipeline asked for JSON: it gets a document even when the run could not start.
+    if (args['json'] && error instanceof PurgekitError) {
+      const doc = { version: 1, command, policy: args['policy'], outcome: 'error', exitCode: error.exitCode, error: { code: error.name, message: error.message } };
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    }
+    throw error;
+  }
+}
+
+async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>): Promise<number> {
   const color = Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'];
   const { output, exitCode } = await runCommand(command, {
     target: args['policy'] as string,

@@ -51,7 +51,9 @@ async function ownRowCounts(sql: postgres.Sql): Promise<Record<string, number>> 
 
 function wipeRows(results: Record<string, unknown>[]): Map<string, ReportRow> {
   const rows = (results as unknown as ReportRow[]).filter((r) => r.item === 'wipe');
-  return new Map(rows.map((r) => [r.target, r]));
+  // Targets are schema-qualified (public.users), like every table name the runner reports.
+  expect(rows.every((r) => r.target.startsWith('public.'))).toBe(true);
+  return new Map(rows.map((r) => [r.target.slice('public.'.length), r]));
 }
 
 /** Runs the script and checks that it fails with `code` and leaves every row and sequence
@@ -170,7 +172,7 @@ describe('supabase-fresh-start (seed 003)', () => {
     // PostgreSQL names each table it cascades to; purgekit predicted that set before the TRUNCATE.
     const noticed = [...run.stderr.matchAll(/truncate cascades to table "([^"]+)"/g)].map((m) => m[1]).sort();
     expect(noticed).toEqual([...CASCADED_LEAVES, ...CASCADED_PARTITIONED].sort());
-    for (const table of [...CASCADED_LEAVES, ...CASCADED_PARTITIONED, ...INHERITED]) expect(run.stdout, table).toContain(` ${table} `);
+    for (const table of [...CASCADED_LEAVES, ...CASCADED_PARTITIONED, ...INHERITED]) expect(run.stdout, table).toContain(` public.${table} `);
     expect(run.stdout).toContain('references calls (foreign key call_recordings_call_id_fkey)');
     expect(run.stdout).toMatch(/\(\d+ rows\)/);
 

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import os from 'node:os';
-import { compile } from '../compile/compile.js';
+import { compile, qualified } from '../compile/compile.js';
+import { cascadeReach } from '../run/reach.js';
 import type { Plan } from '../compile/plan.js';
 import { ExitCode, PurgekitError, UsageError } from '../errors.js';
 import type { Policy } from '../policy.js';
@@ -82,7 +83,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         if (mode === 'apply') await checkConfirmation(policy.guard, database, options.confirm, options.ask);
       } catch (e) {
         if (!(e instanceof RefusedError)) throw e;
-        const output: RunOutput = { ...base, ...summarize([], []), outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
+        const output: RunOutput = { ...base, ...summarize([], []), reach: [], outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
         await audit(output);
         say(e.message);
         for (const line of humanReport(output, options.color)) say(line);
@@ -90,6 +91,11 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       }
     }
 
+    const cascades = new Set(plan.statements.flatMap((st) => (st.cascades ?? []).map(qualified)));
+    const reach = (await cascadeReach(conn.sql, [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : [])))])).map((r) => ({
+      ...r,
+      declared: cascades.has(r.table),
+    }));
     const result = await execute(conn.sql, plan, renderStatements(plan), values, mode, options, (event) =>
       say(`  step ${event.step} (${event.table}) still running: ${event.seconds} s`),
     );
@@ -97,6 +103,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     const output: RunOutput = {
       ...base,
       ...summarize(result.report, result.timings),
+      reach,
       outcome,
       exitCode,
       tables: result.tables,
@@ -160,7 +167,10 @@ async function auditRecord(logPath: string, policy: Policy, values: RunValues, o
   const params: Record<string, string> = {};
   for (const [name, value] of values.params) {
     const personal = policy.params.find((p) => p.name === name)?.personal ?? true;
-    params[name] = personal ? await pseudonymize(logPath, value) : value;
+    const normalize = policy.params.find((p) => p.name === name)?.normalize;
+    // The value as the policy compares it: Carol@Example.com and carol@example.com are one person.
+    const compared = normalize === 'lower' ? value.toLowerCase() : normalize === 'upper' ? value.toUpperCase() : normalize === 'trim' ? value.trim() : value;
+    params[name] = personal ? await pseudonymize(logPath, compared) : compared;
   }
   return {
     version: 1,

@@ -420,19 +420,21 @@ class Compiler {
             ]
           : []),
         '-- Rows each table loses: its own rows (ONLY), as its partitions and children are listed themselves.',
-        `FOR _table IN SELECT r.relid, r.reason, c.relkind FROM ${REACH} r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP`,
+        `FOR _table IN SELECT r.relid, r.reason, c.relkind, format('%I.%I', n.nspname, c.relname) AS name`,
+        `  FROM ${REACH} r JOIN pg_class c ON c.oid = r.relid JOIN pg_namespace n ON n.oid = c.relnamespace`,
+        "  ORDER BY r.reason <> 'listed', 4 LOOP",
         "  IF _table.relkind = 'p' THEN",
-        `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", 'NULL', "_table.reason || '; partitioned, rows counted in its partitions'")}`,
+        `    ${this.reportRow('wipe', '_table.name', "'emptied'", 'NULL', "_table.reason || '; partitioned, rows counted in its partitions'")}`,
         '  ELSE',
         "    EXECUTE format('SELECT count(*) FROM ONLY %s', _table.relid) INTO _rows;",
-        `    ${this.reportRow('wipe', '_table.relid::text', "'emptied'", '_rows', '_table.reason')}`,
+        `    ${this.reportRow('wipe', '_table.name', "'emptied'", '_rows', '_table.reason')}`,
         '  END IF;',
         'END LOOP;',
         ...(hasKeep
           ? [
-              `FOR _table IN SELECT to_regclass(k) AS relid FROM unnest(ARRAY[${keep}]) AS k LOOP`,
-              "  EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;",
-              `  ${this.reportRow('keep', '_table.relid::text', "'kept'", '_rows', "'must not lose a row'")}`,
+              `FOR _table IN SELECT k AS name FROM unnest(ARRAY[${keep}]) AS k LOOP`,
+              "  EXECUTE format('SELECT count(*) FROM %s', _table.name) INTO _rows;",
+              `  ${this.reportRow('keep', '_table.name', "'kept'", '_rows', "'must not lose a row'")}`,
               'END LOOP;',
             ]
           : []),

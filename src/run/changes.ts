@@ -10,6 +10,11 @@ export interface TableStats {
   readonly inserted: number;
   readonly updated: number;
   readonly deleted: number;
+  /**
+   * Storage identity (relfilenode, summed over partitions). pg_stat does not count a TRUNCATE
+   * (it even forgets the table's earlier counts), but a TRUNCATE always gives the table new storage.
+   */
+  readonly storage?: string;
 }
 export type StatsByTable = ReadonlyMap<string, TableStats>;
 
@@ -21,8 +26,13 @@ export interface ReportRow {
   readonly detail: string | null;
 }
 
-export interface TableChange extends TableStats {
+export interface TableChange {
   readonly table: string;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly deleted: number;
+  /** Emptied by TRUNCATE (new storage), which pg_stat does not count. */
+  readonly truncated: boolean;
   /** Why the change is expected: removed by steps, a declared cascade, reached by the wipe; null if not. */
   readonly plannedAs: 'step' | 'cascade' | 'wipe' | null;
   /** Rows the steps report removing from this table. */
@@ -48,12 +58,22 @@ export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByT
   for (const table of names) {
     const a = after.get(table) ?? zero;
     const b = before.get(table) ?? zero;
-    const change = { inserted: a.inserted - b.inserted, updated: a.updated - b.updated, deleted: a.deleted - b.deleted };
+    const truncated = a.storage !== undefined && b.storage !== undefined && a.storage !== b.storage;
+    const change = { inserted: a.inserted - b.inserted, updated: a.updated - b.updated, deleted: a.deleted - b.deleted, truncated };
     const removedBySteps = removed.get(table) ?? 0;
-    if (!change.inserted && !change.updated && !change.deleted && !removedBySteps) continue;
+    if (!change.inserted && !change.updated && !change.deleted && !truncated && !removedBySteps) continue;
     const plannedAs = cascades.has(table) ? 'cascade' : wiped.has(table) ? 'wipe' : removed.has(table) ? 'step' : null;
     tables.push({ table, ...change, plannedAs, removedBySteps });
-    if (plannedAs === 'cascade' || plannedAs === 'wipe') continue;
+    if (plannedAs === 'cascade') continue;
+    if (plannedAs === 'wipe') {
+      // Emptied by the TRUNCATE; rows written into it afterwards would survive the wipe.
+      if (change.inserted || change.updated) problems.push(`${table}: ${describe({ ...change, deleted: 0 })} in a table the wipe empties (a trigger or rule)`);
+      continue;
+    }
+    if (truncated) {
+      problems.push(`${table} was truncated${plannedAs === 'step' ? ' besides the steps\' deletes' : ''}; no step or wipe plans that (a trigger?)`);
+      continue;
+    }
     if (plannedAs === 'step') {
       if (change.deleted !== removedBySteps) {
         problems.push(`${table}: ${change.deleted} rows deleted in all, but the steps removed ${removedBySteps} (a cascade or trigger deleted others; declare it in cascades)`);
@@ -68,6 +88,6 @@ export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByT
   return { tables, problems };
 }
 
-function describe(c: TableStats): string {
+function describe(c: { inserted: number; updated: number; deleted: number }): string {
   return [c.inserted && `${c.inserted} inserted`, c.updated && `${c.updated} updated`, c.deleted && `${c.deleted} deleted`].filter(Boolean).join(', ') || 'no rows';
 }

@@ -29,6 +29,11 @@ export interface Connection {
  */
 export function connect(connection: string | undefined, onNotice: (message: string) => void = () => {}): Connection {
   const url = connection ?? process.env['DATABASE_URL'];
+  // Anything else the driver would read as a bare database name on localhost, and a password in
+  // it could end up in a message: refuse it without echoing it.
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) {
+    throw new ConnectionError(`${connection !== undefined ? '--connection' : 'DATABASE_URL'} must be a postgres:// or postgresql:// URL`);
+  }
   const options = {
     max: 1,
     connect_timeout: 10,

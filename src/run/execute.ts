@@ -51,7 +51,14 @@ export interface Progress {
 }
 
 class Rollback extends Error {}
-class RunnerCheckFailed extends Error {}
+class RunnerCheckFailed extends Error {
+  constructor(
+    message: string,
+    readonly tables: readonly TableChange[],
+  ) {
+    super(message);
+  }
+}
 
 export async function execute(
   sql: postgres.Sql,
@@ -104,7 +111,10 @@ export async function execute(
     return { committed: true, report, timings, tables };
   } catch (error) {
     if (error instanceof Rollback) return { committed: false, report, timings, tables };
-    if (error instanceof RunnerCheckFailed) failure = { code: 'RUNNER', message: error.message, at: 'the runner\'s checks after the last statement' };
+    if (error instanceof RunnerCheckFailed) {
+      tables = error.tables;
+      failure = { code: 'RUNNER', message: error.message, at: "the runner's checks after the last statement" };
+    }
     else if (isServerError(error)) failure = { code: error.code, message: error.message, ...(current ? { at: current } : {}) };
     else throw error;
     return { committed: false, report, timings, tables, failure };
@@ -152,20 +162,22 @@ function toReport(rows: readonly Record<string, unknown>[]): ReportRow[] {
 
 /** Changes per table in this transaction so far, partitions rolled up to their root. */
 async function readStats(tx: postgres.TransactionSql): Promise<StatsByTable> {
-  const rows = await tx<{ name: string; ins: string; upd: string; del: string }[]>`
-    SELECT format('%I.%I', n.nspname, c.relname) AS name,
-           sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del
+  const rows = await tx<{ name: string; ins: string; upd: string; del: string; storage: string }[]>`
+    SELECT format('%I.%I', n.nspname, root.relname) AS name,
+           sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del,
+           string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid) AS storage
     FROM pg_stat_xact_user_tables s
-    JOIN pg_class c ON c.oid = coalesce(pg_partition_root(s.relid), s.relid)
-    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_class leaf ON leaf.oid = s.relid
+    JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
+    JOIN pg_namespace n ON n.oid = root.relnamespace
     WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
     GROUP BY 1`;
-  return new Map(rows.map((r) => [r.name, { inserted: Number(r.ins), updated: Number(r.upd), deleted: Number(r.del) }]));
+  return new Map(rows.map((r) => [r.name, { inserted: Number(r.ins), updated: Number(r.upd), deleted: Number(r.del), storage: r.storage }]));
 }
 
 async function checkChanges(tx: postgres.TransactionSql, plan: Plan, before: StatsByTable, report: readonly ReportRow[]): Promise<readonly TableChange[]> {
   const { tables, problems } = analyseChanges(plan, before, await readStats(tx), report);
-  if (problems.length) throw new RunnerCheckFailed(problems.join('; '));
+  if (problems.length) throw new RunnerCheckFailed(problems.join('; '), tables);
   return tables;
 }
 

@@ -1,6 +1,7 @@
 import type { ReportRow, TableChange } from './changes.js';
 import type { RunMode, StepTiming } from './execute.js';
 import type { Target } from './connect.js';
+import type { Reach } from './reach.js';
 
 /**
  * The one JSON document `--json` prints on stdout. Its shape is docs/run-output.schema.json;
@@ -31,6 +32,8 @@ export interface RunOutput {
   readonly preserved: readonly { readonly rule: string; readonly table: string; readonly rows: number | null }[];
   readonly expectations: readonly { readonly name: string; readonly outcome: string; readonly detail: string | null }[];
   readonly tables: readonly TableChange[];
+  /** Tables the steps' deletes can change through foreign keys (ON DELETE CASCADE / SET NULL / SET DEFAULT). */
+  readonly reach: readonly (Reach & { readonly declared: boolean })[];
   readonly error: { readonly code: string; readonly message: string; readonly at: string | null } | null;
   readonly startedAt: string;
   readonly durationMs: number;
@@ -61,6 +64,10 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
   rows.push(...out.wipe.map((w) => ['', w.table, 'emptied', w.rows === null ? '' : String(w.rows), '', w.reason ?? '']));
   rows.push(...out.preserved.map((p) => ['', p.table, p.rule.startsWith('keep') ? 'kept' : 'preserved', p.rows === null ? '' : String(p.rows), '', p.rule]));
   if (rows.length) lines.push(...table(['#', 'table', 'outcome', 'rows', 'time', 'detail'], rows));
+  for (const r of out.reach) {
+    const how = `ON DELETE ${r.action.toUpperCase()} from ${r.from} (${r.constraint})`;
+    lines.push(`may change: ${r.table}, ${how}${r.declared ? ', declared in cascades' : paint(33, ', not declared in cascades: apply fails if it changes')}`);
+  }
   const cascaded = out.tables.filter((t) => t.plannedAs === 'cascade');
   for (const t of cascaded) {
     const changes = [`${t.deleted} deleted`, t.updated && `${t.updated} updated`, t.inserted && `${t.inserted} inserted`].filter(Boolean).join(', ');

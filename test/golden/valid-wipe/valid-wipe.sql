@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-wipe (wipe)
 -- Source:      policy.yaml, sha256 f997ad82c2c76c7bb44de11dbed5d9db2db8387b8f64f411cf3e27132cc3ce5c
--- Checksum:    sha256 27e6f43bfca19a84ec3dc87db1329fb03533bdf94315b09c7b821da0c06a4793 (this file without this line)
+-- Checksum:    sha256 9403983aaae90253cec1354a2b09b3ef03329d4e242f65efe8c7f38494b5f03e (this file without this line)
 --
 -- Wipe: empty 2 tables and every table the cascade reaches (listed in the report).
 --   TRUNCATE TABLE
@@ -113,17 +113,19 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'PK007', MESSAGE = 'the wipe would reach a keep table: ' || _kept;
   END IF;
   -- Rows each table loses: its own rows (ONLY), as its partitions and children are listed themselves.
-  FOR _table IN SELECT r.relid, r.reason, c.relkind FROM pg_temp.purgekit_wipe_reach r JOIN pg_class c ON c.oid = r.relid ORDER BY r.reason <> 'listed', r.relid::text LOOP
+  FOR _table IN SELECT r.relid, r.reason, c.relkind, format('%I.%I', n.nspname, c.relname) AS name
+    FROM pg_temp.purgekit_wipe_reach r JOIN pg_class c ON c.oid = r.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+    ORDER BY r.reason <> 'listed', 4 LOOP
     IF _table.relkind = 'p' THEN
-      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.relid::text, 'emptied', NULL, _table.reason || '; partitioned, rows counted in its partitions');
+      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.name, 'emptied', NULL, _table.reason || '; partitioned, rows counted in its partitions');
     ELSE
       EXECUTE format('SELECT count(*) FROM ONLY %s', _table.relid) INTO _rows;
-      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.relid::text, 'emptied', _rows, _table.reason);
+      INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('wipe', _table.name, 'emptied', _rows, _table.reason);
     END IF;
   END LOOP;
-  FOR _table IN SELECT to_regclass(k) AS relid FROM unnest(ARRAY['"tenant data".plans']) AS k LOOP
-    EXECUTE format('SELECT count(*) FROM %s', _table.relid) INTO _rows;
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('keep', _table.relid::text, 'kept', _rows, 'must not lose a row');
+  FOR _table IN SELECT k AS name FROM unnest(ARRAY['"tenant data".plans']) AS k LOOP
+    EXECUTE format('SELECT count(*) FROM %s', _table.name) INTO _rows;
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('keep', _table.name, 'kept', _rows, 'must not lose a row');
   END LOOP;
 END
 $reach$;
