@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-integrity (check)
 -- Source:      ../policies/nexus-integrity.yaml, sha256 51f63e6b344dc3827c343b94bbc67b32b5d3e294b68dbfc80e525834cd50bb51
--- Checksum:    sha256 5dd6edabdfeccfb1a043c4345f1d545d17ffe2fe41840759ab18d5da69dcfbd1 (this file without this line)
+-- Checksum:    sha256 daf0b88efd28cf69255bb7f7d7ecd06b18b8d2d2972daef9d62a4874ad48d5b3 (this file without this line)
 --
 -- After purges, no company is owned by a missing user and an admin remains.
 --
@@ -31,7 +31,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- From here on the transaction is read-only: only the temporary tables above can be written.

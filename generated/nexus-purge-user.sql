@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 9cd87849f247e78a123d6ed5ce76a64e338aa6aa903567c6817e1d60192bf09b
--- Checksum:    sha256 e8c8aa2346914a173328fb91dfba897e8dc87143f60dce24a5b615415bf91ac9 (this file without this line)
+-- Checksum:    sha256 cb00ce38f5c0da580d826f086ec3225428899fff2ec600b3200ed88f098a84a2 (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -45,7 +45,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Parameters: the only values this script reads. NULL means not given.
@@ -185,21 +186,31 @@ $guard$;
 -- Statistics for the subject table, so that the steps below use indexes.
 ANALYZE pg_temp.purgekit_subject;
 
--- Preserve rule 1: rows of public.user_profiles that must survive, counted before anything is removed.
+-- Preserve rule 1: rows of public.user_profiles that must survive; the table's changes so far, to compare after the steps.
 --   role = 'admin'
 -- Admins are never purged by this policy.
 INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail)
+  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
 SELECT
   'preserve 1',
   'public.user_profiles',
   'preserved',
-  count(*),
-  'role = ''admin'''
-FROM
-  public.user_profiles
-WHERE
-  role = 'admin';
+  NULL,
+  'role = ''admin''',
+  (
+    SELECT
+      coalesce(sum(n_tup_del + n_tup_upd), 0)
+    FROM
+      pg_stat_xact_user_tables
+    WHERE
+      relid = 'public.user_profiles'::regclass
+      OR relid IN (
+        SELECT
+          relid
+        FROM
+          pg_partition_tree('public.user_profiles')
+      )
+  );
 
 -- Step 1 of 13: public.ai_messages
 -- Messages of the user's AI conversations (conversation scoped).
@@ -583,18 +594,13 @@ $step$;
 DO $check$
 #variable_conflict use_column
 DECLARE
-  _before bigint;
-  _after bigint;
+  _changed bigint;
+  _removed bigint;
 BEGIN
-  SELECT rows INTO _before FROM pg_temp.purgekit_report WHERE item = 'preserve 1';
-  SELECT
-    count(*) INTO _after
-  FROM
-    public.user_profiles
-  WHERE
-    role = 'admin';
-  IF _after < _before THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.user_profiles violated: %s rows before, %s after', _before, _after);
+  SELECT (SELECT coalesce(sum(n_tup_del + n_tup_upd), 0) FROM pg_stat_xact_user_tables WHERE relid = 'public.user_profiles'::regclass OR relid IN (SELECT relid FROM pg_partition_tree('public.user_profiles'))) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
+  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.user_profiles';
+  IF _changed <> _removed THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.user_profiles: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-critical-tables (check)
 -- Source:      ../policies/rephlo-critical-tables.yaml, sha256 03bf1b1b8177dae09656aa96016f8caf9c9f1c8d05a1574c4a75b8214ec9077c
--- Checksum:    sha256 790c5abbd8b9da91237e36544fbd25d8026e2f0b07c3fd5ddca0a03bfd039adf (this file without this line)
+-- Checksum:    sha256 7d81b846725b5b9b6929007dbad90f575672311310b8ebbdf0cf3414370cec5d (this file without this line)
 --
 -- Fail when any of Rephlo's critical tables (users, oauth_clients, oidc_models, models) is empty.
 --
@@ -33,7 +33,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- From here on the transaction is read-only: only the temporary tables above can be written.

@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-invalid-sessions (cleanup)
 -- Source:      ../policies/rephlo-invalid-sessions.yaml, sha256 ed200e2398b2c7f3515f0077cf0f76d2939830f0b553fb02723b66fff7b172f5
--- Checksum:    sha256 e0c1ab178678c60d8a6e5e5d8b058a56ea6d89d05d052daff5e2010bebe4f306 (this file without this line)
+-- Checksum:    sha256 cb0778c9c1bea77f3a723ebce0524cb96564050640f52a8fa2751bd4fc06eee5 (this file without this line)
 --
 -- Delete OIDC sessions (oidc_models, kind Session) whose payload accountId names no active user.
 --
@@ -35,7 +35,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Guard: every table the policy needs exists (optional step tables excepted).

@@ -2,7 +2,7 @@
 --
 -- Policy:      supabase-fresh-start (wipe)
 -- Source:      ../policies/supabase-fresh-start.yaml, sha256 2d48543edffc31a97416b4c6d3df68acbdd4b8abf3eb76d9e8ab061715175d58
--- Checksum:    sha256 d491132b4d8345f179f08b8a027c8b3cbf3d65d577d8448dc9f864ae08a8c9d6 (this file without this line)
+-- Checksum:    sha256 bcae738e4460a6f09e62caaba2f2bc944d7af57963df5ca8227e81b4cf440796 (this file without this line)
 --
 -- Fresh start for new signups: empty every tenant table (users, clients and all org-scoped data), restart their ids, keep subscription tiers and agent templates.
 --
@@ -62,7 +62,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Guard: every table the policy needs exists (optional step tables excepted).

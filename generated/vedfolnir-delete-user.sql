@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-delete-user (purge)
 -- Source:      ../policies/vedfolnir-delete-user.yaml, sha256 193d0a4028b853e3a4dcbb1a09cdd7c82978519fa0959339c056af0ae8fd8f7e
--- Checksum:    sha256 5ccfbafafdbf98454a25a20a9cd2b5bc6b801c296fe92d257a57f2c37587d52a (this file without this line)
+-- Checksum:    sha256 3b33ea29cc82177d238b67cdf437eb1b88c39873391acac9102976ce542e9bf5 (this file without this line)
 --
 -- Remove one Vedfolnir user (by id or username) with their platform connections, posts, images, runs, caption tasks, sessions and logs.
 --
@@ -47,7 +47,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Parameters: the only values this script reads. NULL means not given.

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-expire-sessions (purge)
 -- Source:      ../policies/vedfolnir-expire-sessions.yaml, sha256 c08c11c496a4abcfd850bed376cd18f10ebdbeadd11e1b5f7c4a05792d4810c6
--- Checksum:    sha256 a881939b360b8dfe4284f7c8a44c83d67b61fb97b0aeefb230859ff76d607865 (this file without this line)
+-- Checksum:    sha256 00fbb01f0a9eaa01fa54c3090f2f66c379998da28a9fe90dd9e72795da989ec9 (this file without this line)
 --
 -- Expire every database session of one Vedfolnir user (by id or username); the user and their data stay.
 --
@@ -33,7 +33,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Parameters: the only values this script reads. NULL means not given.

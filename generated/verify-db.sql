@@ -2,7 +2,7 @@
 --
 -- Policy:      verify-db (check)
 -- Source:      ../policies/verify-db.yaml, sha256 d7394ce918f4118058e1772647b489a457f6e3c692d7ab465310f62b24330614
--- Checksum:    sha256 3510cce0ed375d7dc5e3c9258c5c4c82b77a4bd8da4641295c3430388c7238d3 (this file without this line)
+-- Checksum:    sha256 ee0017eac9d15ae41b5721e8a8df41de7ddb9940a29056dbe354c289d6f81ace (this file without this line)
 --
 -- Verify that the database holds only real data (no seeded users) and at least one admin.
 --
@@ -33,7 +33,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- From here on the transaction is read-only: only the temporary tables above can be written.

@@ -117,7 +117,7 @@ describe('nexus-purge-user (seed 000): every guard raises and the database is un
     await db.sql.unsafe(`CREATE FUNCTION drop_admin() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN DELETE FROM user_profiles WHERE role = 'admin'; RETURN NULL; END $$;
       CREATE TRIGGER drop_admin AFTER DELETE ON ai_memories FOR EACH STATEMENT EXECUTE FUNCTION drop_admin();`);
-    await expectRefused(db, { email: 'carol@example.com' }, 'PK005', /1 rows before, 0 after/);
+    await expectRefused(db, { email: 'carol@example.com' }, 'PK005', /preserve rule 1 on public\.user_profiles: 2 rows were deleted or updated there but the steps removed 1/);
   });
 
   it('a step removes a different number of rows than it counted (PK006)', async () => {

@@ -115,10 +115,18 @@ describe('purgekit apply: a failed check rolls back (exit 4) and changes nothing
 
   it('a trigger updating a table of the plan besides its deletes (RUNNER)', async () => {
     const db = await nexus(`CREATE FUNCTION touch_bob() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN UPDATE user_profiles SET created_at = '2030-01-01' WHERE user_id = 'auth|bob'; RETURN NULL; END $$;
+      BEGIN UPDATE ai_conversations SET title = 'touched' WHERE user_id = 'auth|bob'; RETURN NULL; END $$;
       CREATE TRIGGER touch_bob AFTER DELETE ON oauth_tokens FOR EACH STATEMENT EXECUTE FUNCTION touch_bob();`);
     const json = await expectCheckFails(db, CAROL, 'RUNNER');
-    expect(json.error!.message).toContain('public.user_profiles: 1 updated besides');
+    expect(json.error!.message).toContain('public.ai_conversations: 1 updated besides');
+  });
+
+  it('a trigger updating a preserved table is caught by the script itself (PK005): a preserved row may have stopped matching', async () => {
+    const db = await nexus(`CREATE FUNCTION touch_bob() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN UPDATE user_profiles SET created_at = '2030-01-01' WHERE user_id = 'auth|bob'; RETURN NULL; END $$;
+      CREATE TRIGGER touch_bob AFTER DELETE ON oauth_tokens FOR EACH STATEMENT EXECUTE FUNCTION touch_bob();`);
+    const json = await expectCheckFails(db, CAROL, 'PK005');
+    expect(json.error!.message).toContain('2 rows were deleted or updated there but the steps removed 1');
   });
 
   it('preserved row hit: a trigger deletes the admin during the purge (PK005)', async () => {
@@ -126,7 +134,7 @@ describe('purgekit apply: a failed check rolls back (exit 4) and changes nothing
       BEGIN DELETE FROM user_profiles WHERE role = 'admin'; RETURN NULL; END $$;
       CREATE TRIGGER drop_admin AFTER DELETE ON ai_memories FOR EACH STATEMENT EXECUTE FUNCTION drop_admin();`);
     const json = await expectCheckFails(db, CAROL, 'PK005');
-    expect(json.error!.message).toMatch(/1 rows before, 0 after/);
+    expect(json.error!.message).toMatch(/preserve rule 1 on public\.user_profiles: 2 rows were deleted or updated there but the steps removed 1/);
   });
 
   it('the subject itself is preserved (PK005), refused before any step', async () => {

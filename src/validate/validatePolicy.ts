@@ -172,6 +172,7 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (where) preserve.push({ table: table(['preserve', i, 'table'], p['table']), where, ...(str(p['description']) ? { description: str(p['description']) } : {}) });
   });
   if (kind === 'check' && raw['preserve'] !== undefined) report(['preserve'], 'a check policy removes nothing, so it has nothing to preserve', true);
+  if (kind === 'wipe' && raw['preserve'] !== undefined) report(['preserve'], 'TRUNCATE cannot spare rows: a wipe keeps whole tables with keep, not rows with preserve', true);
 
   // Wipe and keep.
   let wipe: Wipe | undefined;

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-check (check)
 -- Source:      policy.yaml, sha256 3697ed9a28a90d940d61c7b9e3f4f4a6839b6f1ce90efaad91421225e7257564
--- Checksum:    sha256 4e17222b5f031e9ace80d2f61a2b350e4620c35fe23e317a0f51fdf6800e30a0 (this file without this line)
+-- Checksum:    sha256 5b76e41b1929101212f9f0f30149ceddd5f89e93c3068a66a563e228781026fe (this file without this line)
 --
 -- Expectations:
 --   1: tenant has users, value >= 1 and <= 1000.
@@ -28,7 +28,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Parameters: the only values this script reads. NULL means not given.

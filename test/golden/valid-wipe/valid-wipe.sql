@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-wipe (wipe)
 -- Source:      policy.yaml, sha256 f997ad82c2c76c7bb44de11dbed5d9db2db8387b8f64f411cf3e27132cc3ce5c
--- Checksum:    sha256 9403983aaae90253cec1354a2b09b3ef03329d4e242f65efe8c7f38494b5f03e (this file without this line)
+-- Checksum:    sha256 ae83fe0f057ce3b350de0af7e09a4e15ea95d9574f3650438f5188664f94c8e8 (this file without this line)
 --
 -- Wipe: empty 2 tables and every table the cascade reaches (listed in the report).
 --   TRUNCATE TABLE
@@ -34,7 +34,8 @@ CREATE TEMP TABLE purgekit_report (
   target text,
   outcome text NOT NULL,
   rows bigint,
-  detail text
+  detail text,
+  mark bigint -- bookkeeping of the checks, not shown
 );
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
