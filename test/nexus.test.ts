@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPsql, loadFixture, rowCounts, runPsql, runSimpleQuery, snapshot, type TestDb } from './harness/db.js';
+import { rowsOf } from './helpers/nexus.js';
 import { renderedScript, tempFile } from './helpers/scripts.js';
 
 /** Seed 000: purge one Nexus user and everything they own; every guard of a purge script. */
@@ -11,17 +12,6 @@ async function fixture(): Promise<TestDb> {
   return createTestDatabase(loadFixture('nexus'));
 }
 
-async function rowsOf(db: TestDb, userId: string): Promise<number> {
-  const [row] = await db.sql<{ n: number }[]>`
-    SELECT (SELECT count(*) FROM user_profiles WHERE user_id = ${userId})
-         + (SELECT count(*) FROM ai_conversations WHERE user_id = ${userId})
-         + (SELECT count(*) FROM ai_memories WHERE user_id = ${userId})
-         + (SELECT count(*) FROM oauth_tokens WHERE user_id = ${userId})
-         + (SELECT count(*) FROM company_members WHERE user_id = ${userId})
-         + (SELECT count(*) FROM user_organizations WHERE user_id = ${userId})
-         + (SELECT count(*) FROM companies WHERE owner_id = ${userId}) AS n`;
-  return Number(row!.n);
-}
 
 /** Runs the rendered script as a web SQL editor would and expects it to fail with `code`, changing nothing. */
 async function expectRefused(db: TestDb, values: Record<string, string | boolean>, code: string, message?: RegExp): Promise<void> {

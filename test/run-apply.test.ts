@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture, rowCounts, snapshot, type TestDb } from './harness/db.js';
+import { rowsOf } from './helpers/nexus.js';
 import { purgekit, recordedChecksum, tempAuditLog, validJson, why, type RunJson } from './run-helpers.js';
 
 const NEXUS = 'nexus-purge-user';
@@ -12,18 +13,6 @@ async function nexus(): Promise<TestDb> {
   return createTestDatabase(loadFixture('nexus'));
 }
 
-/** Rows that belong to a nexus user (as in test/nexus.test.ts). */
-async function rowsOf(db: TestDb, userId: string): Promise<number> {
-  const [row] = await db.sql<{ n: string }[]>`
-    SELECT (SELECT count(*) FROM user_profiles WHERE user_id = ${userId})
-         + (SELECT count(*) FROM ai_conversations WHERE user_id = ${userId})
-         + (SELECT count(*) FROM ai_memories WHERE user_id = ${userId})
-         + (SELECT count(*) FROM oauth_tokens WHERE user_id = ${userId})
-         + (SELECT count(*) FROM company_members WHERE user_id = ${userId})
-         + (SELECT count(*) FROM user_organizations WHERE user_id = ${userId})
-         + (SELECT count(*) FROM companies WHERE owner_id = ${userId}) AS n`;
-  return Number(row!.n);
-}
 
 const NEXUS_TABLES = ['user_profiles', 'companies', 'company_members', 'ai_conversations', 'ai_messages', 'ai_memories', 'oauth_tokens',
   'user_integrations', 'business_health_snapshots', 'onboarding_progress', 'user_preferences', 'user_organizations'];
