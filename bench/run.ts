@@ -21,8 +21,9 @@
  *            each); odd rounds purge company owners with --delete-owned-companies
  *   heavy    BENCH_HEAVY_ROUNDS rounds (default 4) of tx, psql and psql+count on heavy users
  *            (about 32 000 messages each): the DELETEs' work, not fixed costs, dominates
- *   indexed  what-if: after CREATE INDEX ON user_profiles (role) - the policy's preserve and
- *            expect queries then use an index instead of reading the whole table -
+ *   indexed  what-if: after CREATE INDEX ON user_profiles (role) - the only queries on role are
+ *            the expectation's EXISTS (stops at the first admin) and step 13's filter, so this
+ *            should change little now that preserve rules read pg_stat instead of counting -
  *            BENCH_INDEXED_ROUNDS rounds (default 6) of tx and psql on regular users, and
  *   heavy-indexed  BENCH_HEAVY_ROUNDS rounds of tx and psql on heavy users
  *
@@ -39,10 +40,13 @@ import postgres from 'postgres';
 import { runCommand, type RunOptions } from '../src/commands/run.js';
 import { resolvePolicy } from '../src/commands/resolvePolicy.js';
 import { sourceLabel } from '../src/commands/compile.js';
-import { compile } from '../src/compile/compile.js';
+import { compile, qualified } from '../src/compile/compile.js';
 import { checksumOf, render, renderStatements, type RenderedStatement } from '../src/render/render.js';
 import { execute } from '../src/run/execute.js';
 import { appendAudit, pseudonymize } from '../src/run/audit.js';
+import { checkConfirmation, checkDatabase } from '../src/run/guards.js';
+import { cascadeReach } from '../src/run/reach.js';
+import { summarize } from '../src/run/output.js';
 import { collectValues } from '../src/values.js';
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js';
 import type { Policy } from '../src/policy.js';
@@ -188,7 +192,12 @@ async function viaInproc(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> 
 function categorize(text: string, byText: Map<string, RenderedStatement>): { part: string; step?: number } {
   const r = byText.get(text);
   const sql = r?.sql ?? text;
-  if (r?.statement.role === 'step') return { part: 'steps 1-13: DO { count; DELETE; compare; report row }', step: r.statement.step! };
+  const role = r?.statement.role;
+  if (role === 'step') return { part: 'steps 1-13: DO { count; DELETE; compare; report row }', step: r!.statement.step! };
+  if (role === 'preserve') return { part: 'preserve: INSERT report row with the pg_stat_xact_user_tables mark (before the steps)' };
+  if (role === 'check' && /_changed bigint/.test(sql)) return { part: 'preserve check: pg_stat_xact_user_tables delta vs rows the steps removed (DO)' };
+  if (role === 'expect') return { part: "expect: EXISTS (role = 'admin') (DO)" };
+  if (role === 'check') return { part: 'expect check: any failed expectation? (DO)' };
   const parts: [RegExp, string][] = [
     [/^begin/i, 'BEGIN'],
     [/^commit/i, 'COMMIT'],
@@ -202,9 +211,7 @@ function categorize(text: string, byText: Map<string, RenderedStatement>): { par
     [/^INSERT INTO\s+pg_temp\.purgekit_subject/, 'subject lookups: 2 INSERT ... SELECT ... FOR UPDATE'],
     [/_matched bigint/, 'guard: subjects matched, none preserved (DO)'],
     [/^ANALYZE/, 'ANALYZE of the subject temp table'],
-    [/^INSERT INTO\s+pg_temp\.purgekit_report/, 'preserve: count kept rows before'],
-    [/^DO \$(check|expect)\$/, 'after the steps: preserve check, expect, expect check (3 DO)'],
-    [/pg_stat_xact_user_tables/, 'pg_stat_xact_user_tables, read twice (unplanned-change check)'],
+    [/pg_stat_xact_user_tables/, "runner: pg_stat_xact_user_tables of all tables, read twice (unplanned-change check)"],
     [/FROM\s+pg_temp\.purgekit_report\s+ORDER BY/, 'report SELECT'],
   ];
   for (const [re, part] of parts) if (re.test(sql)) return { part };
@@ -212,10 +219,12 @@ function categorize(text: string, byText: Map<string, RenderedStatement>): { par
 }
 
 /**
- * What runCommand does, piece by piece, with execute() - the transaction - timed on its own and
- * every statement timed by the driver's debug hook (called as each query is sent). Keep it in
- * step with runCommand: work runCommand adds outside execute() shows in the inproc and cli ways
- * but not in the pieces listed here.
+ * What runCommand (src/commands/run.ts) does, piece by piece and in its order, with execute() -
+ * the transaction - timed on its own and every statement timed by the driver's debug hook (called
+ * as each query is sent). Keep it in step with runCommand: work runCommand adds outside execute()
+ * shows in the inproc and cli ways but not in the pieces listed here. Differences: the connection
+ * is opened here with connect()'s options plus the debug hook, and the audit record is a stand-in
+ * of the same size class (auditRecord is not exported).
  */
 async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
   const around: Record<string, number> = {};
@@ -228,18 +237,19 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     };
   })();
   const options = runOptions(ctx, id, flag);
+  // reviewedPlan(): resolve and validate the policy, render it, compare with the generated file.
   const { policy } = await resolvePolicy(options.target, options.policiesDir);
   lap('load + validate policy');
   const expected = render(compile(policy), { sourceLabel: sourceLabel(policy, options.generatedDir) });
   const fileText = readFileSync(join(options.generatedDir, `${POLICY}.sql`), 'utf8');
-  if (fileText !== expected || checksumOf(fileText).recorded !== checksumOf(fileText).actual) throw new Error('generated file is stale');
+  if (fileText.replace(/\r\n?/g, '\n') !== expected || checksumOf(fileText).recorded !== checksumOf(fileText).actual) throw new Error('generated file is stale');
   lap('render + compare with generated file');
   const values = collectValues(policy, options.values, options.pairs);
   const plan = compile(policy);
-  const statements = renderStatements(plan);
-  const byText = new Map(statements.map((r) => [r.sql, r]));
-  lap('compile + render statements');
+  const planSha256 = checksumOf(expected).actual;
+  lap('collect values + compile');
 
+  const startedAt = new Date();
   const sent: { t: number; text: string }[] = [];
   let tracing = false;
   const sql = postgres(ctx.url, {
@@ -252,9 +262,20 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     },
   });
   try {
-    await sql`SELECT current_database() AS database`;
+    const [{ database }] = (await sql`SELECT current_database() AS database`) as unknown as [{ database: string }];
     await sql`SELECT system_identifier::text AS id FROM pg_control_system()`.catch(() => null);
     lap('connect + current_database + system id');
+    checkDatabase(policy.guard, database);
+    await checkConfirmation(policy.guard, database, options.confirm, options.ask);
+    const cascades = new Set(plan.statements.flatMap((st) => (st.cascades ?? []).map(qualified)));
+    const reach = (await cascadeReach(sql, [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : [])))])).map((r) => ({
+      ...r,
+      declared: cascades.has(r.table),
+    }));
+    lap('guards + cascadeReach (catalog query)');
+    const statements = renderStatements(plan);
+    const byText = new Map(statements.map((r) => [r.sql, r]));
+    lap('render statements');
     tracing = true;
     const t0 = performance.now();
     const result = await execute(sql, plan, statements, values, 'apply', options);
@@ -262,8 +283,9 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     tracing = false;
     if (!result.committed || result.failure) throw new Error(`tx apply: ${result.failure?.message ?? 'not committed'}`);
     lap('transaction (execute)');
-    await appendAudit(ctx.auditLog, { bench: true, user: await pseudonymize(ctx.auditLog, id) });
-    lap('audit log');
+    const output = { planSha256, ...summarize(result.report, result.timings), reach, tables: result.tables, startedAt: startedAt.toISOString() };
+    await appendAudit(ctx.auditLog, { bench: true, user: await pseudonymize(ctx.auditLog, id), steps: output.steps, tables: output.tables });
+    lap('summarize + audit log');
 
     const parts: Record<string, number> = {};
     const steps: Record<number, number> = {};
@@ -487,7 +509,7 @@ try {
     runs.push(...(await phase(ctx, 'heavy', heavyWays, heavyRounds, take(heavy), () => false)));
   }
 
-  // What if the policy's preserve/expect queries (role = 'admin') had an index to use?
+  // What if the policy's role = 'admin' queries (the expect's EXISTS, step 13's filter) had an index?
   say(`== What-if: CREATE INDEX ON user_profiles (role); ${INDEXED_ROUNDS} rounds (+1 warm-up) of tx, psql`);
   await admin`CREATE INDEX ON user_profiles (role)`;
   await admin`ANALYZE user_profiles`;

@@ -36,8 +36,8 @@ describe('createTestDatabase', () => {
     expect(a.name).toMatch(/^pk_[0-9a-f]+$/);
     expect(a.name).not.toBe(b.name);
     await a.sql`CREATE TABLE only_in_a (x int)`;
-    const [{ n }] = await b.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('only_in_a', 'User')`;
+    const [{ n }] = (await b.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('only_in_a', 'User')`) as unknown as [{ n: number }];
     expect(n).toBe(0);
     expect(await rowCounts(a.sql, ['User', 'audit.event', 'audit.log'])).toEqual({
       User: 3,

@@ -86,14 +86,14 @@ export async function snapshot(sql: postgres.Sql): Promise<Record<string, string
       const [s] = await sql.unsafe<{ v: string }[]>(
         `SELECT last_value::text || ',' || is_called::text AS v FROM ${ident}`,
       );
-      out[`seq:${key}`] = s.v;
+      out[`seq:${key}`] = s!.v;
     } else {
       // `t.*::text` is the whole-row text even if the table has a column named `t`
       // (a bare `t` would then mean that column).
       const [r] = await sql.unsafe<{ h: string }[]>(
         `SELECT md5(coalesce(string_agg(t.*::text, E'\\n' ORDER BY t.*::text), '')) AS h FROM ${ident} t`,
       );
-      out[key] = r.h;
+      out[key] = r!.h;
     }
   }
   return out;
@@ -105,7 +105,7 @@ export async function rowCounts(sql: postgres.Sql, tables: string[]): Promise<Re
   for (const t of tables) {
     // sql(identifier) quotes each dot-separated part: 'public.User' -> "public"."User".
     const [r] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM ${sql(t)}`;
-    out[t] = Number(r.n);
+    out[t] = Number(r!.n);
   }
   return out;
 }
