@@ -201,6 +201,8 @@ class Compiler {
         notes: [`  ${oneLine(lookup.where.text)}`, 'Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.'],
         sql: `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${table} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${this.sql(lookup.where)}) FOR UPDATE`,
         dryRun: `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${table} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${this.sql(lookup.where)})`,
+        probe: `SELECT ${key} FROM ${table} WHERE ${this.sql(lookup.where)}`,
+        source: ['subject', 'lookup', i, 'where'],
       });
     });
     const anyGiven = s.lookup.map((l) => `(${given(l.by)})`).join(' OR ');
@@ -276,6 +278,8 @@ class Compiler {
       sql: counted
         ? `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) SELECT ${label}, count(*), ${quoteLiteral(oneLine(rule.where.text))} FROM ${table} WHERE ${this.sql(rule.where)}`
         : `INSERT INTO ${REPORT} (item, target, outcome, rows, detail, mark) SELECT ${label}, NULL, ${quoteLiteral(oneLine(rule.where.text))}, ${changesOf(table)}`,
+      probe: `SELECT count(*) FROM ${table} WHERE ${this.sql(rule.where)}`,
+      source: ['preserve', i, 'where'],
       table: rule.table,
     });
   }
@@ -363,6 +367,8 @@ class Compiler {
       notes,
       sql: doBlock('step', ['_counted bigint;', '_removed bigint;'], body),
       dryRun: doBlock('step', ['_counted bigint;'], dryRun),
+      probe: `DELETE FROM ${table}${where}`,
+      source: step.where ? ['steps', i, 'where'] : ['steps', i, 'table'],
       cascades: step.cascades,
       table: step.table,
       step: n,
@@ -518,6 +524,8 @@ class Compiler {
     this.add({
       role: 'expect',
       ...this.afterSteps(e),
+      probe: `SELECT (${this.sql(e.query)})::numeric`,
+      source: ['expect', i, 'query'],
       title: `Expect ${i + 1}${this.policy.kind === 'check' ? '' : ` (${e.when} the ${this.policy.kind === 'wipe' ? 'wipe' : 'steps'})`}: ${oneLine(e.name)}, value ${wanted}.`,
       notes: [],
       sql: doBlock('expect', ['_value numeric;'], [

@@ -38,6 +38,13 @@ export interface PlanStatement {
    * a variant that only reads (lookups without FOR UPDATE, steps that count instead of delete).
    */
   readonly dryRun?: string | null;
+  /**
+   * The author's SQL of this statement as one plain statement that EXPLAIN can plan without
+   * running it (a step's DELETE, a lookup's SELECT, an expectation's query): for lint.
+   */
+  readonly probe?: string;
+  /** Where the author's SQL sits in the policy: ['steps', 2, 'where'] and the like, for lint. */
+  readonly source?: readonly (string | number)[];
   /** Tables a step declares it changes by cascade or trigger (role 'step'). */
   readonly cascades?: readonly TableName[];
 }

@@ -50,10 +50,15 @@ export function validatePolicy(file: LoadedFile): Validated {
     const bytes = Buffer.byteLength(name, 'utf8');
     if (bytes > MAX_IDENTIFIER_BYTES) report(path, `"${name}" is ${bytes} bytes; PostgreSQL truncates identifiers to ${MAX_IDENTIFIER_BYTES} bytes`);
   }
+  /** A table reference: `name` in the policy's schema, or `schema.name` (a dot always separates them). */
   function table(path: readonly PathSegment[], value: unknown): TableName {
-    const name = str(value) ?? '';
-    checkIdentifier(path, name);
-    return { schema, name };
+    const text = str(value) ?? '';
+    const dot = text.indexOf('.');
+    const ref = dot > 0 && dot < text.length - 1 ? { schema: text.slice(0, dot), name: text.slice(dot + 1) } : { schema, name: text };
+    if (ref.name.includes('.')) report(path, `"${text}": a table reference is name or schema.name (table names containing a dot are not supported)`);
+    checkIdentifier(path, ref.schema);
+    checkIdentifier(path, ref.name);
+    return ref;
   }
 
   // Params and flags: the names :refs and if: may use.
@@ -147,7 +152,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       report([...path, 'if'], `unknown flag "${flag}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
     }
     const t = table([...path, 'table'], rawStep['table']);
-    const identity = `${t.name}\u0000${where?.text ?? '*'}\u0000${flag ?? ''}`;
+    const identity = `${t.schema}\u0000${t.name}\u0000${where?.text ?? '*'}\u0000${flag ?? ''}`;
     const first = seenSteps.get(identity);
     if (first !== undefined) report(path, `duplicates steps[${first}] (same table, where and if)`);
     else seenSteps.set(identity, i);
@@ -182,8 +187,9 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (kind !== 'wipe') report(['wipe'], `only a wipe policy has wipe (this one is kind: ${kind})`, true);
     const tables = list(w['tables']).map((t, i) => table(['wipe', 'tables', i], t));
     tables.forEach((t, i) => {
-      if (keep.some((k) => k.name === t.name)) report(['wipe', 'tables', i], `"${t.name}" is also in keep: a table cannot be both wiped and kept`);
-      if (tables.findIndex((o) => o.name === t.name) < i) report(['wipe', 'tables', i], `"${t.name}" is listed twice`);
+      const same = (o: TableName) => o.schema === t.schema && o.name === t.name;
+      if (keep.some(same)) report(['wipe', 'tables', i], `"${t.name}" is also in keep: a table cannot be both wiped and kept`);
+      if (tables.findIndex(same) < i) report(['wipe', 'tables', i], `"${t.name}" is listed twice`);
     });
     wipe = { tables, restartIdentity: w['restart_identity'] !== false, cascade: w['cascade'] !== false };
   } else if (kind === 'wipe') {
