@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 6c7eee0756ad753c8275f447c11a556280ece21c3984cd33634ff3e505cf6146
--- Checksum:    sha256 190deebe9cedbb6c447b7591a4efe6c2f3280e1fe83d5a2a7582f3d122c04cb6 (this file without this line)
+-- Checksum:    sha256 a92e8a1b92778d13ff3c88014ffa87da0e90d43ebaa0169824f0d24381c34dff (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -199,17 +199,22 @@ SELECT
   'role = ''admin''',
   (
     SELECT
-      coalesce(sum(n_tup_del + n_tup_upd), 0)
+      coalesce(
+        sum(
+          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
+        ),
+        0
+      )
     FROM
-      pg_stat_xact_user_tables
-    WHERE
-      relid = 'public.user_profiles'::regclass
-      OR relid IN (
+      (
+        SELECT
+          'public.user_profiles'::regclass
+        UNION
         SELECT
           relid
         FROM
           pg_partition_tree('public.user_profiles')
-      )
+      ) AS tables (t)
   );
 
 -- Step 1 of 13: public.ai_messages
@@ -597,7 +602,7 @@ DECLARE
   _changed bigint;
   _removed bigint;
 BEGIN
-  SELECT (SELECT coalesce(sum(n_tup_del + n_tup_upd), 0) FROM pg_stat_xact_user_tables WHERE relid = 'public.user_profiles'::regclass OR relid IN (SELECT relid FROM pg_partition_tree('public.user_profiles'))) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
+  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.user_profiles'::regclass UNION SELECT relid FROM pg_partition_tree('public.user_profiles')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
   SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.user_profiles';
   IF _changed <> _removed THEN
     RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.user_profiles: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);

@@ -2,7 +2,7 @@
 --
 -- Policy:      remove-seeded-data (cleanup)
 -- Source:      ../policies/remove-seeded-data.yaml, sha256 3866dc0d9bdc8307900a88aaa659c4a9647a7da4820fb0f893979d0890d7f975
--- Checksum:    sha256 13e0dac3043cac7502647842cfcd6fe0b296a1ca109f17b931e6f2d5205994c3 (this file without this line)
+-- Checksum:    sha256 b5bbfbbc59e82e0c0d883f7a4fe1a73bdc6f6d5f836c81d27b2b03079083cfdf (this file without this line)
 --
 -- Remove all seeded/demo data (sessions, payments, reports and users) while preserving the admin account.
 --
@@ -107,17 +107,22 @@ SELECT
   'role = ''ADMIN''',
   (
     SELECT
-      coalesce(sum(n_tup_del + n_tup_upd), 0)
+      coalesce(
+        sum(
+          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
+        ),
+        0
+      )
     FROM
-      pg_stat_xact_user_tables
-    WHERE
-      relid = 'public."User"'::regclass
-      OR relid IN (
+      (
+        SELECT
+          'public."User"'::regclass
+        UNION
         SELECT
           relid
         FROM
           pg_partition_tree('public."User"')
-      )
+      ) AS tables (t)
   );
 
 -- Step 1 of 4: public."Session"
@@ -220,7 +225,7 @@ DECLARE
   _changed bigint;
   _removed bigint;
 BEGIN
-  SELECT (SELECT coalesce(sum(n_tup_del + n_tup_upd), 0) FROM pg_stat_xact_user_tables WHERE relid = 'public."User"'::regclass OR relid IN (SELECT relid FROM pg_partition_tree('public."User"'))) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
+  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."User"'::regclass UNION SELECT relid FROM pg_partition_tree('public."User"')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
   SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."User"';
   IF _changed <> _removed THEN
     RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public."User": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-cleanup-quoted (cleanup)
 -- Source:      policy.yaml, sha256 835e31b542a9b85f72d230cfb947684387815ade0563f9589317b54967ee20d4
--- Checksum:    sha256 eb81a26c51b68a71568b8381acfa65b1f157a0f371f0dd43ae59c22afb6d1dcd (this file without this line)
+-- Checksum:    sha256 260ac3702e4456f90a25e3a185b38d57f65e1bcf06283f6246f5d29d830a2983 (this file without this line)
 --
 -- Delete old sessions of "User" rows.
 -- Second line of the description.
@@ -74,17 +74,22 @@ SELECT
   '"pinned"',
   (
     SELECT
-      coalesce(sum(n_tup_del + n_tup_upd), 0)
+      coalesce(
+        sum(
+          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
+        ),
+        0
+      )
     FROM
-      pg_stat_xact_user_tables
-    WHERE
-      relid = 'public."Session"'::regclass
-      OR relid IN (
+      (
+        SELECT
+          'public."Session"'::regclass
+        UNION
         SELECT
           relid
         FROM
           pg_partition_tree('public."Session"')
-      )
+      ) AS tables (t)
   );
 
 -- Step 1 of 2: public."Session"
@@ -182,7 +187,7 @@ DECLARE
   _changed bigint;
   _removed bigint;
 BEGIN
-  SELECT (SELECT coalesce(sum(n_tup_del + n_tup_upd), 0) FROM pg_stat_xact_user_tables WHERE relid = 'public."Session"'::regclass OR relid IN (SELECT relid FROM pg_partition_tree('public."Session"'))) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
+  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."Session"'::regclass UNION SELECT relid FROM pg_partition_tree('public."Session"')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
   SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."Session"';
   IF _changed <> _removed THEN
     RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public."Session": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
