@@ -10,6 +10,7 @@ import { validateFiles } from './validate/validateFiles.js';
 import { checkCommand, compileCommand, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/compile.js';
 import { renderCommand } from './commands/render.js';
 import { runCommand } from './commands/run.js';
+import { countsCommand } from './commands/counts.js';
 import { DEFAULT_AUDIT_LOG } from './run/audit.js';
 import { createInterface } from 'node:readline/promises';
 
@@ -105,7 +106,29 @@ export async function main(argv: readonly string[]): Promise<number> {
           exit = await run('verify', args);
         },
       )
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply or verify')
+      .command(
+        'counts',
+        'Row counts of every table (exact; --estimate from statistics); exit 4 when a --critical table is empty',
+        (y: Argv) =>
+          y
+            .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
+            .option('critical', { type: 'string', array: true, default: [], describe: 'Tables that must not be empty (name or schema.name; repeat or comma-separate)' })
+            .option('estimate', { type: 'boolean', default: false, describe: "Use the planner's estimates instead of counting (no table scans)" })
+            .option('schema', { type: 'string', array: true, describe: 'Only these schemas (default: all but the system ones)' })
+            .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout' }),
+        async (args) => {
+          const { output, exitCode, lines } = await countsCommand({
+            ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
+            critical: (args.critical as string[]).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean),
+            estimate: Boolean(args.estimate),
+            ...(args.schema ? { schemas: args.schema as string[] } : {}),
+          });
+          for (const line of lines) stderr(line);
+          if (args.json) process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+          exit = exitCode;
+        },
+      )
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify or counts')
       .strict()
       .help()
       .version()

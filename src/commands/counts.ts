@@ -1,0 +1,90 @@
+import { readCatalog, type Catalog } from '../catalog/catalog.js';
+import { ExitCode, UsageError } from '../errors.js';
+import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { didYouMean } from '../validate/didYouMean.js';
+
+/**
+ * purgekit counts: rows per table, the before/after check seed 002 asks for around maintenance.
+ * Exact counts by default (one count(*) per table; a partitioned table counts its partitions),
+ * the planner's estimates with --estimate (free, but stale until ANALYZE). Exit 4 when a
+ * critical table is empty.
+ */
+export interface CountsOptions {
+  readonly connection?: string;
+  readonly critical: readonly string[];
+  readonly estimate: boolean;
+  readonly schemas?: readonly string[];
+}
+
+export interface CountsOutput {
+  readonly version: 1;
+  readonly database: string;
+  readonly estimate: boolean;
+  readonly tables: readonly { readonly table: string; readonly rows: number | null; readonly empty: boolean; readonly critical: boolean }[];
+  /** Critical tables that are empty: the run fails (exit 4) when this is not empty. */
+  readonly emptyCritical: readonly string[];
+}
+
+export async function countsCommand(options: CountsOptions): Promise<{ output: CountsOutput; exitCode: number; lines: string[] }> {
+  const conn = connect(options.connection);
+  try {
+    let catalog: Catalog;
+    let database: string;
+    try {
+      [{ database }] = (await conn.sql`SELECT current_database() AS database`) as unknown as [{ database: string }];
+      catalog = await readCatalog(conn.sql, options.schemas ? { schemas: options.schemas } : {});
+    } catch (e) {
+      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
+      throw e;
+    }
+    const critical = new Set(options.critical.map((name) => resolveTable(catalog, name)));
+    const tables = [];
+    for (const table of catalog.tables.values()) {
+      let rows: number | null;
+      if (options.estimate) {
+        rows = table.estimatedRows < 0 ? null : table.estimatedRows;
+      } else {
+        const [r] = await conn.sql.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${table.qualified}`);
+        rows = Number(r!.n);
+      }
+      tables.push({ table: table.qualified, rows, empty: rows === 0, critical: critical.has(table.qualified) });
+    }
+    const emptyCritical = tables.filter((t) => t.critical && t.empty).map((t) => t.table);
+    const output: CountsOutput = { version: 1, database, estimate: options.estimate, tables, emptyCritical };
+    return { output, exitCode: emptyCritical.length ? ExitCode.checkFailed : ExitCode.ok, lines: humanCounts(output) };
+  } finally {
+    await conn.sql.end({ timeout: 5 });
+  }
+}
+
+/** schema.table as SQL spells it, or a bare name: in public, else the one schema that has it. */
+function resolveTable(catalog: Catalog, name: string): string {
+  const all = [...catalog.tables.values()];
+  const unquote = (s: string) => s.replace(/^"(.*)"$/, '$1').replaceAll('""', '"');
+  const dot = name.indexOf('.');
+  const matches =
+    dot > 0
+      ? all.filter((t) => t.schema === unquote(name.slice(0, dot)) && t.name === unquote(name.slice(dot + 1)))
+      : (() => {
+          const bare = all.filter((t) => t.name === unquote(name));
+          const inPublic = bare.filter((t) => t.schema === 'public');
+          return inPublic.length ? inPublic : bare;
+        })();
+  if (matches.length === 1) return matches[0]!.qualified;
+  if (matches.length > 1) throw new UsageError(`--critical ${name} is ambiguous: ${matches.map((t) => t.qualified).join(', ')}; name the schema`);
+  const hint = didYouMean(name, all.flatMap((t) => [t.name, `${t.schema}.${t.name}`]));
+  throw new UsageError(`--critical ${name}: no such table${hint ? ` (did you mean ${hint}?)` : ''}`);
+}
+
+function humanCounts(out: CountsOutput): string[] {
+  const width = Math.max(5, ...out.tables.map((t) => t.table.length));
+  const lines = [`${out.estimate ? 'estimated rows (pg_class.reltuples; run ANALYZE for fresh figures)' : 'exact rows'} in ${out.database}:`];
+  for (const t of out.tables) {
+    const rows = t.rows === null ? 'never analyzed' : (out.estimate ? '~' : '') + t.rows.toLocaleString('en-US');
+    const flags = [t.empty ? 'EMPTY' : '', t.critical ? 'critical' : ''].filter(Boolean).join(', ');
+    lines.push(`  ${t.table.padEnd(width)}  ${rows.padStart(14)}${flags ? `  ${flags}` : ''}`);
+  }
+  const empty = out.tables.filter((t) => t.empty).length;
+  lines.push(`${out.tables.length} tables, ${empty} empty${out.emptyCritical.length ? `; critical and empty: ${out.emptyCritical.join(', ')}` : ''}`);
+  return lines;
+}
