@@ -11,6 +11,7 @@ import { checkCommand, compileCommand, DEFAULT_OUT, DEFAULT_POLICIES } from './c
 import { renderCommand } from './commands/render.js';
 import { runCommand } from './commands/run.js';
 import { countsCommand } from './commands/counts.js';
+import { restoreCommand } from './commands/restore.js';
 import { DEFAULT_AUDIT_LOG } from './run/audit.js';
 import { createInterface } from 'node:readline/promises';
 
@@ -93,7 +94,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         (y: Argv) =>
           runOptions(y)
             .option('confirm', { type: 'string', describe: 'Required. With guard.confirm: database, the database name (typed at a terminal if left empty)' })
-            .option('audit-log', { type: 'string', default: DEFAULT_AUDIT_LOG, describe: 'Append one JSON line per apply here' }),
+            .option('audit-log', { type: 'string', default: DEFAULT_AUDIT_LOG, describe: 'Append one JSON line per apply here' })
+            .option('backup', { type: 'string', describe: 'First copy the rows it removes into this new or empty directory (restorable with purgekit restore)' }),
         async (args) => {
           exit = await run('apply', args);
         },
@@ -104,6 +106,25 @@ export async function main(argv: readonly string[]): Promise<number> {
         (y: Argv) => runOptions(y),
         async (args) => {
           exit = await run('verify', args);
+        },
+      )
+      .command(
+        'restore <dir>',
+        'Put the rows of an apply --backup back, in one transaction, parents first; refuses if the backup is altered or a row exists',
+        (y: Argv) =>
+          y
+            .positional('dir', { type: 'string', describe: 'The backup directory (with manifest.json)' })
+            .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
+            .option('confirm', { type: 'string', describe: 'Required: the name of the database to restore into (typed at a terminal if left empty)' }),
+        async (args) => {
+          await restoreCommand({
+            dir: args.dir as string,
+            ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
+            ...(typeof args.confirm === 'string' ? { confirm: args.confirm } : {}),
+            ...(process.stdin.isTTY ? { ask } : {}),
+            say: stderr,
+          });
+          stderr('restored: committed');
         },
       )
       .command(
@@ -128,7 +149,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           exit = exitCode;
         },
       )
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify or counts')
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore or counts')
       .strict()
       .help()
       .version()
@@ -147,7 +168,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 /** Options that are the run commands' own; every other --option is a policy param or flag. */
-const RUN_OWN = new Set([...RENDER_OWN, 'connection', 'json', 'lock-timeout', 'statement-timeout', 'generated', 'rehearse', 'confirm', 'audit-log', 'dangerously-run-unreviewed']);
+const RUN_OWN = new Set([...RENDER_OWN, 'connection', 'json', 'lock-timeout', 'statement-timeout', 'generated', 'rehearse', 'confirm', 'audit-log', 'backup', 'dangerously-run-unreviewed']);
 
 function runOptions(y: Argv): Argv {
   return y
@@ -191,6 +212,7 @@ async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<st
     rehearse: Boolean(args['rehearse']),
     ...(typeof args['confirm'] === 'string' ? { confirm: args['confirm'] } : {}),
     auditLog: (args['audit-log'] as string | undefined) ?? DEFAULT_AUDIT_LOG,
+    ...(typeof args['backup'] === 'string' ? { backup: args['backup'] } : {}),
     dangerouslyRunUnreviewed: Boolean(args['dangerously-run-unreviewed']),
     ...(process.stdin.isTTY ? { ask } : {}),
     stderr,

@@ -100,5 +100,7 @@ export interface Policy {
   readonly keep: readonly TableName[];
   readonly expect: readonly Expectation[];
   readonly guard: Guard;
+  /** 'required': apply refuses to run without --backup. */
+  readonly backup?: 'required';
   readonly source: { readonly path: string; readonly sha256: string };
 }

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import os from 'node:os';
 import { compile, qualified } from '../compile/compile.js';
 import { cascadeReach } from '../run/reach.js';
+import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
+import { readCatalog } from '../catalog/catalog.js';
 import type { Plan } from '../compile/plan.js';
 import { ExitCode, PurgekitError, UsageError } from '../errors.js';
 import type { Policy } from '../policy.js';
@@ -31,6 +33,8 @@ export interface RunOptions {
   /** apply: undefined = not given, '' = given without a value. */
   readonly confirm?: string;
   readonly auditLog: string;
+  /** apply: write the rows it removes here first (required when the policy says backup: required). */
+  readonly backup?: string;
   readonly dangerouslyRunUnreviewed?: boolean;
   readonly ask?: (question: string) => Promise<string>;
   readonly stderr: (line: string) => void;
@@ -49,6 +53,10 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   if (command !== 'verify' && policy.kind === 'check') throw new UsageError(`${policy.name} is a check policy: run it with purgekit verify ${policy.name}`);
   const values = collectValues(policy, options.values, options.pairs);
   requireLookup(policy, values);
+  if (command === 'apply' && policy.backup === 'required' && !options.backup) {
+    throw new RefusedError(`${policy.name} says backup: required: add --backup <dir> (a new or empty directory)`);
+  }
+  if (options.backup && command !== 'apply') throw new UsageError('--backup goes with apply');
   const mode: RunMode = command === 'verify' ? 'verify' : command === 'apply' ? 'apply' : options.rehearse ? 'rehearse' : 'plan';
   const plan = compile(policy);
   const planSha256 = checksumOf(fileText).actual;
@@ -83,7 +91,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         if (mode === 'apply') await checkConfirmation(policy.guard, database, options.confirm, options.ask);
       } catch (e) {
         if (!(e instanceof RefusedError)) throw e;
-        const output: RunOutput = { ...base, ...summarize([], []), reach: [], outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
+        const output: RunOutput = { ...base, ...summarize([], []), reach: [], backup: null, outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
         await audit(output);
         say(e.message);
         for (const line of humanReport(output, options.color)) say(line);
@@ -96,14 +104,32 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       ...r,
       declared: cascades.has(r.table),
     }));
-    const result = await execute(conn.sql, plan, renderStatements(plan), values, mode, options, (event) =>
-      say(`  step ${event.step} (${event.table}) still running: ${event.seconds} s`),
-    );
+    const writer = options.backup && mode === 'apply' ? await BackupWriter.create(options.backup) : undefined;
+    const backup = writer && {
+      writer,
+      catalog: await readCatalog(conn.sql),
+      finish: () =>
+        writer.finish({ policy: policy.name, kind: policy.kind, planSha256, database: { name: database, host: target.host, port: target.port }, createdAt: new Date().toISOString() }),
+    };
+    let result;
+    try {
+      result = await execute(conn.sql, plan, renderStatements(plan), values, mode, options, (event) =>
+        say(`  step ${event.step} (${event.table}) still running: ${event.seconds} s`),
+      backup);
+    } catch (e) {
+      await writer?.discard();
+      throw e;
+    }
+    // Nothing was removed: a backup of it would only be a copy of personal data.
+    if (writer && !result.committed) await writer.discard();
+    const backedUp = writer && result.committed ? await summarizeBackup(writer.dir) : null;
+    if (backedUp) say(`backup: ${backedUp.files} ${backedUp.files === 1 ? 'file' : 'files'}, ${backedUp.rows} rows in ${backedUp.dir} (restore with purgekit restore ${backedUp.dir} --confirm ${database})`);
     const { exitCode, outcome } = verdict(result.committed, result.failure);
     const output: RunOutput = {
       ...base,
       ...summarize(result.report, result.timings),
       reach,
+      backup: backedUp,
       outcome,
       exitCode,
       tables: result.tables,
@@ -157,6 +183,11 @@ function explain(failure: RunFailure): string {
   if (failure.code === '57014') return `statement timeout: a statement ran longer than --statement-timeout (${failure.message})`;
   if (failure.code === 'PK003') return `${failure.message} (pass --force-multi to purge them all)`.replace('; set force_multi to purge them all', '');
   return failure.message;
+}
+
+async function summarizeBackup(dir: string): Promise<{ dir: string; files: number; rows: number }> {
+  const manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Manifest;
+  return { dir, files: manifest.files.length, rows: manifest.files.reduce((n, f) => n + f.rows, 0) };
 }
 
 function elapsed(since: Date): number {

@@ -45,6 +45,11 @@ export interface PlanStatement {
   readonly probe?: string;
   /** Where the author's SQL sits in the policy: ['steps', 2, 'where'] and the like, for lint. */
   readonly source?: readonly (string | number)[];
+  /** A step's DELETE condition ('' for every row), preserve exclusions included: what a backup copies. */
+  readonly condition?: string;
+  /** A step's flag (if:) and whether its table is optional: a backup copies only what will run. */
+  readonly flag?: string;
+  readonly optional?: boolean;
   /** Tables a step declares it changes by cascade or trigger (role 'step'). */
   readonly cascades?: readonly TableName[];
 }

@@ -5,6 +5,9 @@ import { quoteIdent } from '../sql/quote.js';
 import type { RenderedStatement } from '../render/render.js';
 import type { RunValues } from '../values.js';
 import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
+import { cascadeSelections, type BackupWriter } from './backup.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { qualified } from '../compile/compile.js';
 
 /**
  * Runs a plan's statements one by one inside ONE transaction that this function opens. The
@@ -60,6 +63,14 @@ class RunnerCheckFailed extends Error {
   }
 }
 
+/** apply --backup: where removed rows go, and the catalog to follow ON DELETE CASCADE with. */
+export interface BackupPlan {
+  readonly writer: BackupWriter;
+  readonly catalog: Catalog;
+  /** Called inside the transaction after every check held, just before COMMIT. */
+  readonly finish: () => Promise<unknown>;
+}
+
 export async function execute(
   sql: postgres.Sql,
   plan: Plan,
@@ -68,6 +79,7 @@ export async function execute(
   mode: RunMode,
   settings: RunSettings,
   progress: Progress = () => {},
+  backup?: BackupPlan,
 ): Promise<ExecutionResult> {
   const dryRun = mode === 'plan' || mode === 'verify';
   const timings: StepTiming[] = [];
@@ -95,6 +107,7 @@ export async function execute(
           if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
           continue;
         }
+        if (backup && !dryRun) await backUp(tx, backup, plan, rendered, values);
         const started = performance.now();
         const timer = statement.step ? slowTimer(statement.step, rendered, progress) : undefined;
         try {
@@ -107,6 +120,8 @@ export async function execute(
         if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
       }
       if (mode !== 'apply') throw new Rollback();
+      // The backup is on disk, complete and flushed before the rows it holds are gone for good.
+      if (backup) await backup.finish();
     });
     return { committed: true, report, timings, tables };
   } catch (error) {
@@ -147,6 +162,34 @@ async function bindValues(tx: postgres.TransactionSql, plan: Plan, values: RunVa
     columns.push(`force_multi = $${bound.length}::boolean`);
   }
   if (columns.length) await tx.unsafe(`UPDATE pg_temp.purgekit_params SET ${columns.join(', ')}`, bound as postgres.ParameterOrJSON<never>[]);
+}
+
+/**
+ * Copies out what the next statement removes, in the same transaction just before it runs: a
+ * step's rows (only when the step will run) with what ON DELETE CASCADE takes along, or every
+ * table a TRUNCATE empties.
+ */
+async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Plan, rendered: RenderedStatement, values: RunValues): Promise<void> {
+  const { statement } = rendered;
+  if (statement.role === 'step' && statement.table && statement.condition !== undefined) {
+    const flag = statement.flag ? plan.flags.find((f) => f.name === statement.flag) : undefined;
+    if (flag && !(values.flags.get(flag.name) ?? flag.default)) return;
+    const table = qualified(statement.table);
+    if (statement.optional) {
+      const [exists] = await tx`SELECT to_regclass(${table}) IS NOT NULL AS yes`;
+      if (!exists?.['yes']) return;
+    }
+    for (const child of cascadeSelections(backup.catalog, table, statement.condition)) {
+      await backup.writer.copy(tx, child.table, child.condition, `step ${statement.step} ${child.reason}`);
+    }
+    await backup.writer.copy(tx, table, statement.condition, `step ${statement.step}`);
+  }
+  if (statement.role === 'wipe') {
+    // The reach guard has listed every table the TRUNCATE empties (partitioned parents have no rows).
+    const reached = await tx<{ target: string }[]>`
+      SELECT target FROM pg_temp.purgekit_report WHERE item = 'wipe' AND rows IS NOT NULL ORDER BY seq`;
+    for (const { target } of reached) await backup.writer.copy(tx, target, '', 'wipe', true);
+  }
 }
 
 /** The rows of the file's closing SELECT (rows is bigint, which arrives as a string). */

@@ -34,6 +34,8 @@ export interface RunOutput {
   readonly tables: readonly TableChange[];
   /** Tables the steps' deletes can change through foreign keys (ON DELETE CASCADE / SET NULL / SET DEFAULT). */
   readonly reach: readonly (Reach & { readonly declared: boolean })[];
+  /** apply --backup: where the removed rows are (null without --backup or when nothing was committed). */
+  readonly backup: { readonly dir: string; readonly files: number; readonly rows: number } | null;
   readonly error: { readonly code: string; readonly message: string; readonly at: string | null } | null;
   readonly startedAt: string;
   readonly durationMs: number;

@@ -216,6 +216,7 @@ export function validatePolicy(file: LoadedFile): Validated {
     }
   });
   if (kind === 'check' && list(raw['expect']).length === 0) report([], 'a check policy needs at least one expect');
+  if (kind === 'check' && raw['backup'] !== undefined) report(['backup'], 'a check policy removes nothing, so there is nothing to back up', true);
 
   const guard = isObject(raw['guard']) ? raw['guard'] : {};
   if (diagnostics.length) return { ok: false, diagnostics: sortDiagnostics(diagnostics) };
@@ -231,6 +232,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       steps, preserve,
       ...(wipe ? { wipe } : {}),
       keep, expect,
+      ...(raw['backup'] === 'required' ? { backup: 'required' as const } : {}),
       guard: {
         ...(Array.isArray(guard['databases']) ? { databases: guard['databases'] as string[] } : {}),
         ...(guard['confirm'] === 'database' ? { confirm: 'database' as const } : {}),

@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type postgres from 'postgres';
+import { readCatalog, type Catalog } from '../catalog/catalog.js';
+import { ExitCode, PurgekitError } from '../errors.js';
+import { quoteLiteral } from '../sql/quote.js';
+import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
+import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { checkConfirmation } from '../run/guards.js';
+
+/**
+ * purgekit restore <dir>: puts the rows of a backup back, in one transaction, parents before
+ * children. It refuses, changing nothing, when the backup is incomplete or altered (a file's
+ * sha256 or row count differs from the manifest) or when a row to restore already exists.
+ */
+export class RestoreRefused extends PurgekitError {
+  constructor(message: string) {
+    super(message, ExitCode.checkFailed);
+  }
+}
+
+export interface RestoreOptions {
+  readonly dir: string;
+  readonly connection?: string;
+  readonly confirm?: string;
+  readonly ask?: (question: string) => Promise<string>;
+  readonly say: (line: string) => void;
+}
+
+export interface RestoreResult {
+  readonly tables: readonly { readonly table: string; readonly rows: number }[];
+}
+
+export async function restoreCommand(options: RestoreOptions): Promise<RestoreResult> {
+  const manifest = await readManifest(options.dir);
+  for (const f of manifest.files) await verify(options.dir, f);
+  options.say(`backup of ${manifest.policy} from ${manifest.database.name} (${manifest.createdAt}): ${manifest.files.length} files verified`);
+
+  const conn = connect(options.connection);
+  try {
+    let database: string;
+    try {
+      [{ database }] = (await conn.sql`SELECT current_database() AS database`) as unknown as [{ database: string }];
+    } catch (e) {
+      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
+      throw e;
+    }
+    await checkConfirmation({ confirm: 'database' }, database, options.confirm, options.ask);
+    if (database !== manifest.database.name) options.say(`note: the backup was taken from ${manifest.database.name}, restoring into ${database}`);
+    const catalog = await readCatalog(conn.sql);
+    const ordered = restoreOrder(catalog, manifest.files);
+    const tables: { table: string; rows: number }[] = [];
+    await conn.sql.begin(async (tx) => {
+      for (const [i, f] of ordered.entries()) {
+        tables.push({ table: f.table, rows: await restoreFile(tx, options.dir, f, i) });
+        options.say(`  ${f.table}: ${f.rows} rows restored (${f.reason})`);
+      }
+      await restoreSequences(tx, manifest, ordered);
+    });
+    return { tables };
+  } finally {
+    await conn.sql.end({ timeout: 5 });
+  }
+}
+
+async function readManifest(dir: string): Promise<Manifest> {
+  const text = await readFile(join(dir, MANIFEST), 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new RestoreRefused(`${dir}: no ${MANIFEST}: not a backup, or an incomplete one (the manifest is written last)`);
+    throw e;
+  });
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+  } catch {
+    throw new RestoreRefused(`${join(dir, MANIFEST)}: not valid JSON (altered?)`);
+  }
+  if (manifest.version !== 1 || !Array.isArray(manifest.files)) throw new RestoreRefused(`${join(dir, MANIFEST)}: not a purgekit backup manifest (version 1)`);
+  return manifest;
+}
+
+/** The file is exactly what the manifest recorded: same bytes (sha256), same number of rows. */
+async function verify(dir: string, f: BackupFile): Promise<void> {
+  const path = join(dir, f.file);
+  const hash = createHash('sha256');
+  let rows = 0;
+  try {
+    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      for (const byte of chunk) if (byte === 0x0a) rows++;
+    }
+  } catch (e) {
+    throw new RestoreRefused(`${path}: cannot be read (${(e as Error).message}); the backup is incomplete`);
+  }
+  if (hash.digest('hex') !== f.sha256) throw new RestoreRefused(`${path}: its sha256 does not match the manifest: the file was altered or truncated`);
+  if (rows !== f.rows) throw new RestoreRefused(`${path}: ${rows} rows, the manifest says ${f.rows}`);
+}
+
+/**
+ * Parents before children, from the live foreign keys (a partition counts as its partitioned
+ * root); otherwise the reverse of the order the rows were removed in (children were removed first).
+ */
+export function restoreOrder(catalog: Catalog, files: readonly BackupFile[]): BackupFile[] {
+  const rootOf = (table: string) => [...catalog.tables.values()].find((t) => t.qualified === table || t.partitions.includes(table))?.qualified ?? table;
+  const pending = [...files].reverse();
+  const out: BackupFile[] = [];
+  while (pending.length) {
+    const roots = new Set(pending.map((f) => rootOf(f.table)));
+    // A file whose table references no table still pending (itself aside) can go now.
+    const index = pending.findIndex((f) => {
+      const root = rootOf(f.table);
+      return !catalog.foreignKeys.some((fk) => fk.table === root && fk.references !== root && roots.has(fk.references));
+    });
+    out.push(...pending.splice(index >= 0 ? index : 0, 1)); // a cycle: fall back to removal order
+  }
+  return out;
+}
+
+async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFile, i: number): Promise<number> {
+  const temp = `pg_temp.purgekit_restore_${i}`;
+  const columns = f.columns.map(quoteColumn).join(', ');
+  await tx.unsafe(`CREATE TEMP TABLE purgekit_restore_${i} (LIKE ${f.table}) ON COMMIT DROP`);
+  const hash = createHash('sha256');
+  const rehash = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  await pipeline(createReadStream(join(dir, f.file)), rehash, await tx.unsafe(`COPY ${temp} (${columns}) FROM STDIN`).writable());
+  // The file was verified before connecting; it must not have changed since.
+  if (hash.digest('hex') !== f.sha256) throw new RestoreRefused(`${join(dir, f.file)} changed while it was being restored`);
+  const [loaded] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp}`);
+  if (Number(loaded!.n) !== f.rows) throw new RestoreRefused(`${f.file}: loaded ${loaded!.n} rows, the manifest says ${f.rows}`);
+
+  const key = await primaryKey(tx, f.table);
+  if (key.length) {
+    const match = key.map((c) => `t.${quoteColumn(c)} = r.${quoteColumn(c)}`).join(' AND ');
+    const [dupes] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp} r WHERE EXISTS (SELECT FROM ${f.table} t WHERE ${match})`);
+    if (Number(dupes!.n) > 0) {
+      throw new RestoreRefused(`${dupes!.n} of the ${f.rows} rows to restore into ${f.table} already exist there (same ${key.join(', ')}); nothing was restored`);
+    }
+  }
+  const inserted = await tx.unsafe(`INSERT INTO ${f.table} (${columns}) OVERRIDING SYSTEM VALUE SELECT ${columns} FROM ${temp}`);
+  if (inserted.count !== f.rows) throw new RestoreRefused(`${f.table}: inserted ${inserted.count} rows, the manifest says ${f.rows}`);
+  return inserted.count;
+}
+
+async function primaryKey(tx: postgres.TransactionSql, table: string): Promise<string[]> {
+  const rows = await tx<{ name: string }[]>`
+    SELECT a.attname AS name
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+    WHERE i.indrelid = ${table}::regclass AND i.indisprimary
+    ORDER BY array_position(i.indkey::int2[], a.attnum)`;
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Serial and identity sequences end up where they were before the rows went (a wipe's RESTART
+ * IDENTITY reset them), or at the column's maximum if that is higher; never lower than now.
+ */
+async function restoreSequences(tx: postgres.TransactionSql, manifest: Manifest, files: readonly BackupFile[]): Promise<void> {
+  const tables = new Map<string, Set<string>>();
+  for (const f of files) for (const c of f.columns) (tables.get(f.table) ?? tables.set(f.table, new Set()).get(f.table)!).add(c);
+  const seen = new Set<string>();
+  for (const [table, columns] of tables) {
+    for (const sequence of await ownedSequences(tx, table, [...columns])) {
+      if (seen.has(sequence)) continue;
+      seen.add(sequence);
+      const recorded = manifest.sequences?.find((s) => s.sequence === sequence);
+      const candidates: string[] = [`(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ${sequence})`];
+      if (recorded) candidates.push(`${BigInt(recorded.lastValue) - (recorded.isCalled ? 0n : 1n)}`);
+      for (const column of columns) {
+        const [uses] = await tx<{ yes: boolean }[]>`SELECT pg_get_serial_sequence(coalesce(pg_partition_root(${table}::regclass), ${table}::regclass)::text, ${column}) = ${sequence} AS yes`;
+        if (uses?.yes) candidates.push(`(SELECT max(${quoteColumn(column)})::bigint FROM ${table})`);
+      }
+      // The highest of: now, as recorded, the column's maximum. A sequence never called restarts uncalled.
+      await tx.unsafe(`SELECT CASE WHEN v < (SELECT min_value FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = ${quoteLiteral(sequence)})
+          THEN setval(${quoteLiteral(sequence)}, (SELECT min_value FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename) = ${quoteLiteral(sequence)}), false)
+          ELSE setval(${quoteLiteral(sequence)}, v, true) END
+        FROM (SELECT greatest(${candidates.join(', ')}) AS v) AS x`);
+    }
+  }
+}
+

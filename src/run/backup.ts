@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type postgres from 'postgres';
+import type { Catalog } from '../catalog/catalog.js';
+import { PurgekitError, ExitCode } from '../errors.js';
+
+/**
+ * A backup of the rows an apply removes: one file per table and step in PostgreSQL's COPY text
+ * format (one line a row, tab-separated, readable and loadable), plus manifest.json with the
+ * row count and sha256 of every file. Rows are streamed from the server to disk, never held in
+ * memory. Files are 0600 in a 0700 directory and flushed to disk (fsync) before the run may
+ * COMMIT; if anything fails, the directory is removed again (nothing was deleted, and a backup
+ * holds personal data). See docs/BACKUP.md.
+ */
+export const MANIFEST = 'manifest.json';
+
+export interface BackupFile {
+  readonly file: string;
+  /** schema.table as SQL spells it. */
+  readonly table: string;
+  /** The columns of each line, in order (generated columns are left out: the server computes them). */
+  readonly columns: readonly string[];
+  readonly rows: number;
+  readonly sha256: string;
+  /** Why these rows are in the backup: 'step 3', 'step 3 cascade via fk_name', 'wipe'. */
+  readonly reason: string;
+}
+
+/** A serial or identity sequence as it was when its table was first copied. */
+export interface SequenceState {
+  readonly sequence: string;
+  readonly lastValue: string;
+  readonly isCalled: boolean;
+}
+
+export interface Manifest {
+  readonly version: 1;
+  readonly policy: string;
+  readonly kind: string;
+  readonly planSha256: string;
+  readonly database: { readonly name: string; readonly host: string; readonly port: number };
+  readonly createdAt: string;
+  /** In the order the rows were removed; restore loads parents before children. */
+  readonly files: readonly BackupFile[];
+  /** Sequences of the copied tables before anything ran (a wipe's RESTART IDENTITY resets them). */
+  readonly sequences: readonly SequenceState[];
+}
+
+export class BackupError extends PurgekitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.unexpected, options);
+  }
+}
+
+export class BackupWriter {
+  private readonly files: BackupFile[] = [];
+  private readonly sequences = new Map<string, SequenceState>();
+
+  private constructor(readonly dir: string) {}
+
+  /** The directory must be new or empty: a backup never mixes with another. */
+  static async create(dir: string): Promise<BackupWriter> {
+    const existing = await readdir(dir).catch(() => undefined);
+    if (existing && existing.length) throw new BackupError(`--backup ${dir}: the directory is not empty`);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      // Probe that it is writable before anything is deleted.
+      await writeFile(join(dir, '.probe'), '', { mode: 0o600 });
+      await rm(join(dir, '.probe'));
+    } catch (e) {
+      throw new BackupError(`--backup ${dir}: cannot write there (${(e as Error).message})`, { cause: e });
+    }
+    return new BackupWriter(dir);
+  }
+
+  /** COPY (SELECT <columns> FROM <table> [WHERE <condition>]) TO STDOUT, straight into a file. */
+  async copy(tx: postgres.TransactionSql, table: string, condition: string, reason: string, only = false): Promise<BackupFile> {
+    const columns = await copyableColumns(tx, table);
+    await this.recordSequences(tx, table, columns);
+    const list = columns.map(quoteColumn).join(', ');
+    const query = `COPY (SELECT ${list} FROM ${only ? 'ONLY ' : ''}${table}${condition ? ` WHERE ${condition}` : ''}) TO STDOUT`;
+    const file = `${String(this.files.length + 1).padStart(3, '0')}-${table.replace(/[^A-Za-z0-9_.-]+/g, '_')}.copy`;
+    const path = join(this.dir, file);
+    const hash = createHash('sha256');
+    let rows = 0;
+    const tally = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        for (const byte of chunk) if (byte === 0x0a) rows++; // COPY text format: one line a row
+        done(null, chunk);
+      },
+    });
+    try {
+      const source = await tx.unsafe(query).readable();
+      await pipeline(source, tally, createWriteStream(path, { mode: 0o600, flags: 'wx' }));
+      await fsync(path);
+    } catch (e) {
+      if ((e as { name?: string }).name === 'PostgresError') throw e;
+      throw new BackupError(`backup of ${table} to ${path} failed: ${(e as Error).message}`, { cause: e });
+    }
+    const entry: BackupFile = { file, table, columns, rows, sha256: hash.digest('hex'), reason };
+    this.files.push(entry);
+    return entry;
+  }
+
+  /** The manifest goes last: a backup without one is incomplete by definition. */
+  async finish(meta: Omit<Manifest, 'files' | 'version' | 'sequences'>): Promise<Manifest> {
+    const manifest: Manifest = { version: 1, ...meta, files: this.files, sequences: [...this.sequences.values()] };
+    const path = join(this.dir, MANIFEST);
+    try {
+      await writeFile(path, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+      await fsync(path);
+      await fsync(this.dir);
+    } catch (e) {
+      throw new BackupError(`writing ${path} failed: ${(e as Error).message}`, { cause: e });
+    }
+    return manifest;
+  }
+
+  private async recordSequences(tx: postgres.TransactionSql, table: string, columns: readonly string[]): Promise<void> {
+    for (const sequence of await ownedSequences(tx, table, columns)) {
+      if (this.sequences.has(sequence)) continue;
+      const [state] = await tx.unsafe<{ last_value: string; is_called: boolean }[]>(`SELECT last_value::text, is_called FROM ${sequence}`);
+      this.sequences.set(sequence, { sequence, lastValue: state!.last_value, isCalled: state!.is_called });
+    }
+  }
+
+  async discard(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function fsync(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Columns in table order, without generated ones (they cannot be inserted, and recompute). */
+export async function copyableColumns(sql: postgres.Sql | postgres.TransactionSql, table: string): Promise<string[]> {
+  const rows = await sql<{ name: string }[]>`
+    SELECT attname AS name FROM pg_attribute
+    WHERE attrelid = ${table}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+    ORDER BY attnum`;
+  return rows.map((r) => r.name);
+}
+
+/** Serial and identity sequences behind a table's columns (a partition's are its root's). */
+export async function ownedSequences(sql: postgres.Sql | postgres.TransactionSql, table: string, columns: readonly string[]): Promise<string[]> {
+  const rows = await sql<{ s: string }[]>`
+    SELECT DISTINCT pg_get_serial_sequence(coalesce(pg_partition_root(${table}::regclass), ${table}::regclass)::text, c) AS s
+    FROM unnest(${columns as string[]}::text[]) AS c
+    WHERE pg_get_serial_sequence(coalesce(pg_partition_root(${table}::regclass), ${table}::regclass)::text, c) IS NOT NULL`;
+  return rows.map((r) => r.s).sort();
+}
+
+export function quoteColumn(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The rows ON DELETE CASCADE will take with the rows of `table` matching `condition`, table by
+ * table, deepest first (the order a backup lists removed rows in: children before parents).
+ * Each condition follows the foreign key back to the parent's condition.
+ */
+export function cascadeSelections(catalog: Catalog, table: string, condition: string): { table: string; condition: string; reason: string }[] {
+  const out: { table: string; condition: string; reason: string; depth: number }[] = [];
+  const visit = (parent: string, parentCondition: string, depth: number, seen: ReadonlySet<string>) => {
+    for (const fk of catalog.foreignKeys) {
+      if (fk.references !== parent || fk.onDelete !== 'cascade' || seen.has(fk.name + fk.table)) continue;
+      const cols = fk.columns.map(quoteColumn).join(', ');
+      const refs = fk.referencedColumns.map(quoteColumn).join(', ');
+      const childCondition = `(${cols}) IN (SELECT ${refs} FROM ${parent}${parentCondition ? ` WHERE ${parentCondition}` : ''})`;
+      out.push({ table: fk.table, condition: childCondition, reason: `cascade via ${fk.name}`, depth });
+      visit(fk.table, childCondition, depth + 1, new Set([...seen, fk.name + fk.table]));
+    }
+  };
+  visit(table, condition, 1, new Set());
+  return out.sort((a, b) => b.depth - a.depth).map(({ table: t, condition: c, reason }) => ({ table: t, condition: c, reason }));
+}
