@@ -12,6 +12,7 @@ import { renderCommand } from './commands/render.js';
 import { runCommand } from './commands/run.js';
 import { countsCommand } from './commands/counts.js';
 import { restoreCommand } from './commands/restore.js';
+import { lintCommand } from './commands/lint.js';
 import { DEFAULT_AUDIT_LOG } from './run/audit.js';
 import { createInterface } from 'node:readline/promises';
 
@@ -109,6 +110,26 @@ export async function main(argv: readonly string[]): Promise<number> {
         },
       )
       .command(
+        'lint [paths..]',
+        'Check policies against a live schema: missing tables, FK order, coverage gaps, unindexed FKs, wipe reach, SQL that does not plan',
+        (y: Argv) =>
+          y
+            .positional('paths', { type: 'string', array: true, describe: 'Policy files or directories (default: --policies)' })
+            .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
+            .option('reporter', { choices: ['text', 'json', 'gcc'] as const, default: 'text' as const, describe: 'Output format (docs/LINT.md)' })
+            .option('strict', { type: 'boolean', default: false, describe: 'Warnings fail too (exit 1)' }),
+        async (args) => {
+          const { output, exitCode } = await lintCommand({
+            paths: (args.paths as string[] | undefined)?.length ? (args.paths as string[]) : [args.policies as string],
+            ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
+            reporter: args.reporter as 'text' | 'json' | 'gcc',
+            strict: Boolean(args.strict),
+          });
+          process.stdout.write(output);
+          exit = exitCode;
+        },
+      )
+      .command(
         'restore <dir>',
         'Put the rows of an apply --backup back, in one transaction, parents first; refuses if the backup is altered or a row exists',
         (y: Argv) =>
@@ -149,7 +170,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           exit = exitCode;
         },
       )
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore or counts')
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts or discover')
       .strict()
       .help()
       .version()

@@ -17,3 +17,8 @@ export { quoteIdent, quoteLiteral } from './sql/quote.js';
 export { loadParser } from './sql/parser.js';
 export type * from './policy.js';
 export { PurgekitError, UsageError, InvalidPolicyError, UnrenderableValueError, DriftError, ExitCode, type Diagnostic } from './errors.js';
+export { runCommand, type RunOptions } from './commands/run.js';
+export { restoreCommand } from './commands/restore.js';
+export { countsCommand } from './commands/counts.js';
+export { lintCommand } from './commands/lint.js';
+export { readCatalog, dependents, referencing, type Catalog, type Table, type ForeignKey } from './catalog/catalog.js';

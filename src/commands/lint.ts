@@ -1,0 +1,45 @@
+import { ExitCode, InvalidPolicyError } from '../errors.js';
+import { lintPolicies } from '../lint/lint.js';
+import { count, report, type ReporterName } from '../lint/reporters.js';
+import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { validateFiles } from '../validate/validateFiles.js';
+import { DEFAULT_POLICIES } from './compile.js';
+
+export interface LintOptions {
+  /** Policy files or directories (default: policies/). */
+  readonly paths: readonly string[];
+  /** PostgreSQL URL; default DATABASE_URL, else the PG* variables. */
+  readonly connection?: string;
+  readonly reporter: ReporterName;
+  /** Warnings fail too. */
+  readonly strict: boolean;
+}
+
+/** Lint found an error (or, with --strict, a warning). */
+const LINT_FAILED = 1;
+
+/**
+ * purgekit lint: validate the policies, then check them against a live schema (docs/LINT.md).
+ * Exit 0 clean, 1 errors (warnings only with strict); an invalid policy throws
+ * InvalidPolicyError (exit 2) before connecting, an unreachable server ConnectionError (exit 5).
+ */
+export async function lintCommand(options: LintOptions): Promise<{ output: string; exitCode: number }> {
+  const paths = options.paths.length ? options.paths : [DEFAULT_POLICIES];
+  const { policies, files, diagnostics: invalid } = await validateFiles(paths);
+  if (invalid.length) throw new InvalidPolicyError(invalid);
+  const conn = connect(options.connection);
+  try {
+    let diagnostics;
+    try {
+      diagnostics = await lintPolicies(conn.sql, policies, files);
+    } catch (e) {
+      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
+      throw e;
+    }
+    const { errors, warnings } = count(diagnostics);
+    const exitCode = errors || (options.strict && warnings) ? LINT_FAILED : ExitCode.ok;
+    return { output: report(options.reporter, diagnostics, { policies: policies.length }), exitCode };
+  } finally {
+    await conn.sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,144 @@
+import { dependents, referencing, type Catalog, type ForeignKey } from '../catalog/catalog.js';
+import { qualified } from '../compile/compile.js';
+import type { TableName } from '../policy.js';
+import { quoteIdent } from '../sql/quote.js';
+
+/**
+ * What the lint rules read from the catalog besides the catalog itself. Pure helpers over the
+ * foreign-key graph: which tables a delete removes (ON DELETE CASCADE) or changes (SET NULL,
+ * SET DEFAULT), the path that leads there, and the text of a fix.
+ */
+export interface LintContext {
+  readonly catalog: Catalog;
+  /** Foreign keys PostgreSQL checks only at COMMIT (DEFERRABLE INITIALLY DEFERRED), as fkKey(). */
+  readonly deferred: ReadonlySet<string>;
+}
+
+export function fkKey(fk: { readonly table: string; readonly name: string }): string {
+  return `${fk.table}\u0000${fk.name}`;
+}
+
+/** The catalog key of a table a policy names; a partition stands for its partitioned root. */
+export function resolveTable(catalog: Catalog, t: TableName): string | undefined {
+  const key = qualified(t);
+  if (catalog.tables.has(key)) return key;
+  for (const table of catalog.tables.values()) if (table.partitions.includes(key)) return table.qualified;
+  return undefined;
+}
+
+/** A NO ACTION or RESTRICT foreign key: a referenced row cannot go while a referencing row stays. */
+export function blocks(fk: ForeignKey): boolean {
+  return fk.onDelete === 'no action' || fk.onDelete === 'restrict';
+}
+
+export interface Reached {
+  readonly table: string;
+  /** The foreign keys from the deleted table outward: path[0] references it. */
+  readonly path: readonly ForeignKey[];
+}
+
+export interface DeleteReach {
+  /** Tables ON DELETE CASCADE removes rows from, transitively (not the deleted table itself). */
+  readonly removed: readonly Reached[];
+  /** Tables whose rows ON DELETE SET NULL / SET DEFAULT updates (the deleted table too, for a self-reference). */
+  readonly nulled: readonly Reached[];
+}
+
+/** What deleting rows of `table` does through foreign keys, nearest first. */
+export function deleteReach(catalog: Catalog, table: string): DeleteReach {
+  const cascadeOnly: Catalog = { tables: catalog.tables, foreignKeys: catalog.foreignKeys.filter((fk) => fk.onDelete === 'cascade') };
+  const removed = dependents(cascadeOnly, table);
+  const nulled: Reached[] = [];
+  for (const from of [{ table, path: [] as readonly ForeignKey[] }, ...removed]) {
+    for (const fk of referencing(catalog, from.table)) {
+      if (fk.onDelete !== 'set null' && fk.onDelete !== 'set default') continue;
+      if (nulled.some((n) => n.table === fk.table)) continue;
+      nulled.push({ table: fk.table, path: [...from.path, fk] });
+    }
+  }
+  return { removed, nulled };
+}
+
+/** The tables a delete from `table` removes rows from: itself and its ON DELETE CASCADE reach. */
+export function removedBy(catalog: Catalog, table: string): Map<string, readonly ForeignKey[]> {
+  return new Map([[table, []], ...deleteReach(catalog, table).removed.map((r) => [r.table, r.path] as const)]);
+}
+
+/** `app."User" <- app."Post" ("Post_authorId_fkey") <- ...`, the form the generated wipe reach uses. */
+export function pathText(start: string, path: readonly ForeignKey[]): string {
+  return [start, ...path.map((fk) => `${fk.table} (${quoteIdent(fk.name)})`)].join(' <- ');
+}
+
+/** `foreign key "Comment_authorId_fkey" ("authorId") ON DELETE NO ACTION` */
+export function fkText(fk: ForeignKey): string {
+  return `foreign key ${quoteIdent(fk.name)} (${fk.columns.map(quoteIdent).join(', ')}) ON DELETE ${fk.onDelete.toUpperCase()}`;
+}
+
+/** A table as a policy writes it: bare in the policy's schema, schema.name elsewhere. */
+export function policyRef(catalog: Catalog, table: string, policySchema: string): string {
+  const t = catalog.tables.get(table);
+  if (!t) return table;
+  return t.schema === policySchema ? t.name : `${t.schema}.${t.name}`;
+}
+
+/**
+ * The statements that give a foreign key its covering index without blocking writes. A
+ * partitioned table cannot be indexed CONCURRENTLY: its index is created ON ONLY the parent
+ * (instantly, invalid), each partition's index concurrently, then attached, which validates it.
+ */
+export function createIndexFix(catalog: Catalog, fk: ForeignKey): string {
+  const table = catalog.tables.get(fk.table);
+  const columns = `(${fk.columns.map(quoteIdent).join(', ')})`;
+  if (!table) return `CREATE INDEX CONCURRENTLY ON ${fk.table} ${columns};`;
+  const name = indexName(table.name, fk.columns);
+  if (!table.partitioned) return `CREATE INDEX CONCURRENTLY ${quoteIdent(name)} ON ${table.qualified} ${columns};`;
+  const statements = [`CREATE INDEX ${quoteIdent(name)} ON ONLY ${table.qualified} ${columns};`];
+  for (const partition of table.partitions) {
+    const [schema, partName] = splitQualified(partition);
+    const partIndex = indexName(partName, fk.columns);
+    statements.push(
+      `CREATE INDEX CONCURRENTLY ${quoteIdent(partIndex)} ON ${partition} ${columns};`,
+      `ALTER INDEX ${quoteIdent(table.schema)}.${quoteIdent(name)} ATTACH PARTITION ${quoteIdent(schema)}.${quoteIdent(partIndex)};`,
+    );
+  }
+  return statements.join(' ');
+}
+
+const MAX_IDENTIFIER_BYTES = 63;
+
+/** PostgreSQL's own default name, table_col1_col2_idx, shortened to fit an identifier. */
+function indexName(table: string, columns: readonly string[]): string {
+  const suffix = '_idx';
+  let stem = `${table}_${columns.join('_')}`;
+  while (Buffer.byteLength(stem + suffix, 'utf8') > MAX_IDENTIFIER_BYTES) stem = [...stem].slice(0, -1).join('');
+  return stem + suffix;
+}
+
+/** `schema.name` as format('%I.%I') writes it, back into its two names. */
+export function splitQualified(text: string): [string, string] {
+  const names: string[] = [];
+  let i = 0;
+  while (i <= text.length) {
+    if (text[i] === '"') {
+      let name = '';
+      i++;
+      while (i < text.length) {
+        if (text[i] === '"' && text[i + 1] === '"') {
+          name += '"';
+          i += 2;
+        } else if (text[i] === '"') {
+          i++;
+          break;
+        } else name += text[i++];
+      }
+      names.push(name);
+      i++; // the dot
+    } else {
+      const dot = text.indexOf('.', i);
+      const end = dot === -1 ? text.length : dot;
+      names.push(text.slice(i, end));
+      i = end + 1;
+    }
+  }
+  return [names[0] ?? '', names[1] ?? ''];
+}

@@ -1,0 +1,78 @@
+import type postgres from 'postgres';
+import { compile } from '../compile/compile.js';
+import type { LoadedFile } from '../load/loadPolicy.js';
+import type { Policy } from '../policy.js';
+import { renderStatements } from '../render/render.js';
+import { describe } from '../validate/schema.js';
+import { diagnostic, type LintDiagnostic } from './diagnostic.js';
+import { resolveTable, type LintContext } from './graph.js';
+
+/**
+ * PK-L010: the author's SQL (step and lookup where clauses, preserve rules, expect queries)
+ * must plan against the live schema: an unknown column, a type mismatch, a missing function.
+ *
+ * In one transaction that is always rolled back: the script's own setup (search_path, its
+ * temporary parameter and subject tables) runs for real so that :param and :subject resolve
+ * exactly as in a run, then the transaction turns read-only and each statement's probe is
+ * EXPLAINed (planned, never executed), each in a savepoint so one error does not hide the
+ * next. Planning a DELETE takes the same ROW EXCLUSIVE lock a DELETE would, until the rollback;
+ * the script's lock_timeout bounds the wait.
+ */
+export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: Policy, file: LoadedFile): Promise<LintDiagnostic[]> {
+  const statements = renderStatements(compile(policy));
+  const subjectTable = policy.subject && resolveTable(ctx.catalog, policy.subject.table);
+  const out: LintDiagnostic[] = [];
+  try {
+    await sql.begin(async (tx) => {
+      await tx.unsafe("SET LOCAL statement_timeout = '1min'");
+      let subjectReady = false;
+      for (const { statement, sql: text } of statements) {
+        if (statement.role === 'setup' || statement.role === 'params') {
+          await tx.unsafe(text);
+        } else if (statement.role === 'subject' && subjectTable && /^CREATE TEMP TABLE/.test(text)) {
+          // Fails when the key column is missing, which PK-L002 reports; probes using :subject are then skipped.
+          subjectReady = await attempt(tx, text).then((e) => e === undefined);
+        }
+      }
+      await tx.unsafe('SET LOCAL transaction_read_only = on');
+      // A step's probe carries its table's preserve rules: report their error once, at the rule.
+      const preserveErrors = new Map<string, Set<string>>();
+      for (const { statement } of statements) {
+        const { probe, source, table } = statement;
+        if (!probe || !source) continue;
+        const target = table && resolveTable(ctx.catalog, table);
+        if (table && !target) continue; // an absent table is PK-L001's, or an optional step's
+        if (!subjectReady && (statement.role === 'subject' || probe.includes('pg_temp.purgekit_subject'))) continue;
+        const error = await attempt(tx, `EXPLAIN ${probe}`);
+        if (!error) continue;
+        if (statement.role === 'preserve' && target) preserveErrors.set(target, (preserveErrors.get(target) ?? new Set()).add(error.message));
+        if (statement.role === 'step' && target && preserveErrors.get(target)?.has(error.message)) continue;
+        const hint = error.hint ? ` (hint: ${error.hint})` : '';
+        out.push(diagnostic(file, source, 'PK-L010', `${describe(source)}: ${error.message}${hint}`));
+      }
+      throw new Rollback();
+    });
+  } catch (e) {
+    if (!(e instanceof Rollback)) throw e;
+  }
+  return out;
+}
+
+class Rollback extends Error {}
+
+interface ServerError {
+  readonly message: string;
+  readonly hint?: string;
+}
+
+/** Runs one statement in a savepoint; a server error is returned (and rolled back to), anything else thrown. */
+async function attempt(tx: postgres.TransactionSql, text: string): Promise<ServerError | undefined> {
+  try {
+    await tx.savepoint((sp) => sp.unsafe(text));
+    return undefined;
+  } catch (e) {
+    if ((e as { name?: string })?.name !== 'PostgresError') throw e;
+    const { message, hint } = e as { message: string; hint?: string };
+    return { message, ...(hint ? { hint } : {}) };
+  }
+}
