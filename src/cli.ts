@@ -13,6 +13,7 @@ import { runCommand } from './commands/run.js';
 import { countsCommand } from './commands/counts.js';
 import { restoreCommand } from './commands/restore.js';
 import { lintCommand } from './commands/lint.js';
+import { discoverCommand } from './commands/discover.js';
 import { DEFAULT_AUDIT_LOG } from './run/audit.js';
 import { createInterface } from 'node:readline/promises';
 
@@ -127,6 +128,30 @@ export async function main(argv: readonly string[]): Promise<number> {
           });
           process.stdout.write(output);
           exit = exitCode;
+        },
+      )
+      .command(
+        'discover',
+        'Write a purge policy skeleton for one row of --table and everything that references it, children first',
+        (y: Argv) =>
+          y
+            .option('table', { type: 'string', demandOption: true, describe: 'The table of the rows to purge (name or schema.name)' })
+            .option('key', { type: 'string', demandOption: true, describe: 'The column that identifies a row (becomes the lookup parameter)' })
+            .option('name', { type: 'string', describe: 'Policy name (default: purge-<table>)' })
+            .option('schema', { type: 'string', describe: 'Schema of a bare --table (default public)' })
+            .option('out', { type: 'string', describe: 'Write the policy to this file (never overwrites) instead of stdout' })
+            .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' }),
+        async (args) => {
+          const { yaml, path } = await discoverCommand({
+            table: args.table as string,
+            key: args.key as string,
+            ...(typeof args.name === 'string' ? { name: args.name } : {}),
+            ...(typeof args.schema === 'string' ? { schema: args.schema } : {}),
+            ...(typeof args.out === 'string' ? { out: args.out } : {}),
+            ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
+          });
+          if (path) stderr(`wrote ${path}; review it, then purgekit validate and compile`);
+          else process.stdout.write(yaml);
         },
       )
       .command(

@@ -22,3 +22,5 @@ export { restoreCommand } from './commands/restore.js';
 export { countsCommand } from './commands/counts.js';
 export { lintCommand } from './commands/lint.js';
 export { readCatalog, dependents, referencing, type Catalog, type Table, type ForeignKey } from './catalog/catalog.js';
+export { discover } from './discover/discover.js';
+export { discoverCommand } from './commands/discover.js';

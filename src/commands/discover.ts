@@ -1,0 +1,53 @@
+import { writeFile } from 'node:fs/promises';
+import { readCatalog } from '../catalog/catalog.js';
+import { discover, policyNameOf } from '../discover/discover.js';
+import { resolveTable } from '../discover/resolve.js';
+import { UsageError } from '../errors.js';
+import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { loadParser } from '../sql/parser.js';
+
+export interface DiscoverCommandOptions {
+  /** postgres:// URL; else DATABASE_URL, else the PG* variables. */
+  readonly connection?: string;
+  /** `schema.table` or a bare name in `schema` (default public). */
+  readonly table: string;
+  readonly key: string;
+  /** Default: purge-<table>. */
+  readonly name?: string;
+  readonly schema?: string;
+  /** A file to write; it must not exist yet. Without it the text is returned for stdout. */
+  readonly out?: string;
+}
+
+/** purgekit discover: read the live catalog (read-only), write a purge policy skeleton. */
+export async function discoverCommand(options: DiscoverCommandOptions): Promise<{ yaml: string; path?: string }> {
+  if (!options.table) throw new UsageError('discover needs --table <table> (schema.table or a name in --schema, default public)');
+  if (!options.key) throw new UsageError('discover needs --key <column>: the column the purge finds rows by');
+  await loadParser();
+  const conn = connect(options.connection);
+  let yaml: string;
+  try {
+    let catalog;
+    try {
+      catalog = await readCatalog(conn.sql);
+    } catch (e) {
+      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
+      throw e;
+    }
+    const name = options.name ?? policyNameOf(resolveTable(catalog, options.table, options.schema).name);
+    yaml = discover(catalog, { table: options.table, key: options.key, name, ...(options.schema !== undefined ? { schema: options.schema } : {}) });
+  } finally {
+    await conn.sql.end({ timeout: 5 });
+  }
+  if (options.out === undefined) return { yaml };
+  try {
+    // wx: a reviewed policy is never overwritten by a fresh skeleton.
+    await writeFile(options.out, yaml, { flag: 'wx' });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new UsageError(`--out ${options.out}: the file exists; discover does not overwrite a policy (remove it, or print to stdout and compare)`);
+    if (code === 'ENOENT') throw new UsageError(`--out ${options.out}: its directory does not exist`);
+    throw e;
+  }
+  return { yaml, path: options.out };
+}

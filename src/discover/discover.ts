@@ -1,0 +1,249 @@
+import type { Catalog, ForeignKey, Table } from '../catalog/catalog.js';
+import { UsageError } from '../errors.js';
+import { quoteIdent } from '../sql/quote.js';
+import { dependencies, type BrokenKey, type Dependencies } from './graph.js';
+import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, resolveTable } from './resolve.js';
+import { comment, scalar, sqlEntry, whereEntry } from './yaml.js';
+import { tuple, WhereClauses } from './where.js';
+
+export interface DiscoverOptions {
+  /** `schema.table`, or a bare name in `schema`. Names as the database spells them. */
+  readonly table: string;
+  /** The subject key: the column the purge finds rows by. */
+  readonly key: string;
+  /** The policy's name (generated/<name>.sql). */
+  readonly name: string;
+  /** Schema of a bare `table` (default public). */
+  readonly schema?: string;
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+/**
+ * A purge policy skeleton, as YAML text, for removing rows of one table and everything that
+ * depends on them by foreign key (see docs/DISCOVER.md). Pure: the same catalog and options give
+ * the same bytes. Needs loadParser() first (identifiers are quoted like quote_ident).
+ */
+export function discover(catalog: Catalog, options: DiscoverOptions): string {
+  const root = resolveTable(catalog, options.table, options.schema);
+  const keyColumn = resolveColumn(root, options.key);
+  if (!NAME.test(options.name) || options.name.length > 100) {
+    throw new UsageError(`--name ${options.name}: a policy name is lowercase letters, digits and -, starting with a letter or digit (at most 100)`);
+  }
+  const deps = dependencies(catalog, root.qualified);
+  return new Writer(catalog, deps, options, keyColumn.type).text();
+}
+
+export { policyNameOf };
+
+class Writer {
+  private readonly where: WhereClauses;
+  private readonly schema: string;
+  private readonly lines: string[] = [];
+  private readonly preconditions: readonly { broken: BrokenKey; name: string }[];
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly deps: Dependencies,
+    private readonly options: DiscoverOptions,
+    private readonly keyType: string,
+  ) {
+    this.where = new WhereClauses(catalog, deps, options.key);
+    this.schema = deps.root.schema;
+    this.preconditions = deps.broken.map((broken) => ({
+      broken,
+      name: `no ${broken.fk.table} row points at a removed ${broken.fk.references} row through ${columnList(broken.fk.columns)}`,
+    }));
+  }
+
+  text(): string {
+    this.header();
+    this.subject();
+    this.steps();
+    this.expectations();
+    this.guard();
+    return `${this.lines.join('\n')}\n`;
+  }
+
+  private add(...lines: string[]): void {
+    this.lines.push(...lines);
+  }
+
+  private header(): void {
+    const root = this.deps.root;
+    this.add('# yaml-language-server: $schema=../schema/policy.schema.json');
+    this.add(
+      ...comment(
+        `Written by \`purgekit discover --table ${root.schema}.${root.name} --key ${this.options.key}\` from the live catalog: ` +
+          `a skeleton to review, not a finished policy. It removes the ${root.qualified} rows found by ${this.options.key} and, ` +
+          'children first, every row that depends on them through foreign keys. Before relying on it, add preserve rules ' +
+          'for rows that must never go and expectations, and narrow the guard to your databases.',
+        '',
+      ),
+      'version: 1',
+      `name: ${this.options.name}`,
+      'kind: purge',
+      `description: ${scalar(`Remove ${root.qualified} rows found by ${this.options.key} and every row that depends on them by foreign key.`)}`,
+      `schema: ${scalar(this.schema)}`,
+    );
+  }
+
+  private subject(): void {
+    const key = this.options.key;
+    const param = paramNameOf(key);
+    const type = paramTypeOf(this.keyType);
+    const description = `${this.deps.root.qualified}.${quoteIdent(key)} of the rows to purge`;
+    this.add('', 'params:');
+    if (!type) this.add(...comment(`${key} is ${this.keyType}, which is not a param type: the value is given as text and cast.`, '  '));
+    this.add(`  ${param}: { type: ${type ?? 'text'}, description: ${scalar(description, 'flow')} }`, '', 'subject:');
+    this.add(`  table: ${scalar(this.ref(this.deps.root))}`, `  key: ${scalar(key)}`, '  lookup:', `    - by: [${param}]`);
+    const lookup = type ? `${quoteIdent(key)} = :${param}` : `${quoteIdent(key)} = CAST(:${param} AS ${this.keyType})`;
+    this.add(`      where: ${scalar(lookup)}`);
+    const unique = this.deps.root.indexes.some((i) => i.unique && !i.partial && i.columns.length === 1 && i.columns[0] === key);
+    if (!unique) {
+      this.add(...comment(`${key} is not unique: when several rows match, the run fails unless max is raised or --force-multi is given.`, '  '));
+    }
+  }
+
+  private steps(): void {
+    this.add(
+      '',
+      ...comment(
+        'Children first: each step runs before the steps of the tables it references, so the rows its where ' +
+          'reads are still there. Tables that ON DELETE CASCADE would empty are deleted explicitly as well, so ' +
+          'that every count is exact and reported, max_rows can be set per table, and the order holds even if ' +
+          'a key stops cascading. ON DELETE SET NULL and SET DEFAULT references are left to the database; the ' +
+          'tables they change are declared in cascades.',
+        '',
+      ),
+      'steps:',
+    );
+    for (const table of this.deps.order) this.step(table);
+  }
+
+  private step(table: Table): void {
+    const isRoot = table.qualified === this.deps.root.qualified;
+    const parents = this.where.parents(table.qualified);
+    const self = this.deps.selfReferences.get(table.qualified) ?? [];
+    const detached = this.deps.detached.get(table.qualified) ?? [];
+    const notes: string[] = [];
+    const nullable = parents.filter((p) => p.nullable).map((fk) => columnList(fk.columns));
+    if (nullable.length) {
+      const one = nullable.length === 1;
+      notes.push(
+        `${nullable.join(' and ')} may be NULL: to keep rows that reach the purge only through ${one ? 'it' : 'one of them'}, ` +
+          `set ${one ? 'it' : 'that one'} NULL before the run (steps only delete) and take ${one ? 'that' : 'its'} term out of the where.`,
+      );
+    }
+    for (const fk of [...parents, ...self].filter((p) => !p.indexed)) {
+      notes.push(
+        `No index covers ${columnList(fk.columns)}: this step and the delete from ${fk.references} scan ${table.qualified}. ` +
+          `Consider CREATE INDEX CONCURRENTLY ON ${table.qualified} (${fk.columns.map(quoteIdent).join(', ')});`,
+      );
+    }
+    if (table.partitioned) notes.push(`Partitioned: the delete reaches its partitions (${table.partitions.join(', ')}).`);
+    for (const fk of detached) {
+      const effect = fk.onDelete === 'set null' ? 'NULL' : 'to its default';
+      const itself = fk.table === table.qualified ? ' (a self-reference)' : '';
+      notes.push(
+        `${fk.table}.${columnList(fk.columns)}${itself} is ON DELETE ${fk.onDelete.toUpperCase()}: rows pointing at a removed row ` +
+          `stay, with it set ${effect} by the database; no step needed. Declared in cascades so that the runner expects the update.`,
+      );
+    }
+    this.preconditions.forEach(({ broken }, i) => {
+      if (broken.fk.references !== table.qualified) return;
+      const why = broken.cycle.length ? 'it closes a cycle' : 'a self-reference';
+      notes.push(`${broken.fk.table}.${columnList(broken.fk.columns)} is not followed (${why}): see expect ${i + 1}, a precondition.`);
+    });
+
+    this.add('');
+    for (const note of notes) this.add(...comment(note, '  '));
+    this.add(`  - table: ${scalar(this.ref(table))}`);
+    const description = isRoot
+      ? `The subject: the ${table.qualified} rows found by ${this.options.key}.`
+      : `References ${parents.map((fk) => `${fk.references} by ${columnList(fk.columns)}${action(fk)}`).join('; ')}.`;
+    const recursive = self.length
+      ? ` Rows pointing at a removed row through ${self.map((fk) => `${columnList(fk.columns)}${action(fk)}`).join(' or ')} (a self-reference) go in the same statement, recursively.`
+      : '';
+    this.add(`    description: ${scalar(description + recursive)}`);
+    this.add(...whereEntry(this.where.terms(table.qualified), '    '));
+    const cascades = [...new Set(detached.map((fk) => fk.table))].sort().map((t) => this.ref(this.catalog.tables.get(t)!));
+    if (cascades.length) this.add(`    cascades: [${cascades.map((c) => scalar(c, 'flow')).join(', ')}]`);
+  }
+
+  private expectations(): void {
+    if (!this.preconditions.length) return;
+    this.add(
+      '',
+      ...comment(
+        'Preconditions, checked after the subject is found and before any step: a foreign key that discover does not ' +
+          'follow must not point at a row being removed, or that row\'s step would fail. Each fails the run (PK004, ' +
+          'nothing changed) while such rows remain.',
+        '',
+      ),
+      'expect:',
+    );
+    this.preconditions.forEach(({ broken, name }, i) => {
+      const fk = broken.fk;
+      const condition = this.where.blocking(fk);
+      this.add('', ...comment(`expect ${i + 1}: ${this.why(broken)}`, '  '));
+      this.add(`  - name: ${scalar(name)}`, '    when: before');
+      const query = `SELECT count(*) FROM ${fk.table} WHERE ${condition}`;
+      this.add(...sqlEntry('query', query, [`SELECT count(*) FROM ${fk.table}`, `WHERE ${condition}`], '    '));
+      this.add('    max: 0');
+    });
+  }
+
+  private why(broken: BrokenKey): string {
+    const fk = broken.fk;
+    const columns = `${fk.table}.${columnList(fk.columns)}`;
+    if (!broken.nullable) {
+      return (
+        `${columns} closes a cycle of NOT NULL foreign keys (${broken.cycle.join(', ')}): no order of DELETE statements ` +
+        'can remove rows that point at each other around it (only DEFERRABLE constraints could). Review this by hand.'
+      );
+    }
+    const position = (t: string) => this.deps.order.findIndex((o) => o.qualified === t);
+    const earlier = position(fk.table) >= 0 && position(fk.table) <= position(fk.references);
+    const what = broken.cycle.length
+      ? `The steps remove the ${fk.references} rows that depend on the subject, and ${columns} (nullable) points back at ` +
+        `them, closing a cycle through ${broken.cycle.join(', ')}. Following it would also remove every ${fk.table} row ` +
+        `pointing at a removed ${fk.references} row, then what depends on those, around the cycle again: rows that are ` +
+        'not the subject\'s. So it is not followed.'
+      : `${columns} (nullable) references its own table. Following it would also remove every row pointing at a removed ` +
+        'row, then every row pointing at those, and so on: rows that are not the subject\'s. So it is not followed.';
+    const counted = earlier ? `rows that ${fk.table === fk.references ? 'the same step' : 'an earlier step'} removes do not count` : 'the subject\'s own rows count too';
+    const nullable = fk.columns.filter((c) => this.catalog.tables.get(fk.table)?.columns.find((col) => col.name === c)?.nullable !== false);
+    const update = `UPDATE ${fk.table} SET ${nullable.map((c) => `${quoteIdent(c)} = NULL`).join(', ')} WHERE ${this.where.blocking(fk)};`;
+    return (
+      `${what} Rows pointing through it at a removed row (${counted}) must be detached before the run, and a policy ` +
+      `cannot set them NULL (steps only delete). Run first, with :subject the ${this.options.key} values being purged:\n  ${update}`
+    );
+  }
+
+  private guard(): void {
+    this.add(
+      '',
+      ...comment('Where apply may run: globs on the database name. Name your own non-production databases.', ''),
+      'guard:',
+      '  databases: ["*_dev", "*_test"]',
+      '  confirm: database',
+    );
+  }
+
+  /** A table as a policy names it: bare in the policy's schema, else schema.name. */
+  private ref(table: Table): string {
+    if (table.name.includes('.') || table.schema.includes('.')) {
+      throw new UsageError(`${table.qualified}: a policy cannot name a table or schema containing a dot (schema.name is split at the dot)`);
+    }
+    return table.schema === this.schema ? table.name : `${table.schema}.${table.name}`;
+  }
+}
+
+function columnList(columns: readonly string[]): string {
+  return tuple(columns.map(quoteIdent));
+}
+
+function action(fk: ForeignKey): string {
+  return fk.onDelete === 'no action' ? '' : `, ON DELETE ${fk.onDelete.toUpperCase()}`;
+}
