@@ -122,7 +122,9 @@ export function restoreOrder(catalog: Catalog, files: readonly BackupFile[]): Ba
 async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFile, i: number): Promise<number> {
   const temp = `pg_temp.purgekit_restore_${i}`;
   const columns = f.columns.map(quoteColumn).join(', ');
-  await tx.unsafe(`CREATE TEMP TABLE purgekit_restore_${i} (LIKE ${f.table}) ON COMMIT DROP`);
+  // Only the backed-up columns, with their types and no constraints (a generated column's NOT
+  // NULL would refuse rows that leave it to the server).
+  await tx.unsafe(`CREATE TEMP TABLE purgekit_restore_${i} ON COMMIT DROP AS SELECT ${columns} FROM ${f.table} WITH NO DATA`);
   const hash = createHash('sha256');
   const rehash = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -136,15 +138,27 @@ async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFi
   const [loaded] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp}`);
   if (Number(loaded!.n) !== f.rows) throw new RestoreRefused(`${f.file}: loaded ${loaded!.n} rows, the manifest says ${f.rows}`);
 
+  // A row already there: the same primary key, or, without one, the same values in every column.
   const key = await primaryKey(tx, f.table);
-  if (key.length) {
-    const match = key.map((c) => `t.${quoteColumn(c)} = r.${quoteColumn(c)}`).join(' AND ');
-    const [dupes] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp} r WHERE EXISTS (SELECT FROM ${f.table} t WHERE ${match})`);
-    if (Number(dupes!.n) > 0) {
-      throw new RestoreRefused(`${dupes!.n} of the ${f.rows} rows to restore into ${f.table} already exist there (same ${key.join(', ')}); nothing was restored`);
-    }
+  const match = key.length
+    ? key.map((c) => `t.${quoteColumn(c)} = r.${quoteColumn(c)}`).join(' AND ')
+    : `(${f.columns.map((c) => `t.${quoteColumn(c)}`).join(', ')}) IS NOT DISTINCT FROM (${f.columns.map((c) => `r.${quoteColumn(c)}`).join(', ')})`;
+  const [dupes] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp} r WHERE EXISTS (SELECT FROM ${f.table} t WHERE ${match})`);
+  if (Number(dupes!.n) > 0) {
+    const same = key.length ? `same ${key.join(', ')}` : 'same values in every column; the table has no primary key';
+    throw new RestoreRefused(`${dupes!.n} of the ${f.rows} rows to restore into ${f.table} already exist there (${same}); nothing was restored`);
   }
-  const inserted = await tx.unsafe(`INSERT INTO ${f.table} (${columns}) OVERRIDING SYSTEM VALUE SELECT ${columns} FROM ${temp}`);
+  let inserted: postgres.RowList<postgres.Row[]>;
+  try {
+    inserted = await tx.unsafe(`INSERT INTO ${f.table} (${columns}) OVERRIDING SYSTEM VALUE SELECT ${columns} FROM ${temp}`);
+  } catch (e) {
+    const err = e as { code?: string; message: string; detail?: string; constraint_name?: string };
+    // Another key of the table (unique, exclusion, foreign) is taken or missing since the purge.
+    if (err.code?.startsWith('23')) {
+      throw new RestoreRefused(`restoring ${f.table} conflicts with the rows there now: ${err.message}${err.detail ? ` (${err.detail})` : ''}; nothing was restored`);
+    }
+    throw e;
+  }
   if (inserted.count !== f.rows) throw new RestoreRefused(`${f.table}: inserted ${inserted.count} rows, the manifest says ${f.rows}`);
   return inserted.count;
 }

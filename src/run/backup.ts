@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -68,6 +68,7 @@ export class BackupWriter {
     if (existing && existing.length) throw new BackupError(`--backup ${dir}: the directory is not empty`);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      await chmod(dir, 0o700); // an existing empty directory too: the files hold personal data
       // Probe that it is writable before anything is deleted.
       await writeFile(join(dir, '.probe'), '', { mode: 0o600 });
       await rm(join(dir, '.probe'));
