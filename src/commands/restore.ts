@@ -142,7 +142,8 @@ async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFi
   const key = await primaryKey(tx, f.table);
   const match = key.length
     ? key.map((c) => `t.${quoteColumn(c)} = r.${quoteColumn(c)}`).join(' AND ')
-    : `(${f.columns.map((c) => `t.${quoteColumn(c)}`).join(', ')}) IS NOT DISTINCT FROM (${f.columns.map((c) => `r.${quoteColumn(c)}`).join(', ')})`;
+    : // Compared as text: some types (json) have no equality operator.
+      `ROW(${f.columns.map((c) => `t.${quoteColumn(c)}`).join(', ')})::text = ROW(${f.columns.map((c) => `r.${quoteColumn(c)}`).join(', ')})::text`;
   const [dupes] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp} r WHERE EXISTS (SELECT FROM ${f.table} t WHERE ${match})`);
   if (Number(dupes!.n) > 0) {
     const same = key.length ? `same ${key.join(', ')}` : 'same values in every column; the table has no primary key';

@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type postgres from 'postgres';
 import type { Catalog } from '../catalog/catalog.js';
 import { PurgekitError, ExitCode } from '../errors.js';
@@ -88,21 +86,48 @@ export class BackupWriter {
     const path = join(this.dir, file);
     const hash = createHash('sha256');
     let rows = 0;
-    const tally = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        for (const byte of chunk) if (byte === 0x0a) rows++; // COPY text format: one line a row
-        done(null, chunk);
-      },
-    });
+    let bytes = 0;
+    let fd: number;
     try {
-      const source = await tx.unsafe(query).readable();
-      await pipeline(source, tally, createWriteStream(path, { mode: 0o600, flags: 'wx' }));
-      await fsync(path);
+      fd = openSync(path, 'wx', 0o600);
     } catch (e) {
-      if ((e as { name?: string }).name === 'PostgresError') throw e;
       throw new BackupError(`backup of ${table} to ${path} failed: ${(e as Error).message}`, { cause: e });
     }
+    let failed: Error | undefined;
+    try {
+      // Written synchronously as each chunk arrives, never through backpressure: postgres.js
+      // 3.4.x can leave its socket paused when a COPY ends while its stream is over the
+      // high-water mark (porsager/postgres#499), and the next query then never returns. Memory
+      // stays bounded all the same: one chunk at a time.
+      const source = await tx.unsafe(query).readable();
+      await new Promise<void>((resolve, reject) => {
+        source.on('data', (chunk: Buffer) => {
+          if (failed) return; // keep draining: the COPY must run to its end on the wire
+          try {
+            hash.update(chunk);
+            for (const byte of chunk) if (byte === 0x0a) rows++; // COPY text format: one line a row
+            writeAll(fd, chunk);
+            bytes += chunk.length;
+          } catch (e) {
+            failed = e as Error;
+          }
+        });
+        source.on('end', resolve);
+        source.on('error', reject);
+      });
+      if (!failed) {
+        fsyncSync(fd);
+        // What is on disk is everything the server sent, byte for byte.
+        const size = fstatSync(fd).size;
+        if (size !== bytes) failed = new Error(`${size} bytes on disk, ${bytes} received`);
+      }
+    } catch (e) {
+      if ((e as { name?: string }).name === 'PostgresError') throw e;
+      failed = e as Error;
+    } finally {
+      closeSync(fd);
+    }
+    if (failed) throw new BackupError(`backup of ${table} to ${path} failed: ${failed.message}`, { cause: failed });
     const entry: BackupFile = { file, table, columns, rows, sha256: hash.digest('hex'), reason };
     this.files.push(entry);
     return entry;
@@ -132,6 +157,15 @@ export class BackupWriter {
 
   async discard(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** write(2) may write less than asked (a file size limit, a full disk): go on until all is out. */
+function writeAll(fd: number, chunk: Buffer): void {
+  for (let offset = 0; offset < chunk.length; ) {
+    const written = writeSync(fd, chunk, offset);
+    if (written <= 0) throw new Error('the file system accepted no more bytes');
+    offset += written;
   }
 }
 
