@@ -101,18 +101,34 @@ export class BackupWriter {
       // stays bounded all the same: one chunk at a time.
       const source = await tx.unsafe(query).readable();
       await new Promise<void>((resolve, reject) => {
+        // A chunk is often a single row: gather them, one write(2) per 256 KiB.
+        const buffer = Buffer.allocUnsafe(256 * 1024);
+        let pending = 0;
         source.on('data', (chunk: Buffer) => {
           if (failed) return; // keep draining: the COPY must run to its end on the wire
           try {
             hash.update(chunk);
-            for (const byte of chunk) if (byte === 0x0a) rows++; // COPY text format: one line a row
-            writeAll(fd, chunk);
+            // COPY text format: one line a row (newlines inside values are escaped).
+            for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, at + 1)) rows++;
             bytes += chunk.length;
+            if (pending + chunk.length > buffer.length) {
+              writeAll(fd, buffer.subarray(0, pending));
+              pending = 0;
+            }
+            if (chunk.length > buffer.length) writeAll(fd, chunk);
+            else pending += chunk.copy(buffer, pending);
           } catch (e) {
             failed = e as Error;
           }
         });
-        source.on('end', resolve);
+        source.on('end', () => {
+          try {
+            if (!failed && pending) writeAll(fd, buffer.subarray(0, pending));
+          } catch (e) {
+            failed = e as Error;
+          }
+          resolve();
+        });
         source.on('error', reject);
       });
       if (!failed) {
