@@ -5,8 +5,6 @@ import { renderedScript, tempFile } from './helpers/scripts.js';
 
 /** Seed 000: purge one Nexus user and everything they own; every guard of a purge script. */
 const POLICY = 'nexus-purge-user';
-const OWNED = ['ai_messages', 'ai_conversations', 'ai_memories', 'oauth_tokens', 'user_integrations', 'business_health_snapshots',
-  'onboarding_progress', 'company_members', 'user_preferences', 'user_organizations', 'companies'];
 
 async function fixture(): Promise<TestDb> {
   return createTestDatabase(loadFixture('nexus'));

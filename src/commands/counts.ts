@@ -1,6 +1,6 @@
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { ExitCode, UsageError } from '../errors.js';
-import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { connect, currentDatabase } from '../run/connect.js';
 import { didYouMean } from '../validate/didYouMean.js';
 
 /**
@@ -28,15 +28,8 @@ export interface CountsOutput {
 export async function countsCommand(options: CountsOptions): Promise<{ output: CountsOutput; exitCode: number; lines: string[] }> {
   const conn = connect(options.connection);
   try {
-    let catalog: Catalog;
-    let database: string;
-    try {
-      [{ database }] = (await conn.sql`SELECT current_database() AS database`) as unknown as [{ database: string }];
-      catalog = await readCatalog(conn.sql, options.schemas ? { schemas: options.schemas } : {});
-    } catch (e) {
-      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
-      throw e;
-    }
+    const database = await currentDatabase(conn);
+    const catalog = await readCatalog(conn.sql, options.schemas ? { schemas: options.schemas } : {});
     const critical = new Set(options.critical.map((name) => resolveTable(catalog, name)));
     const tables = [];
     for (const table of catalog.tables.values()) {

@@ -9,7 +9,7 @@ import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { ExitCode, PurgekitError } from '../errors.js';
 import { quoteLiteral } from '../sql/quote.js';
 import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
-import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { connect, currentDatabase } from '../run/connect.js';
 import { checkConfirmation } from '../run/guards.js';
 
 /**
@@ -42,13 +42,7 @@ export async function restoreCommand(options: RestoreOptions): Promise<RestoreRe
 
   const conn = connect(options.connection);
   try {
-    let database: string;
-    try {
-      [{ database }] = (await conn.sql`SELECT current_database() AS database`) as unknown as [{ database: string }];
-    } catch (e) {
-      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
-      throw e;
-    }
+    const database = await currentDatabase(conn);
     await checkConfirmation({ confirm: 'database' }, database, options.confirm, options.ask);
     if (database !== manifest.database.name) options.say(`note: the backup was taken from ${manifest.database.name}, restoring into ${database}`);
     const catalog = await readCatalog(conn.sql);

@@ -5,12 +5,11 @@ import { compile, qualified } from '../compile/compile.js';
 import { cascadeReach } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
-import type { Plan } from '../compile/plan.js';
-import { ExitCode, PurgekitError, UsageError } from '../errors.js';
+import { ExitCode, UsageError } from '../errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, render, renderStatements } from '../render/render.js';
 import { appendAudit, pseudonymize } from '../run/audit.js';
-import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { connect, currentDatabase, describeTarget, redact } from '../run/connect.js';
 import { execute, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase, RefusedError } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
@@ -65,13 +64,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   const conn = connect(options.connection, (message) => options.stderr(`notice: ${message}`));
   const say = (line: string) => options.stderr(redact(line, conn.secrets));
   try {
-    let database: string;
-    try {
-      [{ database }] = (await conn.sql`SELECT current_database() AS database`) as unknown as [{ database: string }];
-    } catch (e) {
-      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
-      throw e;
-    }
+    const database = await currentDatabase(conn);
     // The cluster's identity for the audit log; pg_control_system() may be denied to ordinary roles.
     const systemIdentifier = await conn.sql`SELECT system_identifier::text AS id FROM pg_control_system()`
       .then((rows) => String(rows[0]?.['id'] ?? ''))
@@ -223,4 +216,3 @@ async function auditRecord(logPath: string, policy: Policy, values: RunValues, o
   };
 }
 
-export type { Plan, PurgekitError };

@@ -78,3 +78,17 @@ export function isConnectFailure(error: unknown): boolean {
 export function describeTarget(t: Target): string {
   return `${t.database} (${t.user}@${t.host}:${t.port})`;
 }
+
+/**
+ * The first round trip of every command that talks to a database: it proves the connection
+ * (a failure is ConnectionError, exit 5, with the password redacted) and names the database.
+ */
+export async function currentDatabase(conn: Connection): Promise<string> {
+  try {
+    const [row] = await conn.sql<{ database: string }[]>`SELECT current_database() AS database`;
+    return row!.database;
+  } catch (e) {
+    if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
+    throw e;
+  }
+}

@@ -1,6 +1,5 @@
 import type postgres from 'postgres';
 import type { Plan } from '../compile/plan.js';
-import { GuardCode } from '../compile/plan.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { RenderedStatement } from '../render/render.js';
 import type { RunValues } from '../values.js';
@@ -233,4 +232,3 @@ function slowTimer(step: number, r: RenderedStatement, progress: Progress): Node
   return setInterval(() => progress({ kind: 'slow', step, table: tableOf(r), seconds: ++seconds }), 1000);
 }
 
-export { GuardCode };
