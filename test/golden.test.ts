@@ -33,6 +33,8 @@ describe('golden', () => {
           expectFile(path, text);
           // Deterministic, and formatting is idempotent: every formatted statement is a fixed point.
           expect(generate(policies, dir).get(path)).toBe(text);
+          // Every line that is not SQL of ours is a whole comment: nothing from the policy runs.
+          expect(text.split(/\r\n?|\n/).filter((l) => /DELETE FROM keepme/.test(l) && !l.startsWith('--'))).toEqual([]);
           for (const { statement, sql } of renderStatements(compile(policies.find((p) => path.endsWith(`${p.name}.sql`))!))) {
             if (!statement.verbatim) expect(formatSql(sql)).toBe(sql);
           }

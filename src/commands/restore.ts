@@ -46,6 +46,7 @@ export async function restoreCommand(options: RestoreOptions): Promise<RestoreRe
     await checkConfirmation({ confirm: 'database' }, database, options.confirm, options.ask);
     if (database !== manifest.database.name) options.say(`note: the backup was taken from ${manifest.database.name}, restoring into ${database}`);
     const catalog = await readCatalog(conn.sql);
+    checkNames(catalog, manifest.files);
     const ordered = restoreOrder(catalog, manifest.files);
     const tables: { table: string; rows: number }[] = [];
     await conn.sql.begin(async (tx) => {
@@ -76,8 +77,24 @@ async function readManifest(dir: string): Promise<Manifest> {
   return manifest;
 }
 
+/**
+ * The manifest's names go into SQL and paths: each table must be one this database has (as the
+ * catalog spells it), each file a plain name inside the backup directory. An edited manifest is
+ * refused here rather than trusted.
+ */
+function checkNames(catalog: Catalog, files: readonly BackupFile[]): void {
+  const known = new Set([...catalog.tables.values()].flatMap((t) => [t.qualified, ...t.partitions]));
+  for (const f of files) {
+    if (!known.has(f.table)) throw new RestoreRefused(`${MANIFEST}: ${JSON.stringify(f.table)} is not a table of this database`);
+    if (!/^[^/\\]+$/.test(f.file) || f.file.startsWith('.')) throw new RestoreRefused(`${MANIFEST}: ${JSON.stringify(f.file)} is not a file name inside the backup`);
+  }
+}
+
 /** The file is exactly what the manifest recorded: same bytes (sha256), same number of rows. */
 async function verify(dir: string, f: BackupFile): Promise<void> {
+  if (typeof f.file !== 'string' || !/^[^/\\]+$/.test(f.file) || f.file.startsWith('.')) {
+    throw new RestoreRefused(`${MANIFEST}: ${JSON.stringify(f.file)} is not a file name inside the backup`);
+  }
   const path = join(dir, f.file);
   const hash = createHash('sha256');
   let rows = 0;

@@ -61,7 +61,9 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   const planSha256 = checksumOf(fileText).actual;
 
   const startedAt = new Date();
-  const conn = connect(options.connection, (message) => options.stderr(`notice: ${message}`));
+  let secrets: readonly string[] = [];
+  const conn = connect(options.connection, (message) => options.stderr(`notice: ${redact(message, secrets)}`));
+  secrets = conn.secrets;
   const say = (line: string) => options.stderr(redact(line, conn.secrets));
   try {
     const database = await currentDatabase(conn);
@@ -110,7 +112,10 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         say(`  step ${event.step} (${event.table}) still running: ${event.seconds} s`),
       backup);
     } catch (e) {
-      await writer?.discard();
+      // Lost connection after the manifest was written: COMMIT may have gone through, so the
+      // backup may be the only copy of what was deleted. Keep it, and say so.
+      if (writer?.finished) say(`warning: the run ended without a clear outcome (${(e as Error).message}); the backup in ${writer.dir} is kept: check the database, and restore or delete it`);
+      else await writer?.discard();
       throw e;
     }
     // Nothing was removed: a backup of it would only be a copy of personal data.

@@ -42,17 +42,18 @@ export function render(plan: Plan, options: RenderOptions): string {
     `-- Policy:      ${plan.name} (${plan.kind})`,
     `-- Source:      ${options.sourceLabel}, sha256 ${plan.source.sha256}`,
     `${CHECKSUM_PREFIX}@@CHECKSUM@@ (this file without this line)`,
-    ...(plan.description ? ['--', ...plan.description.split('\n').map((l) => `-- ${l}`.trimEnd())] : []),
+    ...(plan.description ? ['--', ...commentLines([plan.description])] : []),
     '--',
     ...summary(plan),
     '--',
     ...howToRun(plan, options.values !== undefined),
   ];
   const body = renderStatements(plan, options.values).map(({ statement, sql }) => {
-    const comment = statement.title ? [statement.title, ...statement.notes].map((l) => `-- ${l}`.trimEnd()) : [];
+    const comment = statement.title ? commentLines([statement.title, ...statement.notes]) : [];
     return [...comment, `${sql};`].join('\n');
   });
-  const text = `${header.join('\n')}\n\n${joinStatements(body, plan)}\n`;
+  // Every header line is one comment line, whatever a source path or name holds.
+  const text = `${header.flatMap((h) => commentLines([h.replace(/^--( |$)/, '')])).join('\n')}\n\n${joinStatements(body, plan)}\n`;
   return text.replace('@@CHECKSUM@@', sha256(withoutChecksumLine(text)));
 }
 
@@ -96,6 +97,14 @@ function howToRun(plan: Plan, filled: boolean): string[] {
     '-- It is one transaction: every guard raises on failure, and then nothing is changed. If your',
     '-- editor keeps its session open after an error, run ROLLBACK before anything else.',
   ];
+}
+
+/**
+ * `-- ` comment lines. A comment ends at CR as well as LF (for PostgreSQL and psql alike), so
+ * text from a policy is split on both: a description must never continue as SQL.
+ */
+export function commentLines(texts: readonly string[]): string[] {
+  return texts.flatMap((t) => t.split(/\r\n?|\n/)).map((l) => `-- ${l}`.trimEnd());
 }
 
 export function withoutChecksumLine(text: string): string {

@@ -57,6 +57,7 @@ export class BackupError extends PurgekitError {
 export class BackupWriter {
   private readonly files: BackupFile[] = [];
   private readonly sequences = new Map<string, SequenceState>();
+  private done = false;
 
   private constructor(readonly dir: string) {}
 
@@ -160,6 +161,7 @@ export class BackupWriter {
     } catch (e) {
       throw new BackupError(`writing ${path} failed: ${(e as Error).message}`, { cause: e });
     }
+    this.done = true;
     return manifest;
   }
 
@@ -169,6 +171,18 @@ export class BackupWriter {
       const [state] = await tx.unsafe<{ last_value: string; is_called: boolean }[]>(`SELECT last_value::text, is_called FROM ${sequence}`);
       this.sequences.set(sequence, { sequence, lastValue: state!.last_value, isCalled: state!.is_called });
     }
+  }
+
+  /** Rows copied per table so far. */
+  rowsByTable(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const f of this.files) out.set(f.table, (out.get(f.table) ?? 0) + f.rows);
+    return out;
+  }
+
+  /** The manifest is on disk: from here on, whether the rows are gone depends on COMMIT. */
+  get finished(): boolean {
+    return this.done;
   }
 
   async discard(): Promise<void> {
@@ -234,5 +248,15 @@ export function cascadeSelections(catalog: Catalog, table: string, condition: st
     }
   };
   visit(table, condition, 1, new Set());
-  return out.sort((a, b) => b.depth - a.depth).map(({ table: t, condition: c, reason }) => ({ table: t, condition: c, reason }));
+  // A table reached along several paths is one selection (OR), so no row is copied twice.
+  const merged = new Map<string, { table: string; conditions: string[]; reasons: string[]; depth: number }>();
+  for (const o of out) {
+    const m = merged.get(o.table) ?? merged.set(o.table, { table: o.table, conditions: [], reasons: [], depth: 0 }).get(o.table)!;
+    m.conditions.push(o.condition);
+    m.reasons.push(o.reason);
+    m.depth = Math.max(m.depth, o.depth);
+  }
+  return [...merged.values()]
+    .sort((a, b) => b.depth - a.depth)
+    .map((m) => ({ table: m.table, condition: m.conditions.length > 1 ? m.conditions.map((c) => `(${c})`).join(' OR ') : m.conditions[0]!, reason: m.reasons.join(', ') }));
 }

@@ -119,8 +119,22 @@ export async function execute(
         if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
       }
       if (mode !== 'apply') throw new Rollback();
-      // The backup is on disk, complete and flushed before the rows it holds are gone for good.
-      if (backup) await backup.finish();
+      if (backup) {
+        // The backup must hold every row the run deleted, no more, no fewer: a cascade the copy did
+        // not follow (a self-reference several levels deep) or a trigger's delete would otherwise
+        // be lost for good. (A TRUNCATE is not counted by pg_stat; a wipe copies whole tables.)
+        if (plan.kind !== 'wipe') {
+          const copied = backup.writer.rowsByTable();
+          const gaps = [...new Set([...copied.keys(), ...tables.map((t) => t.table)])]
+            .map((table) => ({ table, copied: copied.get(table) ?? 0, deleted: tables.find((t) => t.table === table)?.deleted ?? 0 }))
+            .filter((g) => g.copied !== g.deleted);
+          if (gaps.length) {
+            throw new RunnerCheckFailed(`the backup does not hold exactly the rows deleted: ${gaps.map((g) => `${g.table}: ${g.deleted} deleted, ${g.copied} backed up`).join('; ')}`, tables);
+          }
+        }
+        // The backup is on disk, complete and flushed before the rows it holds are gone for good.
+        await backup.finish();
+      }
     });
     return { committed: true, report, timings, tables };
   } catch (error) {

@@ -47,7 +47,11 @@ function check(text: string, kind: 'where' | 'query'): FragmentResult {
   let copied = 0;
   for (const [i, token] of tokens.entries()) {
     const at = charOffset(token.start);
-    if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') {
+    if (/[\r\n]/.test(token.text) && token.tokenName !== 'SQL_COMMENT' && token.tokenName !== 'C_COMMENT') {
+      // The compiler lays SQL out line by line (indenting DO bodies): a line break inside a string
+      // or quoted name would change its value. E'a\nb' or chr(10) say the same thing on one line.
+      problems.push({ message: "a line break inside a string or quoted name is not supported here: write E'...\\n...' or chr(10)", offset: at });
+    } else if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') {
       problems.push({ message: 'SQL comments are not allowed here (use a YAML # comment)', offset: at });
     } else if (token.text === ';') {
       problems.push({ message: `a ${kind} must be a single ${kind === 'where' ? 'expression' : 'SELECT'}: remove the ';' and what follows`, offset: at });
