@@ -158,23 +158,29 @@ async function applySettings(tx: postgres.TransactionSql, settings: RunSettings)
   await tx`SELECT set_config('lock_timeout', ${settings.lockTimeout}, true), set_config('statement_timeout', ${settings.statementTimeout}, true)`;
 }
 
-/** The parameter block was created with NULLs and defaults; the values go in as bind parameters. */
+/**
+ * The parameter block was created with NULLs and defaults; the values go in as bind parameters.
+ * Every value is bound as text and cast by the server ($1::text::boolean), so PostgreSQL parses
+ * it exactly as it parses the literal `render` writes: the driver's own serializers for typed
+ * parameters would change it first (a boolean 'true' became 'f', a timestamptz lost its
+ * microseconds through a JavaScript Date).
+ */
 async function bindValues(tx: postgres.TransactionSql, plan: Plan, values: RunValues): Promise<void> {
   const columns: string[] = [];
-  const bound: (string | boolean | null)[] = [];
+  const bound: (string | null)[] = [];
   for (const p of plan.params) {
     bound.push(values.params.get(p.name) ?? null);
-    columns.push(`${quoteIdent(p.name)} = $${bound.length}::${p.type}`);
+    columns.push(`${quoteIdent(p.name)} = $${bound.length}::text::${p.type}`);
   }
   for (const f of plan.flags) {
-    bound.push(values.flags.get(f.name) ?? f.default);
-    columns.push(`${quoteIdent(f.name)} = $${bound.length}::boolean`);
+    bound.push(String(values.flags.get(f.name) ?? f.default));
+    columns.push(`${quoteIdent(f.name)} = $${bound.length}::text::boolean`);
   }
   if (plan.forceMulti) {
-    bound.push(values.forceMulti);
-    columns.push(`force_multi = $${bound.length}::boolean`);
+    bound.push(String(values.forceMulti));
+    columns.push(`force_multi = $${bound.length}::text::boolean`);
   }
-  if (columns.length) await tx.unsafe(`UPDATE pg_temp.purgekit_params SET ${columns.join(', ')}`, bound as postgres.ParameterOrJSON<never>[]);
+  if (columns.length) await tx.unsafe(`UPDATE pg_temp.purgekit_params SET ${columns.join(', ')}`, bound);
 }
 
 /**
