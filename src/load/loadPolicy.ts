@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Alias, type Document, type Node } from 'yaml';
 import type { Diagnostic } from '../errors.js';
 
 /** A policy file as read from disk: text, YAML document with positions, and the untrusted value. */
@@ -17,18 +17,112 @@ export interface LoadedFile {
 export type PathSegment = string | number;
 
 export async function loadPolicyFile(path: string): Promise<LoadedFile> {
-  return parsePolicyText(path, await readFile(path, 'utf8'));
+  const bytes = await readFile(path);
+  const decoded = decodeUtf8(bytes);
+  if (decoded.ok) return parsePolicyText(path, decoded.text);
+  // Decoding with replacement would turn the bad bytes into U+FFFD, and a where clause into one
+  // that compares with something else: refuse the file, at the first bad byte.
+  const { line, col } = positionIn(decoded.valid);
+  const message = `not valid UTF-8 (byte 0x${bytes[decoded.offset]!.toString(16).toUpperCase().padStart(2, '0')}): save the file as UTF-8`;
+  return { ...parsePolicyText(path, ''), text: decoded.valid, raw: undefined, syntaxErrors: [{ file: path, line, col, message }] };
+}
+
+type Decoded = { ok: true; text: string } | { ok: false; valid: string; offset: number };
+
+/** Strict UTF-8 (a BOM is kept, as before); on failure, the text before the first bad sequence. */
+export function decodeUtf8(bytes: Uint8Array): Decoded {
+  const strict = () => new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  try {
+    return { ok: true, text: strict().decode(bytes) };
+  } catch {
+    // The longest prefix that is valid (a sequence cut short at its end still counts as valid
+    // when streaming), by bisection: validity of a prefix only ever goes from true to false.
+    let lo = 0;
+    let hi = bytes.length;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      try {
+        strict().decode(bytes.subarray(0, mid), { stream: true });
+        lo = mid;
+      } catch {
+        hi = mid - 1;
+      }
+    }
+    // The prefix may end with the first bytes of the bad sequence: drop them from the text.
+    const decoder = strict();
+    const valid = decoder.decode(bytes.subarray(0, lo), { stream: true });
+    const offset = Buffer.byteLength(valid, 'utf8');
+    return { ok: false, valid, offset };
+  }
+}
+
+function positionIn(textBefore: string): { line: number; col: number } {
+  const lines = textBefore.split('\n');
+  return { line: lines.length, col: lines[lines.length - 1]!.length + 1 };
 }
 
 export function parsePolicyText(path: string, text: string): LoadedFile {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const syntaxErrors = doc.errors.map((e) => {
+  const syntaxErrors: Diagnostic[] = [];
+  const hinted = new Set<number>();
+  for (const e of doc.errors) {
     const { line, col } = lines.linePos(e.pos[0]);
-    return { file: path, line, col, message: firstLine(e.message) };
-  });
-  const raw = syntaxErrors.length ? undefined : doc.toJS({ maxAliasCount: 100 });
+    if (hinted.has(line)) continue; // what follows a quoted scalar's end only repeats the first error
+    const hint = e.code === 'UNEXPECTED_TOKEN' ? quotedScalarHint(text, e.pos[0], col) : undefined;
+    if (hint) hinted.add(line);
+    syntaxErrors.push({ file: path, line, col, message: `${firstLine(e.message)}${hint ?? ''}` });
+  }
+  let raw: unknown;
+  if (!syntaxErrors.length) {
+    const alias = aliasProblem(doc);
+    if (alias) {
+      const { line, col } = lines.linePos(alias.offset);
+      syntaxErrors.push({ file: path, line, col, message: alias.message });
+    } else {
+      raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    }
+  }
   return { path, text, doc, lines, raw, syntaxErrors };
+}
+
+/** yaml's own limit on what aliases may expand to ("billion laughs"): far more than a policy needs. */
+const MAX_ALIAS_COUNT = 100;
+
+/**
+ * An alias with no anchor before it, or aliases that expand past MAX_ALIAS_COUNT nodes: located
+ * at the alias, instead of the exception toJS() would throw.
+ */
+function aliasProblem(doc: Document.Parsed): { offset: number; message: string } | undefined {
+  const aliases: Alias[] = [];
+  visit(doc, { Alias: (_, node) => void aliases.push(node) });
+  for (const alias of aliases) {
+    if (!alias.resolve(doc)) return { offset: alias.range?.[0] ?? 0, message: `unknown alias *${alias.source}: no anchor &${alias.source} is defined before it` };
+  }
+  if (!aliases.length) return undefined;
+  try {
+    doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof ReferenceError)) throw e;
+    return { offset: aliases[0]!.range?.[0] ?? 0, message: `YAML aliases expand to too many nodes (more than ${MAX_ALIAS_COUNT} for one alias): write the values out` };
+  }
+}
+
+/**
+ * `where: 'ADMIN' = ANY(roles)`: YAML reads a quoted scalar up to its closing quote, then
+ * trips over the rest. Say what to write instead, with the author's own line.
+ */
+function quotedScalarHint(text: string, offset: number, col: number): string | undefined {
+  const lineStart = offset - (col - 1);
+  const lineEnd = text.indexOf('\n', offset);
+  const line = text.slice(lineStart, lineEnd < 0 ? text.length : lineEnd).replace(/\r$/, '');
+  const m = /^(\s*(?:-\s+)?(?:[^\s'"#][^:#]*:\s+)?)(('(?:[^']|'')*'|"(?:[^"\\]|\\.)*")\s*\S.*)$/.exec(line);
+  if (!m || m[1]!.length + m[3]!.length > col - 1) return undefined;
+  const value = m[2]!.trimEnd();
+  const key = m[1]!.trim();
+  const quoted = value.includes('"') || value.includes('\\') ? `'${value.replaceAll("'", "''")}'` : `"${value}"`;
+  return `: a value that starts with a quote ends at its closing quote; quote the whole expression (${key ? `${key} ` : ''}${quoted}) or use a block scalar (${key ? `${key} ` : ''}|- with the SQL on the next line, indented)`;
 }
 
 function firstLine(message: string): string {
