@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline/promises';
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Options of render that are the command's own; every other --option is a policy param or flag. */
-const RENDER_OWN = new Set(['_', '$0', 'policy', 'param', 'policies', 'debug', 'help', 'version']);
+const RENDER_OWN = new Set(['_', '$0', 'policy', 'param', 'param-escaped', 'policies', 'debug', 'help', 'version']);
 
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -73,12 +73,13 @@ export async function main(argv: readonly string[]): Promise<number> {
           y
             .positional('policy', { type: 'string', describe: 'Policy name, policy file, or generated .sql file' })
             .option('param', { type: 'string', array: true, default: [], describe: 'A parameter as name=value (also: --<name> <value>)' })
+            .option('param-escaped', { type: 'string', array: true, default: [], describe: 'A parameter as name=value, value with JSON string escapes (\\uFFFD, \\\\, \\")' })
             .epilogue("The policy's params and flags are options too: purgekit render nexus-purge-user --email a@b.c --delete-owned-companies")
             .strict(false)
             .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false }),
         async (args) => {
           const values = Object.fromEntries(Object.entries(args).filter(([k]) => !RENDER_OWN.has(k)));
-          const text = await renderCommand(args.policy as string, { policiesDir: args.policies as string, values, pairs: args.param as string[] });
+          const text = await renderCommand(args.policy as string, { policiesDir: args.policies as string, values, pairs: args.param as string[], escapedPairs: args['param-escaped'] as string[] });
           process.stdout.write(text);
         },
       )
@@ -220,6 +221,7 @@ function runOptions(y: Argv): Argv {
   return y
     .positional('policy', { type: 'string', describe: 'Policy name, policy file, or generated .sql file' })
     .option('param', { type: 'string', array: true, default: [], describe: 'A parameter as name=value (also: --<name> <value>)' })
+    .option('param-escaped', { type: 'string', array: true, default: [], describe: 'A parameter as name=value, value with JSON string escapes (\\uFFFD, \\\\, \\")' })
     .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout (docs/run-output.schema.json)' })
     .option('lock-timeout', { type: 'string', default: '5s', describe: 'Give up waiting for a lock after this long' })
@@ -252,6 +254,7 @@ async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<st
     generatedDir: args['generated'] as string,
     values: Object.fromEntries(Object.entries(args).filter(([k]) => !RUN_OWN.has(k))),
     pairs: args['param'] as string[],
+    escapedPairs: args['param-escaped'] as string[],
     ...(typeof args['connection'] === 'string' ? { connection: args['connection'] } : {}),
     lockTimeout: args['lock-timeout'] as string,
     statementTimeout: args['statement-timeout'] as string,

@@ -25,6 +25,8 @@ export interface RunOptions {
   /** The policy's params and flags as typed on the command line (kebab-case keys). */
   readonly values: Readonly<Record<string, unknown>>;
   readonly pairs: readonly string[];
+  /** --param-escaped name=value: value with JSON string escapes. */
+  readonly escapedPairs?: readonly string[];
   readonly connection?: string;
   readonly lockTimeout: string;
   readonly statementTimeout: string;
@@ -50,7 +52,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   const { policy, file, fileText } = await reviewedPlan(options);
   if (command === 'verify' && policy.kind !== 'check') throw new UsageError(`${policy.name} is a ${policy.kind} policy: verify runs check policies (use plan or apply)`);
   if (command !== 'verify' && policy.kind === 'check') throw new UsageError(`${policy.name} is a check policy: run it with purgekit verify ${policy.name}`);
-  const values = collectValues(policy, options.values, options.pairs);
+  const values = collectValues(policy, options.values, options.pairs, options.escapedPairs);
   requireLookup(policy, values);
   if (command === 'apply' && policy.backup === 'required' && !options.backup) {
     throw new RefusedError(`${policy.name} says backup: required: add --backup <dir> (a new or empty directory)`);
