@@ -27,7 +27,7 @@ export interface FlagDecl {
 export interface SqlFragment {
   /** The text as written in the policy. */
   readonly text: string;
-  /** Text and references in order: a reference is `:subject` or `:<param>`. */
+  /** Text and references in order: a reference is `:subject`, `:<param>` or `:<flag>`. */
   readonly parts: readonly (string | { readonly ref: string })[];
 }
 
@@ -62,6 +62,8 @@ export interface Step {
 export interface Preserve {
   readonly table: TableName;
   readonly where: SqlFragment;
+  /** The rule applies only when this flag is set. */
+  readonly if?: string;
   readonly description?: string;
 }
 
@@ -78,6 +80,8 @@ export interface Expectation {
   readonly max?: number;
   readonly equals?: number;
   readonly when: 'before' | 'after';
+  /** Checked only when this flag is set; otherwise reported as skipped. */
+  readonly if?: string;
 }
 
 export interface Guard {

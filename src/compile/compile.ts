@@ -84,11 +84,23 @@ class Compiler {
       .map((part) => {
         if (typeof part === 'string') return part;
         if (part.ref === 'subject') return `(TABLE ${SUBJECT})`;
+        const flag = this.policy.flags.find((x) => x.name === part.ref);
+        if (flag) return this.flag(flag.name);
         const param = this.policy.params.find((x) => x.name === part.ref)!;
         const column = quoteIdent(param.name);
         return `(SELECT ${param.normalize ? `${param.normalize}(${column})` : column} FROM ${PARAMS})`;
       })
       .join('');
+  }
+
+  /** A flag's value, read from the parameter block (a boolean, never NULL). */
+  private flag(name: string): string {
+    return `(SELECT ${quoteIdent(name)} FROM ${PARAMS})`;
+  }
+
+  /** A preserve rule's condition; with `if:`, true only while its flag is set. */
+  private preserved(rule: Preserve): string {
+    return rule.if ? `${this.flag(rule.if)} AND (${this.sql(rule.where)})` : this.sql(rule.where);
   }
 
   private begin(): void {
@@ -224,7 +236,7 @@ class Compiler {
       const ruleNo = this.policy.preserve.indexOf(rule) + 1;
       body.push(
         ...[
-          `IF EXISTS (SELECT FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${SUBJECT}) AND (${this.sql(rule.where)})) THEN`,
+          `IF EXISTS (SELECT FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${SUBJECT}) AND (${this.preserved(rule)})) THEN`,
           `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = ${quoteLiteral(`a matched ${s.table.name} row is preserved by preserve rule ${ruleNo} (${oneLine(rule.where.text)})`)};`,
           'END IF;',
         ],
@@ -250,7 +262,7 @@ class Compiler {
   private preserveCondition(table: TableName): string | undefined {
     const rules = this.policy.preserve.filter((r) => qualified(r.table) === qualified(table));
     if (!rules.length) return undefined;
-    return rules.map((r) => `(${this.sql(r.where)}) IS NOT TRUE`).join(' AND ');
+    return rules.map((r) => `(${this.preserved(r)}) IS NOT TRUE`).join(' AND ');
   }
 
   /**
@@ -267,18 +279,20 @@ class Compiler {
 
   private preserveBefore(rule: Preserve, i: number): void {
     const table = qualified(rule.table);
-    const label = `${quoteLiteral(`preserve ${i + 1}`)}, ${quoteLiteral(display(rule.table))}, 'preserved'`;
+    // A rule whose flag is not set is reported as skipped, and its check after the steps does nothing.
+    const outcome = rule.if ? `CASE WHEN ${this.flag(rule.if)} THEN 'preserved' ELSE 'skipped' END` : "'preserved'";
+    const label = `${quoteLiteral(`preserve ${i + 1}`)}, ${quoteLiteral(display(rule.table))}, ${outcome}`;
     const counted = this.preserveCounted(rule);
     this.add({
       role: 'preserve',
       title: counted
         ? `Preserve rule ${i + 1}: rows of ${display(rule.table)} that must survive, counted before anything is removed (a step cascades into this table).`
         : `Preserve rule ${i + 1}: rows of ${display(rule.table)} that must survive; the table's changes so far, to compare after the steps.`,
-      notes: [`  ${oneLine(rule.where.text)}`, ...(rule.description ? [rule.description] : [])],
+      notes: [`  ${oneLine(rule.where.text)}`, ...(rule.if ? [`Applies only when flag ${rule.if} is set.`] : []), ...(rule.description ? [rule.description] : [])],
       sql: counted
-        ? `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) SELECT ${label}, count(*), ${quoteLiteral(oneLine(rule.where.text))} FROM ${table} WHERE ${this.sql(rule.where)}`
+        ? `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) SELECT ${label}, count(*), ${quoteLiteral(oneLine(rule.where.text))} FROM ${table} WHERE ${this.preserved(rule)}`
         : `INSERT INTO ${REPORT} (item, target, outcome, rows, detail, mark) SELECT ${label}, NULL, ${quoteLiteral(oneLine(rule.where.text))}, ${changesOf(table)}`,
-      probe: `SELECT count(*) FROM ${table} WHERE ${this.sql(rule.where)}`,
+      probe: `SELECT count(*) FROM ${table} WHERE ${this.preserved(rule)}`,
       source: ['preserve', i, 'where'],
       table: rule.table,
     });
@@ -290,7 +304,7 @@ class Compiler {
     const body = this.preserveCounted(rule)
       ? [
           `SELECT rows INTO _before FROM ${REPORT} WHERE item = ${item};`,
-          indentFormatted(`SELECT count(*) INTO _after FROM ${table} WHERE ${this.sql(rule.where)};`),
+          indentFormatted(`SELECT count(*) INTO _after FROM ${table} WHERE ${this.preserved(rule)};`),
           'IF _after < _before THEN',
           `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format(${quoteLiteral(`preserve rule ${i + 1} on ${display(rule.table)} violated: %s rows before, %s after`)}, _before, _after);`,
           'END IF;',
@@ -307,7 +321,10 @@ class Compiler {
       title: `Check: every row kept by preserve rule ${i + 1} is still there (a cascade or trigger could have removed one).`,
       notes: [],
       dryRun: null,
-      sql: doBlock('check', this.preserveCounted(rule) ? ['_before bigint;', '_after bigint;'] : ['_changed bigint;', '_removed bigint;'], body),
+      sql: doBlock('check', this.preserveCounted(rule) ? ['_before bigint;', '_after bigint;'] : ['_changed bigint;', '_removed bigint;'], [
+        ...(rule.if ? [`IF NOT ${this.flag(rule.if)} THEN`, '  RETURN;', 'END IF;'] : []),
+        ...body,
+      ]),
       table: rule.table,
     });
   }
@@ -530,8 +547,16 @@ class Compiler {
       probe: `SELECT (${this.sql(e.query)})::numeric`,
       source: ['expect', i, 'query'],
       title: `Expect ${i + 1}${this.policy.kind === 'check' ? '' : ` (${e.when} the ${this.policy.kind === 'wipe' ? 'wipe' : 'steps'})`}: ${oneLine(e.name)}, value ${wanted}.`,
-      notes: [],
+      notes: e.if ? [`Checked only when flag ${e.if} is set.`] : [],
       sql: doBlock('expect', ['_value numeric;'], [
+        ...(e.if
+          ? [
+              `IF NOT ${this.flag(e.if)} THEN`,
+              `  ${this.reportRow(`expect ${i + 1}`, quoteLiteral(oneLine(e.name)), "'skipped'", 'NULL', quoteLiteral(`flag ${e.if} is not set`))}`,
+              '  RETURN;',
+              'END IF;',
+            ]
+          : []),
         indentFormatted(`_value := (${this.sql(e.query)});`),
         this.reportRow(
           `expect ${i + 1}`,

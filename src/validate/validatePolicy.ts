@@ -82,6 +82,16 @@ export function validatePolicy(file: LoadedFile): Validated {
     return { name, default: d['default'] === true, ...(str(d['description']) ? { description: str(d['description']) } : {}) };
   });
   const paramNames = params.map((p) => p.name);
+  const flagNames = flags.map((f) => f.name);
+  /** `if: <flag>` of a step, preserve rule or expectation. */
+  function flagOf(path: readonly PathSegment[], value: unknown): string | undefined {
+    const flag = str(value);
+    if (flag !== undefined && !flagNames.includes(flag)) {
+      const hint = didYouMean(flag, flagNames);
+      report(path, `unknown flag "${flag}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    }
+    return flag;
+  }
   const hasSubject = kind === 'purge';
 
   /** Parse a where/query, report its problems at their place in the YAML, check its references. */
@@ -98,11 +108,12 @@ export function validatePolicy(file: LoadedFile): Validated {
         if (!hasSubject) report(path, ':subject is only available in a purge policy (it has no subject)');
         continue;
       }
-      if (allowedParams.includes(ref)) continue;
+      // A flag always has a value (given or its default), so it may be read anywhere, as a boolean.
+      if (allowedParams.includes(ref) || flagNames.includes(ref)) continue;
       if (paramNames.includes(ref)) {
         report(path, `:${ref} is not in this lookup's "by" list, so it may be NULL when the lookup runs`);
       } else {
-        const hint = didYouMean(ref, [...paramNames, ...(hasSubject ? ['subject'] : [])]);
+        const hint = didYouMean(ref, [...paramNames, ...flagNames, ...(hasSubject ? ['subject'] : [])]);
         report(path, `unknown parameter :${ref}${hint ? ` (did you mean :${hint}?)` : ''}`);
       }
     }
@@ -146,11 +157,7 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (!hasWhere && !allRows) report(path, 'has no where, so it would delete every row: add a where, or all_rows: true to say that is intended');
     if (hasWhere && allRows) report([...path, 'all_rows'], 'all_rows: true and a where contradict each other', true);
     const where = hasWhere ? fragment([...path, 'where'], checkWhere) : undefined;
-    const flag = str(rawStep['if']);
-    if (flag !== undefined && !flags.some((f) => f.name === flag)) {
-      const hint = didYouMean(flag, flags.map((f) => f.name));
-      report([...path, 'if'], `unknown flag "${flag}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
-    }
+    const flag = flagOf([...path, 'if'], rawStep['if']);
     const t = table([...path, 'table'], rawStep['table']);
     const identity = `${t.schema}\u0000${t.name}\u0000${where?.text ?? '*'}\u0000${flag ?? ''}`;
     const first = seenSteps.get(identity);
@@ -174,7 +181,14 @@ export function validatePolicy(file: LoadedFile): Validated {
   list(raw['preserve']).forEach((p, i) => {
     if (!isObject(p)) return;
     const where = fragment(['preserve', i, 'where'], checkWhere);
-    if (where) preserve.push({ table: table(['preserve', i, 'table'], p['table']), where, ...(str(p['description']) ? { description: str(p['description']) } : {}) });
+    const flag = flagOf(['preserve', i, 'if'], p['if']);
+    if (where) {
+      preserve.push({
+        table: table(['preserve', i, 'table'], p['table']), where,
+        ...(flag !== undefined ? { if: flag } : {}),
+        ...(str(p['description']) ? { description: str(p['description']) } : {}),
+      });
+    }
   });
   if (kind === 'check' && raw['preserve'] !== undefined) report(['preserve'], 'a check policy removes nothing, so it has nothing to preserve', true);
   if (kind === 'wipe' && raw['preserve'] !== undefined) report(['preserve'], 'TRUNCATE cannot spare rows: a wipe keeps whole tables with keep, not rows with preserve', true);
@@ -207,10 +221,12 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (typeof e['min'] === 'number' && typeof e['max'] === 'number' && e['min'] > e['max']) report(['expect', i], 'min is greater than max');
     const query = fragment(['expect', i, 'query'], checkQuery);
     const when = e['when'] === 'before' ? 'before' : 'after';
+    const flag = flagOf(['expect', i, 'if'], e['if']);
     if (kind === 'check' && e['when'] !== undefined) report(['expect', i, 'when'], 'a check policy has no steps, so when does not apply', true);
     if (query) {
       expect.push({
         name: str(e['name']) ?? `expect ${i + 1}`, query, when,
+        ...(flag !== undefined ? { if: flag } : {}),
         ...Object.fromEntries(bounds.map((b) => [b, e[b] as number])),
       });
     }
