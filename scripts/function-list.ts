@@ -21,7 +21,7 @@ interface Row {
   readonly origin: string;
 }
 
-async function read(url: string): Promise<{ version: string; rows: Row[]; implicit: string[] }> {
+async function read(url: string): Promise<{ version: string; rows: Row[]; core: string[]; implicit: string[] }> {
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   const db = `purgekit_functions_${randomBytes(4).toString('hex')}`;
   try {
@@ -47,7 +47,8 @@ async function read(url: string): Promise<{ version: string; rows: Row[]; implic
         SELECT format('cast %s -> %s', castsource::regtype, casttarget::regtype) AS what FROM pg_cast c JOIN pg_proc p ON p.oid = c.castfunc WHERE p.provolatile = 'v'
         UNION ALL SELECT format('operator %s', o.oid::regoperator) FROM pg_operator o JOIN pg_proc p ON p.oid = o.oprcode WHERE p.provolatile = 'v'
         UNION ALL SELECT format('type %s', t.oid::regtype) FROM pg_type t JOIN pg_proc p ON p.oid IN (t.typinput, t.typoutput) WHERE p.provolatile = 'v'`;
-      return { version, rows, implicit: implicit.map((r) => r.what) };
+      const core = await sql<{ name: string }[]>`SELECT DISTINCT proname AS name FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace`;
+      return { version, rows, core: core.map((r) => r.name), implicit: implicit.map((r) => r.what) };
     } finally {
       await sql.end();
     }
@@ -61,8 +62,10 @@ async function main(urls: readonly string[]): Promise<void> {
   if (!urls.length) throw new Error('usage: tsx scripts/function-list.ts <postgres-url> [<postgres-url> ...]');
   const origins = new Map<string, Set<string>>();
   const versions: string[] = [];
+  const core = new Set<string>();
   for (const url of urls) {
-    const { version, rows, implicit } = await read(url);
+    const { version, rows, core: names, implicit } = await read(url);
+    names.forEach((n) => core.add(n));
     if (implicit.length) throw new Error(`PostgreSQL ${version}: volatile functions behind ${implicit.join(', ')}; validation cannot see those calls`);
     versions.push(version);
     for (const r of rows) {
@@ -83,9 +86,31 @@ async function main(urls: readonly string[]): Promise<void> {
     '',
     `export const VOLATILE_FUNCTIONS_FROM: readonly string[] = ${JSON.stringify(versions.sort())};`,
     '',
+    '/** Every function name of pg_catalog, volatile or not: the built-ins validation has judged already. */',
+    'export const CORE_FUNCTIONS: ReadonlySet<string> = new Set(',
+    '  [',
+    ...wrap([...core].sort()).map((line) => `    ${JSON.stringify(line)},`),
+    "  ].join('').split(' '),",
+    ');',
+    '',
   ].join('\n');
   writeFileSync(OUT, text);
   process.stderr.write(`${OUT}: ${names.length} names from PostgreSQL ${versions.join(', ')}\n`);
+}
+
+/** Space-separated words in lines of about 100 characters (each line but the last ends with its space). */
+function wrap(words: readonly string[]): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + w.length > 100) {
+      lines.push(line);
+      line = '';
+    }
+    line += line ? ` ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines.map((l, i) => (i < lines.length - 1 ? `${l} ` : l));
 }
 
 await main(process.argv.slice(2));

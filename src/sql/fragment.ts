@@ -200,7 +200,10 @@ function whereShape(stmts: readonly { stmt: Node }[]): string | undefined {
 function valueShape(stmts: readonly { stmt: Node }[]): string | undefined {
   const select = stmts.length === 1 ? (stmts[0]!.stmt['SelectStmt'] as Node | undefined) : undefined;
   const allowed = new Set(['targetList', 'limitOption', 'op']);
-  if (!select || Object.keys(select).some((k) => !allowed.has(k)) || (select['targetList'] as unknown[]).length !== 1 || (select['op'] ?? 'SETOP_NONE') !== 'SETOP_NONE') {
+  const targets = (select?.['targetList'] as Node[] | undefined) ?? [];
+  // `a, b` in the parentheses is an implicit ROW(a, b): two values, not one.
+  const row = ((targets[0]?.['ResTarget'] as Node | undefined)?.['val'] as Node | undefined)?.['RowExpr'] as Node | undefined;
+  if (!select || Object.keys(select).some((k) => !allowed.has(k)) || targets.length !== 1 || row?.['row_format'] === 'COERCE_IMPLICIT_CAST' || (select['op'] ?? 'SETOP_NONE') !== 'SETOP_NONE') {
     return 'must be exactly one SQL expression';
   }
   return undefined;

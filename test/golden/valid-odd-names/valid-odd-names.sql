@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-odd-names (cleanup)
 -- Source:      policy.yaml, sha256 c213b7d8be6091f9118270b7db4cc717e8c745aeb59439ccb28ebb13d7f28014
--- Checksum:    sha256 3b0d74ff32809405caaf53b93ac2b19d2278cf2a9dda6454cea26687c0d8998d (this file without this line)
+-- Checksum:    sha256 4c867582378a706e4a2f52e4a8991168c175a9d965b275b4b50bb610723564e9 (this file without this line)
 --
 -- Steps, in order:
 --   1. "café€"."prix€"
@@ -32,6 +32,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
 DO $guard$
@@ -84,6 +88,23 @@ BEGIN
   INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', '"café€"."prix€"', 'removed', _removed, NULL);
 END
 $step$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
+  END IF;
+END
+$check$;
 
 -- Every check held.
 COMMIT;
