@@ -129,6 +129,21 @@ expect:
     expect(calls!.n).toBe(0);
   });
 
+  it("the runner's own check: a vouched-for function that moves search_path and covers its tracks in the script's table", async () => {
+    const db = await createTestDatabase(`${SCHEMA} DELETE FROM posts WHERE user_id = 1;
+      CREATE FUNCTION cover() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN
+        PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
+        UPDATE pg_temp.purgekit_settings SET search_path = current_setting('search_path');
+        RETURN true; END $$;`);
+    const dir = await project('cover', purge('cover', 'id IN :subject AND public.cover()', 'allow_functions: [public.cover]\n'));
+    const before = await snapshot(db.sql);
+    const { r, json } = await apply(db, dir, 'cover');
+    expect(r.code, why(r)).toBe(4);
+    expect(json.error?.code).toBe('RUNNER');
+    expect(json.error?.message).toContain('search_path public, pg_temp at the start, pg_catalog, pg_temp now');
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+
   it('allow_functions lets a function the author vouches for run, and the header says so', async () => {
     const db = await createTestDatabase(`${SCHEMA} DELETE FROM posts WHERE user_id = 1;`);
     const dir = await project('vouched', purge('vouched', 'id IN :subject AND fresh()', 'allow_functions: [fresh]\n'));
