@@ -1,6 +1,5 @@
 import type { Expectation, FunctionName, Policy, Preserve, SqlFragment, Step, TableName } from '../policy.js';
-import { HARMLESS_VOLATILE, isAllowed } from '../sql/functionRules.js';
-import { CORE_FUNCTIONS } from '../sql/volatileFunctions.js';
+import { authorSql, needsCatalogCheck } from '../sql/functionRules.js';
 import { formatSql, indent } from '../sql/format.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { GuardCode, type Plan, type PlanStatement } from './plan.js';
@@ -586,12 +585,9 @@ class Compiler {
    */
   private functionsGuard(): void {
     const p = this.policy;
-    const fragments = [...(p.subject?.lookup.map((l) => l.where) ?? []), ...p.steps.flatMap((s) => (s.where ? [s.where] : [])), ...p.preserve.map((r) => r.where), ...p.expect.map((e) => e.query)];
     const called = new Map<string, FunctionName>();
-    for (const f of fragments.flatMap((x) => x.functions ?? [])) {
-      if (isAllowed(f, p.allowFunctions ?? []) || HARMLESS_VOLATILE.has(f.name)) continue;
-      if ((f.schema === undefined || f.schema === 'pg_catalog') && CORE_FUNCTIONS.has(f.name)) continue;
-      called.set(`${f.schema ?? ''}.${f.name}`, f);
+    for (const f of authorSql(p).flatMap((x) => x.fragment.functions ?? [])) {
+      if (needsCatalogCheck(f, p.allowFunctions ?? [])) called.set(`${f.schema ?? ''}.${f.name}`, f);
     }
     if (called.size === 0) return;
     const values = [...called.values()].map((f) => `(${f.schema === undefined ? 'NULL' : quoteLiteral(f.schema)}, ${quoteLiteral(f.name)})`).join(', ');

@@ -1,5 +1,5 @@
-import type { FunctionName } from '../policy.js';
-import { VOLATILE_FUNCTIONS } from './volatileFunctions.js';
+import type { FunctionName, Policy, SqlFragment } from '../policy.js';
+import { CORE_FUNCTIONS, VOLATILE_FUNCTIONS } from './volatileFunctions.js';
 
 /**
  * Which functions author SQL may call. Author SQL (where, lookups, preserve rules, expectations)
@@ -49,4 +49,23 @@ export function refusal(f: FunctionName, allowed: readonly string[]): string | u
   if (origin === undefined || HARMLESS_VOLATILE.has(f.name) || isAllowed(f, allowed)) return undefined;
   const from = origin.split(', ').includes('core') ? 'a volatile PostgreSQL function' : `a volatile function of the ${origin} extension`;
   return `${functionLabel(f)}() is ${from} (it can change data, settings or other sessions) and author SQL may only read: list it in allow_functions if you vouch for it`;
+}
+
+/**
+ * Whether only the live catalog can judge a call: not a built-in (validation judged those by
+ * name), not vouched for, not one of the harmless volatile ones.
+ */
+export function needsCatalogCheck(f: FunctionName, allowed: readonly string[]): boolean {
+  if (isAllowed(f, allowed) || HARMLESS_VOLATILE.has(f.name)) return false;
+  return !((f.schema === undefined || f.schema === 'pg_catalog') && CORE_FUNCTIONS.has(f.name));
+}
+
+/** Every fragment of author SQL in a policy, with where it sits in the YAML. */
+export function authorSql(policy: Policy): { path: readonly (string | number)[]; fragment: SqlFragment }[] {
+  return [
+    ...(policy.subject?.lookup.map((l, i) => ({ path: ['subject', 'lookup', i, 'where'], fragment: l.where })) ?? []),
+    ...policy.steps.flatMap((s, i) => (s.where ? [{ path: ['steps', i, 'where'], fragment: s.where }] : [])),
+    ...policy.preserve.map((r, i) => ({ path: ['preserve', i, 'where'], fragment: r.where })),
+    ...policy.expect.map((e, i) => ({ path: ['expect', i, 'query'], fragment: e.query })),
+  ];
 }
