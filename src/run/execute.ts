@@ -42,7 +42,7 @@ export interface ExecutionResult {
 }
 
 export interface RunFailure {
-  /** SQLSTATE (PK001...PK009 for the script's guards), or RUNNER for the runner's own checks. */
+  /** SQLSTATE (PK001...PK011 for the script's guards), or RUNNER for the runner's own checks. */
   readonly code: string;
   readonly message: string;
   /** The statement that failed: its heading in the generated file. */
