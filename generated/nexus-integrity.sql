@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-integrity (check)
 -- Source:      ../policies/nexus-integrity.yaml, sha256 51f63e6b344dc3827c343b94bbc67b32b5d3e294b68dbfc80e525834cd50bb51
--- Checksum:    sha256 daf0b88efd28cf69255bb7f7d7ecd06b18b8d2d2972daef9d62a4874ad48d5b3 (this file without this line)
+-- Checksum:    sha256 e4c2f511d8e423afeb2eb445c36f7260f476eedfc1e95dd1bce30c952c3070ea (this file without this line)
 --
 -- After purges, no company is owned by a missing user and an admin remains.
 --
@@ -34,6 +34,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- From here on the transaction is read-only: only the temporary tables above can be written.
 SET LOCAL transaction_read_only = on;
@@ -92,6 +96,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 6c7eee0756ad753c8275f447c11a556280ece21c3984cd33634ff3e505cf6146
--- Checksum:    sha256 a92e8a1b92778d13ff3c88014ffa87da0e90d43ebaa0169824f0d24381c34dff (this file without this line)
+-- Checksum:    sha256 478515ba531d7feb21e84875c8bdbcde31f32e864c94b5b29725ceec10bac835 (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -48,6 +48,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Parameters: the only values this script reads. NULL means not given.
 --   user_id (text): Authentik subject (user_profiles.user_id)
@@ -642,6 +646,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

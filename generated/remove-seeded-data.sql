@@ -2,7 +2,7 @@
 --
 -- Policy:      remove-seeded-data (cleanup)
 -- Source:      ../policies/remove-seeded-data.yaml, sha256 3866dc0d9bdc8307900a88aaa659c4a9647a7da4820fb0f893979d0890d7f975
--- Checksum:    sha256 b5bbfbbc59e82e0c0d883f7a4fe1a73bdc6f6d5f836c81d27b2b03079083cfdf (this file without this line)
+-- Checksum:    sha256 dd81174e88423173bf0fddbdaa2f29bdcf620751fb310dc3bd9f8c4cd4989492 (this file without this line)
 --
 -- Remove all seeded/demo data (sessions, payments, reports and users) while preserving the admin account.
 --
@@ -41,6 +41,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
 DO $guard$
@@ -279,6 +283,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-critical-tables (check)
 -- Source:      ../policies/rephlo-critical-tables.yaml, sha256 03bf1b1b8177dae09656aa96016f8caf9c9f1c8d05a1574c4a75b8214ec9077c
--- Checksum:    sha256 7d81b846725b5b9b6929007dbad90f575672311310b8ebbdf0cf3414370cec5d (this file without this line)
+-- Checksum:    sha256 9b358b8acdfb504ceacf0959ef98fc97b2ae660879e066c9d39ff68e72527442 (this file without this line)
 --
 -- Fail when any of Rephlo's critical tables (users, oauth_clients, oidc_models, models) is empty.
 --
@@ -36,6 +36,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- From here on the transaction is read-only: only the temporary tables above can be written.
 SET LOCAL transaction_read_only = on;
@@ -114,6 +118,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

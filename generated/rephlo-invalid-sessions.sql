@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-invalid-sessions (cleanup)
 -- Source:      ../policies/rephlo-invalid-sessions.yaml, sha256 ed200e2398b2c7f3515f0077cf0f76d2939830f0b553fb02723b66fff7b172f5
--- Checksum:    sha256 cb0778c9c1bea77f3a723ebce0524cb96564050640f52a8fa2751bd4fc06eee5 (this file without this line)
+-- Checksum:    sha256 7d700e07d66e8b62734e9d9126a5de30ef1f826d0fe9dca765567b8bee970326 (this file without this line)
 --
 -- Delete OIDC sessions (oidc_models, kind Session) whose payload accountId names no active user.
 --
@@ -38,6 +38,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
 DO $guard$
@@ -193,6 +197,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      supabase-fresh-start (wipe)
 -- Source:      ../policies/supabase-fresh-start.yaml, sha256 2d48543edffc31a97416b4c6d3df68acbdd4b8abf3eb76d9e8ab061715175d58
--- Checksum:    sha256 bcae738e4460a6f09e62caaba2f2bc944d7af57963df5ca8227e81b4cf440796 (this file without this line)
+-- Checksum:    sha256 98bfdfcddb1f8f100f9d2197a3bb26b949d5170b75b844d4b6a28752ce95b6b3 (this file without this line)
 --
 -- Fresh start for new signups: empty every tenant table (users, clients and all org-scoped data), restart their ids, keep subscription tiers and agent templates.
 --
@@ -65,6 +65,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
 DO $guard$
@@ -303,6 +307,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-delete-user (purge)
 -- Source:      ../policies/vedfolnir-delete-user.yaml, sha256 193d0a4028b853e3a4dcbb1a09cdd7c82978519fa0959339c056af0ae8fd8f7e
--- Checksum:    sha256 3b33ea29cc82177d238b67cdf437eb1b88c39873391acac9102976ce542e9bf5 (this file without this line)
+-- Checksum:    sha256 5db0d8536d08287dfae4a44100f2f9bd7deebe2363fe95be3e853cb376f366d7 (this file without this line)
 --
 -- Remove one Vedfolnir user (by id or username) with their platform connections, posts, images, runs, caption tasks, sessions and logs.
 --
@@ -50,6 +50,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Parameters: the only values this script reads. NULL means not given.
 --   user_id (integer): users.id
@@ -717,6 +721,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-expire-sessions (purge)
 -- Source:      ../policies/vedfolnir-expire-sessions.yaml, sha256 c08c11c496a4abcfd850bed376cd18f10ebdbeadd11e1b5f7c4a05792d4810c6
--- Checksum:    sha256 00fbb01f0a9eaa01fa54c3090f2f66c379998da28a9fe90dd9e72795da989ec9 (this file without this line)
+-- Checksum:    sha256 f43a3e38ebd7162be092c94b7162222bb351b231a35477aa5b4c56cdd1016c6e (this file without this line)
 --
 -- Expire every database session of one Vedfolnir user (by id or username); the user and their data stay.
 --
@@ -36,6 +36,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Parameters: the only values this script reads. NULL means not given.
 --   user_id (integer): users.id
@@ -200,6 +204,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      verify-db (check)
 -- Source:      ../policies/verify-db.yaml, sha256 d7394ce918f4118058e1772647b489a457f6e3c692d7ab465310f62b24330614
--- Checksum:    sha256 ee0017eac9d15ae41b5721e8a8df41de7ddb9940a29056dbe354c289d6f81ace (this file without this line)
+-- Checksum:    sha256 5058e4ba85826681036733208999a1d551950f77f96baf09e098630a69cc8301 (this file without this line)
 --
 -- Verify that the database holds only real data (no seeded users) and at least one admin.
 --
@@ -36,6 +36,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- From here on the transaction is read-only: only the temporary tables above can be written.
 SET LOCAL transaction_read_only = on;
@@ -131,6 +135,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

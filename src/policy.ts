@@ -29,6 +29,14 @@ export interface SqlFragment {
   readonly text: string;
   /** Text and references in order: a reference is `:subject`, `:<param>` or `:<flag>`. */
   readonly parts: readonly (string | { readonly ref: string })[];
+  /** The functions it calls, as written (set by validation): the run-time check looks them up. */
+  readonly functions?: readonly FunctionName[];
+}
+
+/** A function called by author SQL: its name, and its schema when the call is qualified. */
+export interface FunctionName {
+  readonly schema?: string;
+  readonly name: string;
 }
 
 export interface TableName {
@@ -106,5 +114,7 @@ export interface Policy {
   readonly guard: Guard;
   /** 'required': apply refuses to run without --backup. */
   readonly backup?: 'required';
+  /** allow_functions: functions the author vouches for, called although volatile (`name` or `schema.name`). */
+  readonly allowFunctions?: readonly string[];
   readonly source: { readonly path: string; readonly sha256: string };
 }

@@ -172,7 +172,7 @@ function verdict(committed: boolean, failure?: RunFailure): { exitCode: number; 
   if (!failure) return { exitCode: ExitCode.ok, outcome: committed ? 'committed' : 'rolled-back' };
   const code = failure.code;
   if (code === 'PK002') return { exitCode: ExitCode.ok, outcome: 'nothing-matched' };
-  if (code === 'PK001') return { exitCode: ExitCode.usage, outcome: 'rolled-back' };
+  if (code === 'PK001' || code === 'PK011') return { exitCode: ExitCode.usage, outcome: 'rolled-back' };
   if (code === 'PK003') return { exitCode: ExitCode.multipleSubjects, outcome: 'rolled-back' };
   if (/^PK\d{3}$/.test(code) || code === 'RUNNER' || code.startsWith('23')) return { exitCode: ExitCode.checkFailed, outcome: 'rolled-back' };
   return { exitCode: ExitCode.unexpected, outcome: 'rolled-back' };

@@ -1,4 +1,5 @@
-import type { Expectation, Policy, Preserve, SqlFragment, Step, TableName } from '../policy.js';
+import type { Expectation, FunctionName, Policy, Preserve, SqlFragment, Step, TableName } from '../policy.js';
+import { authorSql, needsCatalogCheck } from '../sql/functionRules.js';
 import { formatSql, indent } from '../sql/format.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { GuardCode, type Plan, type PlanStatement } from './plan.js';
@@ -25,6 +26,7 @@ const PARAMS = 'pg_temp.purgekit_params';
 const SUBJECT = 'pg_temp.purgekit_subject';
 const REPORT = 'pg_temp.purgekit_report';
 const REACH = 'pg_temp.purgekit_wipe_reach';
+const SETTINGS = 'pg_temp.purgekit_settings';
 
 export function qualified(t: TableName): string {
   return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
@@ -49,6 +51,7 @@ class Compiler {
     const p = this.policy;
     this.begin();
     this.requiredTables();
+    this.functionsGuard();
     if (p.subject) this.subject();
     const after = p.expect.filter((e) => e.when === 'after' || p.kind === 'check');
     const before = p.kind === 'check' ? [] : p.expect.filter((e) => e.when === 'before');
@@ -60,6 +63,7 @@ class Compiler {
     p.preserve.forEach((rule, i) => this.preserveAfter(rule, i));
     after.forEach((e) => this.expectation(e, p.expect.indexOf(e)));
     if (after.length) this.verdict('after');
+    this.settingsCheck();
     this.end();
     return {
       name: p.name,
@@ -70,6 +74,7 @@ class Compiler {
       flags: p.flags,
       forceMulti: this.forceMulti,
       maxSubjects: p.subject?.max ?? 1,
+      ...(p.allowFunctions?.length ? { allowFunctions: p.allowFunctions } : {}),
       statements: this.out,
     };
   }
@@ -134,6 +139,7 @@ class Compiler {
       sql: `CREATE TEMP TABLE purgekit_report (\n  seq integer GENERATED ALWAYS AS IDENTITY,\n  item text NOT NULL,\n  target text,\n  outcome text NOT NULL,\n  rows bigint,\n  detail text,\n  mark bigint -- bookkeeping of the checks, not shown\n)`,
       verbatim: true,
     });
+    this.settingsSnapshot();
     if (this.hasParams) this.params();
     if (p.kind === 'check') {
       this.add({
@@ -593,6 +599,73 @@ class Compiler {
       title: 'What happened, one row per step and check.',
       notes: [],
       sql: `SELECT item, target, outcome, rows, detail FROM ${REPORT} ORDER BY seq`,
+    });
+  }
+
+  /**
+   * Author SQL may only read. Validation has judged the built-ins (pg_catalog) by name; what any
+   * other name means is known only in the database: a function the policy calls that is VOLATILE
+   * in the live catalog (a user-defined one, an extension's) stops the run before any author SQL
+   * runs. Functions in allow_functions and the harmless volatile ones (random(), ...) are not asked.
+   */
+  private functionsGuard(): void {
+    const p = this.policy;
+    const called = new Map<string, FunctionName>();
+    for (const f of authorSql(p).flatMap((x) => x.fragment.functions ?? [])) {
+      if (needsCatalogCheck(f, p.allowFunctions ?? [])) called.set(`${f.schema ?? ''}.${f.name}`, f);
+    }
+    if (called.size === 0) return;
+    const values = [...called.values()].map((f) => `(${f.schema === undefined ? 'NULL' : quoteLiteral(f.schema)}, ${quoteLiteral(f.name)})`).join(', ');
+    this.add({
+      role: 'guard',
+      title: `Guard: no function the policy's SQL calls is VOLATILE in this database (one could change data or settings)${p.allowFunctions?.length ? '; allow_functions excepted' : ''}.`,
+      notes: [],
+      sql: doBlock('guard', ['_volatile text;'], [
+        "SELECT string_agg(DISTINCT format('%I.%I', n.nspname, p.proname), ', ') INTO _volatile",
+        `FROM (VALUES ${values}) AS called (schema, name)`,
+        'JOIN pg_catalog.pg_proc p ON p.proname = called.name',
+        'JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace',
+        "WHERE p.provolatile = 'v' AND n.nspname = ANY (CASE WHEN called.schema IS NULL THEN current_schemas(true)::text[] ELSE ARRAY[called.schema::text] END);",
+        'IF _volatile IS NOT NULL THEN',
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.volatileFunction}', MESSAGE = 'the policy calls a VOLATILE function (it could change data or settings): ' || _volatile || '; list it in allow_functions only if you vouch for it';`,
+        'END IF;',
+      ]),
+    });
+  }
+
+  /** The settings that switch off foreign keys and triggers, resolve names, or say who runs: as at the start. */
+  private settingsSnapshot(): void {
+    this.add({
+      role: 'setup',
+      title: 'Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.',
+      notes: [],
+      sql: `CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role`,
+      verbatim: true,
+    });
+  }
+
+  /**
+   * The last line: a function that calls set_config() (a user-defined one marked STABLE, say)
+   * could have set session_replication_role = replica, which silently switches off foreign-key
+   * checks, ON DELETE CASCADE and triggers, or moved search_path or the role. Any of that rolls
+   * the run back, as does a run started with foreign keys off.
+   */
+  private settingsCheck(): void {
+    this.add({
+      role: 'check',
+      title: 'Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.',
+      notes: [],
+      sql: doBlock('check', ['_changed text;'], [
+        "SELECT concat_ws(', ',",
+        "  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,",
+        "  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,",
+        "  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END",
+        `) INTO _changed FROM ${SETTINGS};`,
+        "IF _changed <> '' THEN",
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.settingsChanged}', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;`,
+        'END IF;',
+      ]),
     });
   }
 

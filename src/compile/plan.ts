@@ -64,6 +64,8 @@ export interface Plan {
   /** The params block has a force_multi switch (purge policies). */
   readonly forceMulti: boolean;
   readonly maxSubjects: number;
+  /** allow_functions: volatile functions the author vouches for (shown in the file's header). */
+  readonly allowFunctions?: readonly string[];
   readonly statements: readonly PlanStatement[];
 }
 
@@ -81,4 +83,6 @@ export const GuardCode = {
   keepReached: 'PK007',
   tableMissing: 'PK008',
   tooManyRows: 'PK009',
+  settingsChanged: 'PK010',
+  volatileFunction: 'PK011',
 } as const;

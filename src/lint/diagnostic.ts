@@ -29,6 +29,7 @@ export const RULES = {
   'PK-L009': { name: 'wipe-restrict-blocked', severity: 'error' },
   'PK-L010': { name: 'sql-does-not-plan', severity: 'error' },
   'PK-L011': { name: 'undeclared-cascade', severity: 'warning' },
+  'PK-L012': { name: 'volatile-function', severity: 'error' },
 } as const satisfies Record<string, { name: string; severity: Severity }>;
 
 export type RuleCode = keyof typeof RULES;

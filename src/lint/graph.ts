@@ -2,6 +2,7 @@ import { dependents, referencing, type Catalog, type ForeignKey } from '../catal
 import { qualified } from '../compile/compile.js';
 import type { TableName } from '../policy.js';
 import { quoteIdent } from '../sql/quote.js';
+import type { VolatileCatalog } from './volatileFunctions.js';
 
 /**
  * What the lint rules read from the catalog besides the catalog itself. Pure helpers over the
@@ -12,6 +13,8 @@ export interface LintContext {
   readonly catalog: Catalog;
   /** Foreign keys PostgreSQL checks only at COMMIT (DEFERRABLE INITIALLY DEFERRED), as fkKey(). */
   readonly deferred: ReadonlySet<string>;
+  /** VOLATILE functions named like ones the policies call (PK-L012), by schema. */
+  readonly volatileFunctions?: VolatileCatalog;
 }
 
 export function fkKey(fk: { readonly table: string; readonly name: string }): string {

@@ -7,13 +7,14 @@ import { byPosition, type LintDiagnostic } from './diagnostic.js';
 import type { LintContext } from './graph.js';
 import { probePolicy } from './probes.js';
 import { lintPolicy } from './rules.js';
+import { readVolatileFunctions } from './volatileFunctions.js';
 
 /**
  * Every rule on every policy against one live database: the catalog is read once, the schema
  * rules are pure, the SQL probes run in a rolled-back transaction per policy. Nothing is written.
  */
 export async function lintPolicies(sql: postgres.Sql, policies: readonly Policy[], files: readonly LoadedFile[]): Promise<LintDiagnostic[]> {
-  const ctx: LintContext = { catalog: await readCatalog(sql), deferred: await readDeferred(sql) };
+  const ctx: LintContext = { catalog: await readCatalog(sql), deferred: await readDeferred(sql), volatileFunctions: await readVolatileFunctions(sql, policies) };
   const out: LintDiagnostic[] = [];
   for (const policy of policies) {
     const file = files.find((f) => f.path === policy.source.path);

@@ -6,6 +6,7 @@ import { quoteIdent } from '../sql/quote.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
+import { volatileFunctions } from './volatileFunctions.js';
 import {
   blocks, createIndexFix, deleteReach, fkKey, fkText, pathText, policyRef, removedBy, resolveTable, type LintContext,
 } from './graph.js';
@@ -325,7 +326,7 @@ export const undeclaredCascades: Rule = (ctx, policy, file) => {
   return out;
 };
 
-export const RULE_FUNCTIONS: readonly Rule[] = [missingTables, missingColumns, stepOrder, coverage, unindexedForeignKeys, wipeReach, undeclaredCascades];
+export const RULE_FUNCTIONS: readonly Rule[] = [missingTables, missingColumns, stepOrder, coverage, unindexedForeignKeys, wipeReach, undeclaredCascades, volatileFunctions];
 
 /** Every schema rule on one policy. */
 export function lintPolicy(ctx: LintContext, policy: Policy, file: LoadedFile): LintDiagnostic[] {

@@ -43,6 +43,7 @@ export function render(plan: Plan, options: RenderOptions): string {
     `-- Source:      ${options.sourceLabel}, sha256 ${plan.source.sha256}`,
     `${CHECKSUM_PREFIX}@@CHECKSUM@@ (this file without this line)`,
     ...(plan.description ? ['--', ...commentLines([plan.description])] : []),
+    ...(plan.allowFunctions?.length ? ['--', `-- Allowed:     ${plan.allowFunctions.join(', ')} (allow_functions: VOLATILE functions the policy's author vouches for)`] : []),
     '--',
     ...summary(plan),
     '--',

@@ -7,6 +7,7 @@ import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } f
 import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../compile/compile.js';
+import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
 
 /**
  * Runs a plan's statements one by one inside ONE transaction that this function opens. The
@@ -41,7 +42,7 @@ export interface ExecutionResult {
 }
 
 export interface RunFailure {
-  /** SQLSTATE (PK001...PK009 for the script's guards), or RUNNER for the runner's own checks. */
+  /** SQLSTATE (PK001...PK011 for the script's guards), or RUNNER for the runner's own checks. */
   readonly code: string;
   readonly message: string;
   /** The statement that failed: its heading in the generated file. */
@@ -90,6 +91,7 @@ export async function execute(
   const firstChange = statements.findIndex((r) => r.statement.role === 'step' || r.statement.role === 'wipe');
   const setupEnd = statements.findIndex((r, i) => i > 0 && r.statement.role !== 'setup');
   let statsBefore: StatsByTable = new Map();
+  let settingsAtStart: SettingsSnapshot | undefined;
 
   try {
     await sql.begin(async (tx) => {
@@ -98,6 +100,7 @@ export async function execute(
         if (statement.role === 'begin' || statement.role === 'commit') continue;
         const text = dryRun ? rendered.dryRun : rendered.sql;
         if (i === setupEnd) await applySettings(tx, settings);
+        if (i === setupEnd) settingsAtStart = await readGuardedSettings(tx);
         if (i === firstChange && !dryRun) statsBefore = await readStats(tx);
         if (text === null) continue;
         current = statement.title || current;
@@ -118,6 +121,8 @@ export async function execute(
         if (statement.role === 'params') await bindValues(tx, plan, values);
         if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
       }
+      const changed = settingsAtStart && (await changedSettings(tx, settingsAtStart));
+      if (changed) throw new RunnerCheckFailed(changed, tables);
       if (mode !== 'apply') throw new Rollback();
       if (backup) {
         // The backup must hold every row the run deleted, no more, no fewer: a row a trigger

@@ -5,7 +5,8 @@ import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loa
 import type {
   Expectation, FlagDecl, Lookup, ParamDecl, ParamType, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
 } from '../policy.js';
-import { checkQuery, checkWhere, referencesOf, type FragmentResult } from '../sql/fragment.js';
+import { checkQuery, checkWhere, referencesOf, type FragmentOptions, type FragmentResult } from '../sql/fragment.js';
+import { isAllowed } from '../sql/functionRules.js';
 import { schemaDiagnostics, describe } from './schema.js';
 import { didYouMean } from './didYouMean.js';
 
@@ -93,12 +94,16 @@ export function validatePolicy(file: LoadedFile): Validated {
     return flag;
   }
   const hasSubject = kind === 'purge';
+  // Functions the author vouches for: called although volatile (see src/sql/functionRules.ts).
+  const allowFunctions = list(raw['allow_functions']).filter((f): f is string => typeof f === 'string');
+  const sqlOptions: FragmentOptions = { allowFunctions };
+  const calledFunctions: NonNullable<SqlFragment['functions']>[number][] = [];
 
   /** Parse a where/query, report its problems at their place in the YAML, check its references. */
-  function fragment(path: readonly PathSegment[], check: (t: string) => FragmentResult, allowedParams = paramNames): SqlFragment | undefined {
+  function fragment(path: readonly PathSegment[], check: (t: string, o: FragmentOptions) => FragmentResult, allowedParams = paramNames): SqlFragment | undefined {
     const text = str(file.doc.getIn(path));
     if (text === undefined) return undefined;
-    const result = check(text);
+    const result = check(text, sqlOptions);
     if (!result.ok) {
       for (const p of result.problems) diagnostics.push({ ...sqlPosition(file, path, text, p.offset), message: `${describe(path)}: ${p.message}` });
       return undefined;
@@ -117,6 +122,7 @@ export function validatePolicy(file: LoadedFile): Validated {
         report(path, `unknown parameter :${ref}${hint ? ` (did you mean :${hint}?)` : ''}`);
       }
     }
+    calledFunctions.push(...(result.fragment.functions ?? []));
     return result.fragment;
   }
 
@@ -234,6 +240,11 @@ export function validatePolicy(file: LoadedFile): Validated {
   if (kind === 'check' && list(raw['expect']).length === 0) report([], 'a check policy needs at least one expect');
   if (kind === 'check' && raw['backup'] !== undefined) report(['backup'], 'a check policy removes nothing, so there is nothing to back up', true);
 
+  // An opt-in must name a function the policy calls: a stale one would silently allow it later.
+  allowFunctions.forEach((name, i) => {
+    if (!calledFunctions.some((f) => isAllowed(f, [name]))) report(['allow_functions', i], `${name} is not called by any SQL of this policy: remove it`);
+  });
+
   const guard = isObject(raw['guard']) ? raw['guard'] : {};
   if (diagnostics.length) return { ok: false, diagnostics: sortDiagnostics(diagnostics) };
   return {
@@ -249,6 +260,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       ...(wipe ? { wipe } : {}),
       keep, expect,
       ...(raw['backup'] === 'required' ? { backup: 'required' as const } : {}),
+      ...(allowFunctions.length ? { allowFunctions } : {}),
       guard: {
         ...(Array.isArray(guard['databases']) ? { databases: guard['databases'] as string[] } : {}),
         ...(guard['confirm'] === 'database' ? { confirm: 'database' as const } : {}),

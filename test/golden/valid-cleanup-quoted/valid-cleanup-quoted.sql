@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-cleanup-quoted (cleanup)
 -- Source:      policy.yaml, sha256 835e31b542a9b85f72d230cfb947684387815ade0563f9589317b54967ee20d4
--- Checksum:    sha256 260ac3702e4456f90a25e3a185b38d57f65e1bcf06283f6246f5d29d830a2983 (this file without this line)
+-- Checksum:    sha256 d3f9da60bd2001098e0661d4250ea2b87cfbe7a53402741ee33d35041ead6848 (this file without this line)
 --
 -- Delete old sessions of "User" rows.
 -- Second line of the description.
@@ -36,6 +36,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Parameters: the only values this script reads. NULL means not given.
 --   cutoff (timestamptz): sessions older than this -- go
@@ -191,6 +195,23 @@ BEGIN
   SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."Session"';
   IF _changed <> _removed THEN
     RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public."Session": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-comment-breakout (cleanup)
 -- Source:      policy.yaml, sha256 62a6f9c384059851fed26eb5a3753353b2f635477743d479818a17e58963df08
--- Checksum:    sha256 487dcbaae82057fc879fcaff8fdc5cbf1a081348b2178e4dbf612eb8f21d32f4 (this file without this line)
+-- Checksum:    sha256 e4c8adccc3e94394a76af5c88ee4674d45550df9fed4b49cda7a92b71ab2586e (this file without this line)
 --
 -- First line.
 -- DELETE FROM keepme;
@@ -35,6 +35,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
 DO $guard$
@@ -126,6 +130,23 @@ BEGIN
   SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.notes';
   IF _changed <> _removed THEN
     RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.notes: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-wipe (wipe)
 -- Source:      policy.yaml, sha256 f997ad82c2c76c7bb44de11dbed5d9db2db8387b8f64f411cf3e27132cc3ce5c
--- Checksum:    sha256 ae83fe0f057ce3b350de0af7e09a4e15ea95d9574f3650438f5188664f94c8e8 (this file without this line)
+-- Checksum:    sha256 52f35fc7b931416aa75d24061bbee4382f0a6ef5444b2cdba3b0cea8e6e9a1b9 (this file without this line)
 --
 -- Wipe: empty 2 tables and every table the cascade reaches (listed in the report).
 --   TRUNCATE TABLE
@@ -37,6 +37,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
 DO $guard$
@@ -180,6 +184,23 @@ BEGIN
   FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
   IF _failed IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
+  END IF;
+END
+$check$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
   END IF;
 END
 $check$;

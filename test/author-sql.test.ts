@@ -1,0 +1,60 @@
+/**
+ * Author SQL checks that need inputs too large for a golden folder: the size bound, and that
+ * validation stays linear in the size of a fragment (issue 9 item 10). The safety checks
+ * themselves are golden folders: test/golden/sql-*.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { formatDiagnostic } from '../src/errors.js';
+import { parsePolicyText } from '../src/load/loadPolicy.js';
+import { checkValue, checkWhere, MAX_FRAGMENT_BYTES } from '../src/sql/fragment.js';
+import { loadParser } from '../src/sql/parser.js';
+import { validatePolicy } from '../src/validate/validatePolicy.js';
+
+const policy = (where: string) => `version: 1\nname: big\nkind: cleanup\nsteps:\n  - table: sessions\n    where: ${where}\n`;
+
+describe('author SQL size', () => {
+  beforeAll(() => loadParser());
+
+  it('refuses a 1.8 MB where (200k AND true) at its place, without parsing it', () => {
+    const where = `id = 1${' AND true'.repeat(200_000)}`;
+    const result = validatePolicy(parsePolicyText('big.yaml', policy(where)));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.diagnostics.map(formatDiagnostic)).toEqual([
+      `big.yaml:6:12: steps[0].where: is ${Buffer.byteLength(where).toLocaleString('en')} bytes of SQL, more than the 65,536 allowed here: split the step, or move the logic into a view`,
+    ]);
+  });
+
+  it('validates a where just under the bound, in one pass over its tokens', () => {
+    const where = `id = 1${' AND true'.repeat(Math.floor((MAX_FRAGMENT_BYTES - 10) / 9))}`;
+    expect(Buffer.byteLength(where)).toBeLessThanOrEqual(MAX_FRAGMENT_BYTES);
+    const result = validatePolicy(parsePolicyText('big.yaml', policy(where)));
+    expect(result.ok && result.policy.steps[0]!.where!.text).toBe(where);
+  });
+
+  it('places a problem after many multi-byte characters at the right character', () => {
+    const where = `${"name = '€😀' AND ".repeat(2000)}pg_sleep(1) IS NOT NULL`;
+    const result = checkWhere(where);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => where.slice(p.offset, p.offset + 8))).toEqual(['pg_sleep']);
+  });
+
+  it('a deeply nested expression neither overflows the walk nor passes', () => {
+    const where = `${'('.repeat(500)}pg_sleep(1) IS NULL${')'.repeat(500)}`;
+    const result = checkWhere(where);
+    expect(result.ok).toBe(false);
+  });
+});
+
+describe('value expressions (anonymize)', () => {
+  beforeAll(() => loadParser());
+
+  it('accepts one expression and refuses writes and volatile calls in it', () => {
+    expect(checkValue("'user-' || md5(id::text)").ok).toBe(true);
+    expect(checkValue('gen_random_uuid()').ok).toBe(true);
+    const bad = checkValue("(SELECT set_config('session_replication_role', 'replica', true))");
+    expect(bad.ok ? [] : bad.problems.map((p) => p.message)).toEqual([expect.stringMatching(/^set_config\(\) is a volatile PostgreSQL function/)]);
+    expect(checkValue('1, 2').ok).toBe(false);
+  });
+});
