@@ -51,7 +51,28 @@ expect:
     query: SELECT count(*) FROM typed WHERE kind = 'target'
     equals: 0
 `;
-const FIXTURE = `CREATE TABLE typed (id serial PRIMARY KEY, kind text NOT NULL, c_text text, c_int integer, c_big bigint, c_num numeric,
+const COLUMNS = NAMES.map((n) => TYPES[n][3]);
+const PURGE = `version: 1
+name: typed-purge
+kind: purge
+params:
+${params}
+subject:
+  table: people
+  key: id
+  lookup:
+    - by: [${NAMES.join(', ')}]
+      where: ${NAMES.map((n) => `${TYPES[n][3]} = :${n}`).join(' AND ')}
+steps:
+  - table: people
+    where: id IN :subject
+`;
+/** people: the subject row holds every value; each decoy differs from it in one column only. */
+const PEOPLE = `CREATE TABLE people (id int PRIMARY KEY, kind text NOT NULL, ${COLUMNS.map((c, i) => `${c} ${['text', 'integer', 'bigint', 'numeric', 'uuid', 'boolean', 'date', 'timestamptz'][i]}`).join(', ')});
+INSERT INTO people VALUES (0, 'subject', ${NAMES.map((n) => TYPES[n][2]).join(', ')});
+${NAMES.map((n, k) => `INSERT INTO people VALUES (${k + 1}, 'decoy', ${NAMES.map((m) => (m === n ? TYPES[m][4] : TYPES[m][2])).join(', ')});`).join('\n')}`;
+const FIXTURE = `${PEOPLE}
+CREATE TABLE typed (id serial PRIMARY KEY, kind text NOT NULL, c_text text, c_int integer, c_big bigint, c_num numeric,
   c_uuid uuid, c_bool boolean, c_date date, c_ts timestamptz);
 ${NAMES.map((n) => `INSERT INTO typed (kind, ${TYPES[n][3]}) VALUES ('target', ${TYPES[n][2]}), ('decoy', ${TYPES[n][4]});`).join('\n')}`;
 
@@ -63,6 +84,7 @@ beforeAll(async () => {
   mkdirSync(join(project, 'policies'));
   writeFileSync(join(project, 'policies', 'typed-check.yaml'), CHECK);
   writeFileSync(join(project, 'policies', 'typed-cleanup.yaml'), CLEANUP);
+  writeFileSync(join(project, 'policies', 'typed-purge.yaml'), PURGE);
   const r = await purgekit(['compile'], { cwd: project });
   if (r.code !== 0) throw new Error(why(r));
 });
@@ -98,6 +120,20 @@ describe('param types: the same value arrives by every route', () => {
     expect(apply.code, why(apply)).toBe(0);
     expect(apply.json!.steps.map((s) => [s.outcome, s.rows])).toEqual(NAMES.map(() => ['removed', 1]));
     expect(await remaining(db)).toEqual(NAMES.map(() => 'decoy'));
+  });
+
+  it('purge: the lookup binds every type and finds the one subject row, not a decoy that differs in one column', async () => {
+    const db = await createTestDatabase(FIXTURE);
+    const plan = await purgekit(['plan', 'typed-purge', ...ARGS, '--connection', db.url, '--json'], { cwd: project });
+    expect(plan.code, why(plan)).toBe(0);
+    expect(plan.json!.subject).toMatchObject({ matched: 1 });
+    const apply = await purgekit(['apply', 'typed-purge', ...ARGS, '--confirm', '--connection', db.url, '--audit-log', tempAuditLog(), '--json'], { cwd: project });
+    expect(apply.code, why(apply)).toBe(0);
+    expect((await db.sql<{ kind: string }[]>`SELECT kind FROM people ORDER BY id`).map((r) => r.kind)).toEqual(NAMES.map(() => 'decoy'));
+    const rendered = await purgekit(['render', 'typed-purge', ...ARGS], { cwd: project });
+    const editor = await createTestDatabase(FIXTURE);
+    expect(await runSimpleQuery(editor.url, rendered.stdout)).toMatchObject({ ok: true });
+    expect((await editor.sql<{ kind: string }[]>`SELECT kind FROM people ORDER BY id`).map((r) => r.kind)).toEqual(NAMES.map(() => 'decoy'));
   });
 
   it('render, sent whole through the simple protocol (a web SQL editor): the check passes and the cleanup removes exactly the targets', async () => {
