@@ -42,6 +42,17 @@ describe('libpq URL parameters', () => {
     for (const spelling of [wrong, encodeURIComponent(wrong)]) expect(bad.stdout + bad.stderr).not.toContain(spelling);
   });
 
+  it('?password= is percent-decoded as libpq does: + stays +, %2B is +, %26 is &', () => {
+    for (const [query, password] of [['a+b', 'a+b'], ['a%2Bb%26c%3D', 'a+b&c='], ['%F0%9F%94%91', '\u{1F511}']] as const) {
+      const conn = connect(`postgres://u@127.0.0.1:1/db?password=${query}&sslmode=disable`);
+      expect((conn.sql.options as unknown as { pass: string }).pass).toBe(password);
+      expect(conn.secrets).toContain(password);
+      void conn.sql.end();
+    }
+    expect(() => connect('postgres://u@127.0.0.1:1/db?password=%zz')).toThrow(/malformed %-escape/);
+    expect(() => connect('postgres://u@127.0.0.1:1/db?password=%zz')).not.toThrow(/%zz/);
+  });
+
   it('options, application_name, user, dbname and sslmode=disable are applied', async () => {
     const db = await createTestDatabase();
     const u = new URL(db.url);

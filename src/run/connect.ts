@@ -86,7 +86,7 @@ function urlParameters(url: string, source: string): { base: string; settings: S
   const at = url.indexOf('?');
   if (at < 0) return { base: url, settings: envParameters() };
   const base = url.slice(0, at);
-  const params = new URLSearchParams(url.slice(at + 1));
+  const params = queryOf(url.slice(at + 1), source);
   const options: Record<string, unknown> = {};
   const connection: Record<string, string> = {};
   for (const [name, value] of params) {
@@ -142,6 +142,26 @@ function urlParameters(url: string, source: string): { base: string; settings: S
   return { base, settings: { options: { ...env.options, ...options }, connection: { ...env.connection, ...connection } } };
 }
 
+/**
+ * name=value pairs of a URL's query, percent-decoded as libpq does: a + stays a + (URLSearchParams
+ * would make it a space, and a password with a + in it would no longer match).
+ */
+function queryOf(query: string, source: string): [string, string][] {
+  return query
+    .split('&')
+    .filter((pair) => pair !== '')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const [name, value] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+      try {
+        return [decodeURIComponent(name), decodeURIComponent(value)];
+      } catch {
+        // Not the value: it may be the password.
+        throw new UsageError(`${source}: ${(URL_PARAMETERS as readonly string[]).includes(name) ? `the URL parameter ${name}` : 'a URL parameter'} has a malformed %-escape`);
+      }
+    });
+}
+
 /** The libpq variables the driver does not read itself. */
 function envParameters(): Settings {
   const env = process.env;
@@ -173,7 +193,12 @@ function secretsOf(url: string | undefined): string[] {
       const eq = raw.indexOf('=');
       if (eq < 0 || raw.slice(0, eq) !== 'password') continue;
       const encoded = raw.slice(eq + 1);
-      out.push(encoded, new URLSearchParams(raw).get('password') ?? '');
+      out.push(encoded);
+      try {
+        out.push(decodeURIComponent(encoded));
+      } catch {
+        /* malformed: refused by urlParameters, and the encoded form is redacted */
+      }
     }
   }
   return out.filter((s) => s.length > 0);
