@@ -77,12 +77,14 @@ describe('libpq URL parameters', () => {
     for (const [param, message] of [
       ['sslcert=/tmp/x.crt', /the URL parameter sslcert is not supported; purgekit understands password, user, dbname/],
       ['channel_binding=require', /channel_binding=require is not supported/],
+      ['password:S3cr3t-x', /a URL parameter is not supported/],
       ['sslmode=maybe', /sslmode=maybe is not one of disable, allow, prefer, require, verify-ca, verify-full/],
     ] as const) {
       const r = await purgekit(['counts', '--connection', `${db.url}?${param}`]);
       expect(r.code, `${param}: ${why(r)}`).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toContain(decodeURIComponent(new URL(db.url).password));
+      expect(r.stderr).not.toContain('S3cr3t');
     }
   });
 });

@@ -135,7 +135,8 @@ function urlParameters(url: string, source: string): { base: string; settings: S
         if (value !== 'prefer' && value !== 'disable') throw new UsageError(`${source}: channel_binding=${value} is not one of disable, prefer`);
         break;
       default:
-        throw new UsageError(`${source}: the URL parameter ${name} is not supported; purgekit understands ${URL_PARAMETERS.join(', ')}`);
+        // Only a name that looks like one is echoed: "?password:x" would print a password.
+        throw new UsageError(`${source}: ${/^[a-z_]{1,40}$/.test(name) ? `the URL parameter ${name}` : 'a URL parameter'} is not supported; purgekit understands ${URL_PARAMETERS.join(', ')}`);
     }
   }
   const env = envParameters();
