@@ -54,6 +54,8 @@ export function collectValues(policy: Policy, options: ValueOptions, pairs: read
             `pass valid UTF-8, or, if U+FFFD is really meant, write it as \\uFFFD with --param-escaped ${name}=...`,
         );
       }
+      const unstorable = textProblem(value);
+      if (unstorable) throw new UsageError(`--${kebab(name)}: ${unstorable}`);
       const problem = checkValue(param.type, value);
       if (problem) throw new UsageError(`--${kebab(name)}: ${param.personal ? 'the value' : JSON.stringify(value)} is not a valid ${param.type}: ${problem}`);
       params.set(name, value);
@@ -106,8 +108,8 @@ const MAX_NUMERIC_DIGITS = 1000;
  * what passes here never fails, or means something else, when the server casts it.
  */
 export function checkValue(type: ParamType, value: string): string | undefined {
-  if (value.includes('\0')) return 'it contains a NUL byte, which PostgreSQL text cannot hold';
-  if (!value.isWellFormed()) return 'it contains a lone UTF-16 surrogate (not valid Unicode)';
+  const unstorable = textProblem(value);
+  if (unstorable) return unstorable;
   if (type === 'text') return undefined;
   if (value === '') return 'the value is empty';
   if (value.trim() !== value) return 'remove the spaces around it';
@@ -135,6 +137,13 @@ export function checkValue(type: ParamType, value: string): string | undefined {
     case 'timestamptz':
       return checkDateTime(type, value);
   }
+}
+
+/** What no PostgreSQL text can hold, whatever the type. */
+function textProblem(value: string): string | undefined {
+  if (value.includes('\0')) return 'contains a NUL byte, which PostgreSQL text cannot hold';
+  if (!value.isWellFormed()) return 'contains a lone UTF-16 surrogate (not valid Unicode)';
+  return undefined;
 }
 
 function checkDateTime(type: 'date' | 'timestamptz', value: string): string | undefined {
