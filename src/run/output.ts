@@ -75,7 +75,7 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
     const changes = [`${t.deleted} deleted`, t.updated && `${t.updated} updated`, t.inserted && `${t.inserted} inserted`].filter(Boolean).join(', ');
     lines.push(`cascade: ${t.table}: ${changes} in all, ${t.removedBySteps} of them by steps (declared in cascades)`);
   }
-  for (const e of out.expectations) lines.push(`expect: ${e.name}: ${e.outcome === 'ok' ? paint(32, 'ok') : paint(31, e.outcome)} (${e.detail ?? ''})`);
+  for (const e of out.expectations) lines.push(`expect: ${e.name}: ${e.outcome === 'ok' ? paint(32, 'ok') : e.outcome === 'skipped' ? e.outcome : paint(31, e.outcome)} (${e.detail ?? ''})`);
   if (out.error && out.outcome === 'nothing-matched') lines.push(out.error.message);
   else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}` : ''}`));
   const verdict: Record<RunOutput['outcome'], string> = {
