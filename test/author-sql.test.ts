@@ -9,6 +9,8 @@ import { parsePolicyText } from '../src/load/loadPolicy.js';
 import { checkValue, checkWhere, MAX_FRAGMENT_BYTES } from '../src/sql/fragment.js';
 import { loadParser } from '../src/sql/parser.js';
 import { validatePolicy } from '../src/validate/validatePolicy.js';
+import { CORE_FUNCTIONS, VOLATILE_FUNCTIONS } from '../src/sql/volatileFunctions.js';
+import { createTestDatabase } from './harness/db.js';
 
 const policy = (where: string) => `version: 1\nname: big\nkind: cleanup\nsteps:\n  - table: sessions\n    where: ${where}\n`;
 
@@ -56,5 +58,17 @@ describe('value expressions (anonymize)', () => {
     const bad = checkValue("(SELECT set_config('session_replication_role', 'replica', true))");
     expect(bad.ok ? [] : bad.problems.map((p) => p.message)).toEqual([expect.stringMatching(/^set_config\(\) is a volatile PostgreSQL function/)]);
     expect(checkValue('1, 2').ok).toBe(false);
+  });
+});
+
+describe('the committed function list (scripts/function-list.ts)', () => {
+  it('covers the server under test: every volatile built-in is listed, every built-in is known', async () => {
+    const db = await createTestDatabase();
+    const rows = await db.sql<{ name: string; volatile: boolean }[]>`
+      SELECT proname AS name, bool_or(provolatile = 'v') AS volatile FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace GROUP BY 1`;
+    const [{ version }] = (await db.sql`SELECT current_setting('server_version') AS version`) as unknown as [{ version: string }];
+    const hint = `PostgreSQL ${version} is not covered: run scripts/function-list.ts against it and commit src/sql/volatileFunctions.ts`;
+    expect(rows.filter((r) => r.volatile && !VOLATILE_FUNCTIONS.has(r.name)).map((r) => r.name), hint).toEqual([]);
+    expect(rows.filter((r) => !CORE_FUNCTIONS.has(r.name)).map((r) => r.name), hint).toEqual([]);
   });
 });
