@@ -99,6 +99,7 @@ export function validatePolicy(file: LoadedFile): Validated {
   const allowFunctions = list(raw['allow_functions']).filter((f): f is string => typeof f === 'string');
   const sqlOptions: FragmentOptions = { allowFunctions };
   const calledFunctions: NonNullable<SqlFragment['functions']>[number][] = [];
+  let sqlInvalid = false;
 
   /** Parse a where/query, report its problems at their place in the YAML, check its references. */
   function fragment(path: readonly PathSegment[], check: (t: string, o: FragmentOptions) => FragmentResult, allowedParams = paramNames): SqlFragment | undefined {
@@ -106,6 +107,7 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (text === undefined) return undefined;
     const result = check(text, sqlOptions);
     if (!result.ok) {
+      sqlInvalid = true;
       // A long fragment can hold hundreds of the same mistake: the first few say enough.
       for (const p of result.problems.slice(0, MAX_SQL_PROBLEMS)) diagnostics.push({ ...sqlPosition(file, path, text, p.offset), message: `${describe(path)}: ${p.message}` });
       if (result.problems.length > MAX_SQL_PROBLEMS) report(path, `and ${result.problems.length - MAX_SQL_PROBLEMS} more problems in this SQL`);
@@ -244,7 +246,8 @@ export function validatePolicy(file: LoadedFile): Validated {
   if (kind === 'check' && raw['backup'] !== undefined) report(['backup'], 'a check policy removes nothing, so there is nothing to back up', true);
 
   // An opt-in must name a function the policy calls: a stale one would silently allow it later.
-  allowFunctions.forEach((name, i) => {
+  // (Only when every fragment parsed: an invalid one says nothing about what it calls.)
+  if (!sqlInvalid) allowFunctions.forEach((name, i) => {
     if (!calledFunctions.some((f) => isAllowed(f, [name]))) report(['allow_functions', i], `${name} is not called by any SQL of this policy: remove it`);
   });
 
