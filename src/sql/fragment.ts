@@ -43,6 +43,9 @@ const REF = /^[a-z][a-z0-9_]*$/;
  */
 const FORMATTER_NAME = /^[\p{Alphabetic}\p{Mark}_][\p{Alphabetic}\p{Mark}\p{Decimal_Number}_$]*$/u;
 
+/** A dollar-quoted string whose tag sql-formatter recognises. */
+const DOLLAR_TAG = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/;
+
 export function checkWhere(text: string, options: FragmentOptions = {}): FragmentResult {
   return check(text, 'where', options);
 }
@@ -108,7 +111,11 @@ function check(text: string, kind: Kind, options: FragmentOptions): FragmentResu
     } else if (token.tokenName === 'IDENT' && !token.text.startsWith('"') && !FORMATTER_NAME.test(token.text)) {
       const odd = [...token.text].find((ch, k) => !FORMATTER_NAME.test(k === 0 ? ch : `a${ch}`))!;
       const code = `U+${odd.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-      problems.push({ message: `the name ${token.text} contains ${code} (${JSON.stringify(odd)}), which only a quoted name may hold: write it quoted ("${token.text}", as the database spells it)`, offset: at });
+      // Unquoted, PostgreSQL folds ASCII letters only (in UTF-8): the same name, quoted.
+      const quoted = `"${token.text.replace(/[A-Z]/g, (c) => c.toLowerCase())}"`;
+      problems.push({ message: `the name ${token.text} contains ${code} (${JSON.stringify(odd)}), which only a quoted name may hold: write ${quoted}`, offset: at });
+    } else if (token.text.startsWith('$') && token.tokenName !== 'PARAM' && !DOLLAR_TAG.test(token.text)) {
+      problems.push({ message: 'a dollar-quote tag may hold ASCII letters, digits and _ only here (the SQL formatter reads no other): write $$...$$ or $tag$...$tag$', offset: at });
     } else if (token.text === ';') {
       problems.push({ message: `a ${kind} must be a single ${WHAT[kind]}: remove the ';' and what follows`, offset: at });
     } else if (token.text === '(') {

@@ -20,6 +20,7 @@ export type Validated = { ok: true; policy: Policy } | { ok: false; diagnostics:
 /** Reserved run-time names: :subject is the subject set; force_multi is the --force-multi switch. */
 const RESERVED = new Set(['subject', 'force_multi']);
 const MAX_IDENTIFIER_BYTES = 63;
+const MAX_SQL_PROBLEMS = 10;
 
 type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -98,6 +99,7 @@ export function validatePolicy(file: LoadedFile): Validated {
   const allowFunctions = list(raw['allow_functions']).filter((f): f is string => typeof f === 'string');
   const sqlOptions: FragmentOptions = { allowFunctions };
   const calledFunctions: NonNullable<SqlFragment['functions']>[number][] = [];
+  let sqlInvalid = false;
 
   /** Parse a where/query, report its problems at their place in the YAML, check its references. */
   function fragment(path: readonly PathSegment[], check: (t: string, o: FragmentOptions) => FragmentResult, allowedParams = paramNames): SqlFragment | undefined {
@@ -105,7 +107,10 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (text === undefined) return undefined;
     const result = check(text, sqlOptions);
     if (!result.ok) {
-      for (const p of result.problems) diagnostics.push({ ...sqlPosition(file, path, text, p.offset), message: `${describe(path)}: ${p.message}` });
+      sqlInvalid = true;
+      // A long fragment can hold hundreds of the same mistake: the first few say enough.
+      for (const p of result.problems.slice(0, MAX_SQL_PROBLEMS)) diagnostics.push({ ...sqlPosition(file, path, text, p.offset), message: `${describe(path)}: ${p.message}` });
+      if (result.problems.length > MAX_SQL_PROBLEMS) report(path, `and ${result.problems.length - MAX_SQL_PROBLEMS} more problems in this SQL`);
       return undefined;
     }
     for (const ref of referencesOf(result.fragment)) {
@@ -241,7 +246,8 @@ export function validatePolicy(file: LoadedFile): Validated {
   if (kind === 'check' && raw['backup'] !== undefined) report(['backup'], 'a check policy removes nothing, so there is nothing to back up', true);
 
   // An opt-in must name a function the policy calls: a stale one would silently allow it later.
-  allowFunctions.forEach((name, i) => {
+  // (Only when every fragment parsed: an invalid one says nothing about what it calls.)
+  if (!sqlInvalid) allowFunctions.forEach((name, i) => {
     if (!calledFunctions.some((f) => isAllowed(f, [name]))) report(['allow_functions', i], `${name} is not called by any SQL of this policy: remove it`);
   });
 
@@ -274,22 +280,47 @@ function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
   return ds.sort((a, b) => a.line - b.line || a.col - b.col);
 }
 
-/** Map a character offset in a SQL scalar back to the file, through block and quoted styles. */
+/**
+ * Map a character offset in a SQL scalar back to the file, through every scalar style: the value
+ * is walked alongside its source, skipping what YAML folds away (indentation, line breaks,
+ * quotes, escapes). One pass, and only up to the offset.
+ */
 function sqlPosition(file: LoadedFile, path: readonly PathSegment[], text: string, offset: number): Diagnostic {
   const base = locate(file, path);
   const found = scalarAt(file, path);
-  if (!found || !isScalar(found.node)) return base;
-  const before = text.slice(0, offset).split('\n');
-  const lineIndex = before.length - 1;
-  const column = before[lineIndex]!.length;
+  if (!found || !isScalar(found.node) || !found.node.range) return base;
   const type = (found.node as Scalar).type;
-  if (type === Scalar.BLOCK_LITERAL || type === Scalar.BLOCK_FOLDED) {
-    const contentStart = file.text.indexOf('\n', found.node.range![0]) + 1;
-    const firstLine = file.text.slice(contentStart).match(/^[ \t]*/)![0].length;
-    const { line } = file.lines.linePos(contentStart);
-    return { ...base, line: line + lineIndex, col: firstLine + column + 1 };
+  const src = file.text;
+  const end = found.node.range[1];
+  let s = found.node.range[0];
+  if (type === Scalar.BLOCK_LITERAL || type === Scalar.BLOCK_FOLDED) s = src.indexOf('\n', s) + 1;
+  else if (type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE) s += 1;
+  const isSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+  for (let v = 0; v < offset && s < end; ) {
+    const c = src[s];
+    if (type === Scalar.QUOTE_DOUBLE && c === '\\') {
+      const e = src[s + 1];
+      const width = e === 'x' ? 4 : e === 'u' ? 6 : e === 'U' ? 10 : 2;
+      if (e === '\n' || e === '\r') s += 2;
+      else {
+        s += width;
+        v += (e === 'U' ? 2 : 1);
+      }
+    } else if (type === Scalar.QUOTE_SINGLE && c === "'" && src[s + 1] === "'") {
+      s += 2;
+      v += 1;
+    } else if (c === text[v]) {
+      s += 1;
+      v += 1;
+    } else if (isSpace(c)) {
+      s += 1;
+    } else if (isSpace(text[v])) {
+      v += 1;
+    } else {
+      return base; // not aligned: a style this walk does not know
+    }
   }
-  if (lineIndex > 0) return base;
-  const quoted = type === Scalar.QUOTE_DOUBLE || type === Scalar.QUOTE_SINGLE ? 1 : 0;
-  return { ...base, col: base.col + quoted + column };
+  while (isSpace(src[s]) && !isSpace(text[offset]) && s < end) s += 1;
+  const { line, col } = file.lines.linePos(s);
+  return { ...base, line, col };
 }
