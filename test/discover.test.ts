@@ -176,8 +176,11 @@ describe('purgekit discover: the YAML', () => {
     const { yaml } = await discoverCommand({ connection: db.url, table: 'app.User', key: 'id' });
     expect(yaml).toMatch(/^schema: app$/m);
     expect(yaml).toMatch(/^ {2}- table: audit\.event_notes$/m);
-    expect(yaml).toContain('where: (event_id, event_at) IN (SELECT id, at FROM app.events WHERE "userId" IN :subject)');
-    expect(yaml).toContain(`"postId" IN (SELECT id FROM app."Post" WHERE "authorId" IN :subject)`);
+    // Each path is written once, in a set that later steps read (a composite key as a list).
+    expect(yaml).toContain(`  events:\n    table: events\n    key: [id, at]\n    where: '"userId" IN :subject'\n`);
+    expect(yaml).toContain('where: (event_id, event_at) IN :events');
+    expect(yaml).toContain(`  posts:\n    table: Post\n    key: id\n    where: '"authorId" IN :subject'\n`);
+    expect(yaml).toContain(`where: '"authorId" IN :subject OR "postId" IN :posts'`);
     expect(yaml).toMatch(/^ {2}id: \{ type: text, description: .*\}$/m);
   });
 

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
 import { dependencies, type BrokenKey, type Dependencies } from './graph.js';
 import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, resolveTable } from './resolve.js';
+import { keySets, type KeySets, type OwnedParent } from './sets.js';
 import { comment, scalar, sqlEntry, whereEntry } from './yaml.js';
 import { tuple, WhereClauses } from './where.js';
 
@@ -41,6 +42,8 @@ class Writer {
   private readonly schema: string;
   private readonly lines: string[] = [];
   private readonly preconditions: readonly { broken: BrokenKey; name: string }[];
+  private readonly sets: KeySets;
+  private readonly inline: WhereClauses;
 
   constructor(
     private readonly catalog: Catalog,
@@ -48,7 +51,10 @@ class Writer {
     private readonly options: DiscoverOptions,
     private readonly keyType: string,
   ) {
-    this.where = new WhereClauses(catalog, deps, options.key);
+    this.sets = keySets(catalog, deps, options.key, [paramNameOf(options.key)]);
+    this.where = new WhereClauses(catalog, deps, options.key, this.sets);
+    // What a DBA runs by hand before the run, when no set exists yet: every path spelled out.
+    this.inline = new WhereClauses(catalog, deps, options.key, { tables: new Map(), owned: [] });
     this.schema = deps.root.schema;
     this.preconditions = deps.broken.map((broken) => ({
       broken,
@@ -59,6 +65,7 @@ class Writer {
   text(): string {
     this.header();
     this.subject();
+    this.keySets();
     this.steps();
     this.expectations();
     this.guard();
@@ -119,6 +126,65 @@ class Writer {
       'steps:',
     );
     for (const table of this.deps.order) this.step(table);
+    for (const owned of this.sets.owned) this.ownedStep(owned);
+  }
+
+  private keySets(): void {
+    const tables = [...this.sets.tables.values()];
+    const captures = this.sets.owned.flatMap((o) => o.captures.map((c) => ({ owned: o, capture: c })));
+    if (!tables.length && !captures.length) return;
+    this.add(
+      '',
+      ...comment(
+        'Key sets, captured in this order after the subject and before any step, and locked like it: each names ' +
+          'the keys of rows being removed once, and later SQL reads it as :name instead of repeating the path.',
+        '',
+      ),
+      'sets:',
+    );
+    for (const set of tables) {
+      const key = set.key.length === 1 ? scalar(set.key[0]!) : `[${set.key.map((k) => scalar(k, 'flow')).join(', ')}]`;
+      this.add(`  ${set.name}:`, `    table: ${scalar(this.ref(set.table))}`, `    key: ${key}`);
+      this.add(...whereEntry(this.where.terms(set.table.qualified), '    '));
+    }
+    for (const { owned, capture } of captures) {
+      const fk = capture.fk;
+      const from = this.catalog.tables.get(fk.table)!;
+      this.add(
+        `  ${capture.name}:`,
+        `    description: ${scalar(`The ${owned.table.qualified} rows that removed ${fk.table} rows point at, remembered before they go.`)}`,
+        `    table: ${scalar(this.ref(from))}`,
+        `    key: ${fk.columns.length === 1 ? scalar(fk.columns[0]!) : `[${fk.columns.map((k) => scalar(k, 'flow')).join(', ')}]`}`,
+      );
+      this.add(...whereEntry(this.where.stepTerms(fk.table), '    '));
+    }
+  }
+
+  /** The rows of an owned parent that removed rows pointed at, once nothing references them. */
+  private ownedStep(owned: OwnedParent): void {
+    const table = owned.table;
+    const notes: string[] = [];
+    const via = owned.captures.map((c) => `${c.fk.table}.${columnList(c.fk.columns)}`).join(', ');
+    if (!owned.oneToOne) {
+      notes.push(
+        `${table.qualified} is referenced only from tables this policy purges (${via}), so rows the purge leaves ` +
+          'unreferenced are removed. If it is a shared lookup table, delete this step and its sets.',
+      );
+    }
+    const alias = 'r';
+    const target = quoteIdent(table.name);
+    const unreferenced = owned.referencedBy.map((fk) => {
+      const join = fk.columns.map((c, i) => `${alias}.${quoteIdent(c)} = ${target}.${quoteIdent(fk.referencedColumns[i]!)}`).join(' AND ');
+      return `NOT EXISTS (SELECT FROM ${fk.table} AS ${alias} WHERE ${join})`;
+    });
+    const pointed = owned.captures.map((c) => `${tuple(c.fk.referencedColumns.map(quoteIdent))} IN :${c.name}`);
+    const first = pointed.length === 1 ? pointed[0]! : `(${pointed.join(' OR ')})`;
+    this.add('');
+    for (const note of notes) this.add(...comment(note, '  '));
+    this.add(`  - table: ${scalar(this.ref(table))}`);
+    const kind = owned.oneToOne ? 'one per referencing row' : 'referenced only from purged tables';
+    this.add(`    description: ${scalar(`Rows that removed rows pointed at through ${via} (${kind}), once no foreign key points at them any more.`)}`);
+    this.add(...sqlEntry('where', [first, ...unreferenced].join(' AND '), [first, ...unreferenced.map((u) => `AND ${u}`)], '    '));
   }
 
   private step(table: Table): void {
@@ -166,7 +232,7 @@ class Writer {
       ? ` Rows pointing at a removed row through ${self.map((fk) => `${columnList(fk.columns)}${action(fk)}`).join(' or ')} (a self-reference) go in the same statement, recursively.`
       : '';
     this.add(`    description: ${scalar(description + recursive)}`);
-    this.add(...whereEntry(this.where.terms(table.qualified), '    '));
+    this.add(...whereEntry(this.where.stepTerms(table.qualified), '    '));
     const cascades = [...new Set(detached.map((fk) => fk.table))].sort().map((t) => this.ref(this.catalog.tables.get(t)!));
     if (cascades.length) this.add(`    cascades: [${cascades.map((c) => scalar(c, 'flow')).join(', ')}]`);
   }
@@ -214,7 +280,7 @@ class Writer {
         'row, then every row pointing at those, and so on: rows that are not the subject\'s. So it is not followed.';
     const counted = earlier ? `rows that ${fk.table === fk.references ? 'the same step' : 'an earlier step'} removes do not count` : 'the subject\'s own rows count too';
     const nullable = fk.columns.filter((c) => this.catalog.tables.get(fk.table)?.columns.find((col) => col.name === c)?.nullable !== false);
-    const update = `UPDATE ${fk.table} SET ${nullable.map((c) => `${quoteIdent(c)} = NULL`).join(', ')} WHERE ${this.where.blocking(fk)};`;
+    const update = `UPDATE ${fk.table} SET ${nullable.map((c) => `${quoteIdent(c)} = NULL`).join(', ')} WHERE ${this.inline.blocking(fk)};`;
     return (
       `${what} Rows pointing through it at a removed row (${counted}) must be detached before the run, and a policy ` +
       `cannot set them NULL (steps only delete). Run first, with :subject the ${this.options.key} values being purged:\n  ${update}`
