@@ -116,7 +116,8 @@ export const stepOrder: Rule = (ctx, policy, file) => {
  * one parent does not remove the rows that reference another).
  *
  * PK-L005: a column named like the subject's key (see keyLikeNames) with no foreign key, in a
- * table no step removes from: its rows may belong to the subject, and nothing checks it.
+ * table whose rows the plan does not remove (no step, no ON DELETE CASCADE; a table declared in
+ * cascades for a SET NULL keeps its rows): they may belong to the subject, and nothing checks it.
  *
  * Both only when the plan removes the subject's rows: a purge that keeps the subject
  * (expire-sessions) leaves nothing dangling.
@@ -159,9 +160,11 @@ export const coverage: Rule = (ctx, policy, file) => {
     out.push(diagnostic(file, ['subject', 'table'], 'PK-L004', message));
   }
 
+  // A table declared in cascades only because a SET NULL key reaches it keeps its rows: its
+  // unlinked key-like columns still hold the subject's ids, so only removed tables are skipped.
   const names = keyLikeNames(catalog.tables.get(subject)!.name, s.key);
   for (const t of catalog.tables.values()) {
-    if (t.qualified === subject || stepTables.has(t.qualified) || declared.has(t.qualified)) continue;
+    if (t.qualified === subject || stepTables.has(t.qualified) || removed.has(t.qualified)) continue;
     for (const column of t.columns) {
       if (!names.has(normalize(column.name))) continue;
       if (catalog.foreignKeys.some((fk) => fk.table === t.qualified && fk.columns.includes(column.name))) continue;
