@@ -10,7 +10,7 @@ import type postgres from 'postgres';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { readCatalog, type Catalog, type ForeignKey } from '../src/catalog/catalog.js';
 import { compileCommand } from '../src/commands/compile.js';
-import { discoverCommand } from '../src/commands/discover.js';
+import { discoverCommand, schemaRef } from '../src/commands/discover.js';
 import { runCommand } from '../src/commands/run.js';
 import { discover } from '../src/discover/discover.js';
 import { paramNameOf } from '../src/discover/resolve.js';
@@ -260,6 +260,20 @@ describe('purgekit discover: usage errors', () => {
     expect(result.path).toBe(out);
     expect(readFileSync(out, 'utf8')).toBe(result.yaml);
     await expect(discoverCommand({ connection: db.url, table: 'User', key: 'id', out })).rejects.toThrow(/exists; discover does not overwrite/);
+  });
+
+  it('points editors at the schema of the purgekit that wrote it, relative to the file written', async () => {
+    const db = await createTestDatabase(loadFixture('seeded'));
+    const dir = tempDir();
+    mkdirSync(join(dir, 'db', 'policies'), { recursive: true });
+    const out = join(dir, 'db', 'policies', 'purge-user.yaml');
+    const { yaml } = await discoverCommand({ connection: db.url, table: 'User', key: 'id', out });
+    const ref = /^# yaml-language-server: \$schema=(.+)$/m.exec(yaml)![1]!;
+    expect(existsSync(join(dirname(out), ref)), ref).toBe(true);
+    expect(readFileSync(join(dirname(out), ref), 'utf8')).toBe(readFileSync(join(ROOT, 'schema', 'policy.schema.json'), 'utf8'));
+    // Printed to stdout: relative to a file in ./policies of the working directory.
+    expect(schemaRef(undefined, join(ROOT))).toBe('../schema/policy.schema.json');
+    expect(schemaRef(undefined, join(ROOT, 'demo'))).toBe('../../schema/policy.schema.json');
   });
 });
 

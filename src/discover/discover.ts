@@ -16,6 +16,11 @@ export interface DiscoverOptions {
   readonly name: string;
   /** Schema of a bare `table` (default public). */
   readonly schema?: string;
+  /**
+   * Where editors find the policy schema, relative to the policy file (the yaml-language-server
+   * comment); default ../schema/policy.schema.json. The command passes the installed package's.
+   */
+  readonly schemaRef?: string;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
@@ -78,7 +83,7 @@ class Writer {
 
   private header(): void {
     const root = this.deps.root;
-    this.add('# yaml-language-server: $schema=../schema/policy.schema.json');
+    this.add(`# yaml-language-server: $schema=${this.options.schemaRef ?? '../schema/policy.schema.json'}`);
     this.add(
       ...comment(
         `Written by \`purgekit discover --table ${root.schema}.${root.name} --key ${this.options.key}\` from the live catalog: ` +
