@@ -41,3 +41,17 @@ export async function cascadeReach(sql: postgres.Sql, stepTables: readonly strin
     ORDER BY 1, 2, 3`;
   return rows.map((r) => ({ table: r.table, from: r.from, constraint: r.constraint, action: r.action as Reach['action'] }));
 }
+
+/**
+ * The reach that can surprise a run: a table an earlier step already removes from is left out
+ * when its rows go before the table they reference loses any (children first, as discover writes
+ * and lint's PK-L011 assumes): by then the cascade or SET NULL finds nothing to change. `steps` is
+ * the plan's step tables in run order. A table reached through one without a step is kept.
+ */
+export function surprisingReach(reach: readonly Reach[], steps: readonly string[]): Reach[] {
+  return reach.filter((r) => {
+    const parent = steps.indexOf(r.from);
+    const child = steps.indexOf(r.table);
+    return parent < 0 || child < 0 || child > parent;
+  });
+}
