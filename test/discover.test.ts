@@ -60,7 +60,7 @@ interface Case {
   /** What the DBA runs first, as the generated precondition's comment says. */
   readonly before?: string;
   /** Rows each step must remove (by the report), when the case pins them. */
-  readonly steps?: readonly [string, number][];
+  readonly steps?: readonly [string, number | null][];
 }
 
 const CASES: readonly Case[] = [
@@ -79,6 +79,8 @@ const CASES: readonly Case[] = [
   // Inheritance (application_logs_archive), sub-partitions (usage_events), SET NULL (application_logs).
   { fixture: 'supabase', table: 'clients', key: 'id', value: '1' },
   { fixture: 'supabase', table: 'users', key: 'id', value: '1' },
+  // Foreign keys declared on each partition of payment, folded into one edge each.
+  { fixture: 'pagila-shaped', table: 'customer', key: 'customer_id', value: '1', steps: [['public.payment', 3], ['public.rental', 2], ['public.customer', 1], ['public.staff', null]] },
   {
     fixture: 'edge', table: 'accounts', key: 'email', value: 'a@example.com',
     steps: [['public.folders', 2], ['public.parts', 3], ['public.messages', 4], ['public.shares', 1], ['public.threads', 1], ['public.accounts', 1]],
@@ -182,6 +184,17 @@ describe('purgekit discover: the YAML', () => {
     expect(yaml).toContain(`  posts:\n    table: Post\n    key: id\n    where: '"authorId" IN :subject'\n`);
     expect(yaml).toContain(`where: '"authorId" IN :subject OR "postId" IN :posts'`);
     expect(yaml).toMatch(/^ {2}id: \{ type: text, description: .*\}$/m);
+  });
+
+  it('pagila: a key declared on each partition is one edge of the partitioned table, written once', async () => {
+    const db = await createTestDatabase(loadFixture('pagila-shaped'));
+    const { yaml } = await discoverCommand({ connection: db.url, table: 'customer', key: 'customer_id' });
+    expect(yaml).toContain('    description: References public.customer by customer_id; public.rental by rental_id.\n    where: customer_id IN :subject OR rental_id IN :rentals\n');
+    expect(yaml.match(/No index covers customer_id/g)).toHaveLength(1);
+    expect(yaml).toContain('# Partitioned: the delete reaches its 6 partitions (public.payment_p2022_01 to');
+    // staff is only referenced from purged tables but is no 1:1 row: a lookup table, removed only on request.
+    expect(yaml).toContain('  remove_unreferenced_staff: { default: false,');
+    expect(yaml).toMatch(/- table: staff\n(.*\n)+? {4}if: remove_unreferenced_staff\n/);
   });
 
   it('maps the key column type to the param type', async () => {

@@ -107,7 +107,24 @@ class Writer {
     const description = `${this.deps.root.qualified}.${quoteIdent(key)} of the rows to purge`;
     this.add('', 'params:');
     if (!type) this.add(...comment(`${key} is ${this.keyType}, which is not a param type: the value is given as text and cast.`, '  '));
-    this.add(`  ${param}: { type: ${type ?? 'text'}, description: ${scalar(description, 'flow')} }`, '', 'subject:');
+    this.add(`  ${param}: { type: ${type ?? 'text'}, description: ${scalar(description, 'flow')} }`);
+    const optIn = this.sets.owned.filter((o) => !o.oneToOne);
+    if (optIn.length) {
+      this.add(
+        '',
+        ...comment(
+          'Tables only the purged rows point at, but not 1:1: they may be shared lookup tables (a staff list, countries). ' +
+            'Their unreferenced rows are removed only when the flag is given (--remove-unreferenced-...) or its default set true.',
+          '',
+        ),
+        'flags:',
+      );
+      for (const owned of optIn) {
+        const text = `Also remove the ${owned.table.qualified} rows the purged rows pointed at that nothing references any more`;
+        this.add(`  ${ownedFlag(owned)}: { default: false, description: ${scalar(text, 'flow')} }`);
+      }
+    }
+    this.add('', 'subject:');
     this.add(`  table: ${scalar(this.ref(this.deps.root))}`, `  key: ${scalar(key)}`, '  lookup:', `    - by: [${param}]`);
     const lookup = type ? `${quoteIdent(key)} = :${param}` : `${quoteIdent(key)} = CAST(:${param} AS ${this.keyType})`;
     this.add(`      where: ${scalar(lookup)}`);
@@ -172,8 +189,8 @@ class Writer {
     const via = owned.captures.map((c) => `${c.fk.table}.${columnList(c.fk.columns)}`).join(', ');
     if (!owned.oneToOne) {
       notes.push(
-        `${table.qualified} is referenced only from tables this policy purges (${via}), so rows the purge leaves ` +
-          'unreferenced are removed. If it is a shared lookup table, delete this step and its sets.',
+        `${table.qualified} is referenced only from tables this policy purges (${via}), but not 1:1: it may be a shared ` +
+          `lookup table, so this step runs only with flag ${ownedFlag(owned)}. If it is one, delete this step and its sets.`,
       );
     }
     const alias = 'r';
@@ -190,6 +207,7 @@ class Writer {
     const kind = owned.oneToOne ? 'one per referencing row' : 'referenced only from purged tables';
     this.add(`    description: ${scalar(`Rows that removed rows pointed at through ${via} (${kind}), once no foreign key points at them any more.`)}`);
     this.add(...sqlEntry('where', [first, ...unreferenced].join(' AND '), [first, ...unreferenced.map((u) => `AND ${u}`)], '    '));
+    if (!owned.oneToOne) this.add(`    if: ${ownedFlag(owned)}`);
   }
 
   private step(table: Table): void {
@@ -207,12 +225,17 @@ class Writer {
       );
     }
     for (const fk of [...parents, ...self].filter((p) => !p.indexed)) {
-      notes.push(
-        `No index covers ${columnList(fk.columns)}: this step and the delete from ${fk.references} scan ${table.qualified}. ` +
-          `Consider CREATE INDEX CONCURRENTLY ON ${table.qualified} (${fk.columns.map(quoteIdent).join(', ')});`,
-      );
+      // CREATE INDEX CONCURRENTLY cannot build a partitioned table's index; lint prints the statements.
+      const fix = table.partitioned
+        ? `Consider an index on (${fk.columns.map(quoteIdent).join(', ')}) of ${table.qualified} and each of its partitions (purgekit lint prints the statements).`
+        : `Consider CREATE INDEX CONCURRENTLY ON ${table.qualified} (${fk.columns.map(quoteIdent).join(', ')});`;
+      notes.push(`No index covers ${columnList(fk.columns)}: this step and the delete from ${fk.references} scan ${table.qualified}. ${fix}`);
     }
-    if (table.partitioned) notes.push(`Partitioned: the delete reaches its partitions (${table.partitions.join(', ')}).`);
+    if (table.partitioned) {
+      const parts = table.partitions;
+      const listed = parts.length > 4 ? `${parts.length} partitions (${parts[0]} to ${parts[parts.length - 1]})` : `partitions (${parts.join(', ')})`;
+      notes.push(`Partitioned: the delete reaches its ${listed}.`);
+    }
     for (const fk of detached) {
       const effect = fk.onDelete === 'set null' ? 'NULL' : 'to its default';
       const itself = fk.table === table.qualified ? ' (a self-reference)' : '';
@@ -309,6 +332,11 @@ class Writer {
     }
     return table.schema === this.schema ? table.name : `${table.schema}.${table.name}`;
   }
+}
+
+/** The opt-in flag of an owned parent that is not 1:1. */
+function ownedFlag(owned: OwnedParent): string {
+  return `remove_unreferenced_${paramNameOf(owned.table.name)}`.slice(0, 63).replace(/_+$/, '');
 }
 
 function columnList(columns: readonly string[]): string {

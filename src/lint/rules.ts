@@ -8,7 +8,7 @@ import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
 import { volatileFunctions } from './volatileFunctions.js';
 import {
-  blocks, createIndexFix, deleteReach, fkKey, fkText, pathText, policyRef, removedBy, resolveTable, type LintContext,
+  blocks, createIndexFix, createIndexFixSummary, deleteReach, fkKey, fkText, pathText, policyRef, removedBy, resolveTable, type LintContext,
 } from './graph.js';
 
 /**
@@ -220,7 +220,7 @@ export const unindexedForeignKeys: Rule = (ctx, policy, file) => {
           file,
           stepPath(step),
           'PK-L006',
-          `${fk.table} has no index on (${columns}), its foreign key ${quoteIdent(fk.name)} to ${fk.references}: every row this step removes from ${fk.references}${via.length ? ` (by ON DELETE CASCADE: ${pathText(step.table, via)})` : ''} makes PostgreSQL scan ${fk.table} for rows referencing it; fix: ${createIndexFix(ctx.catalog, fk)}`,
+          `${fk.table} has no index on (${columns}), its foreign key ${quoteIdent(fk.name)} to ${fk.references}: every row this step removes from ${fk.references}${via.length ? ` (by ON DELETE CASCADE: ${pathText(step.table, via)})` : ''} makes PostgreSQL scan ${fk.table} for rows referencing it; fix: ${(ctx.verbose ? createIndexFix : createIndexFixSummary)(ctx.catalog, fk)}`,
         ),
       );
     }
