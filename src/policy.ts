@@ -93,6 +93,8 @@ export interface Preserve {
 
 export interface Wipe {
   readonly tables: readonly TableName[];
+  /** Unlisted tables the cascade is expected to empty too (reviewed): lint accepts them. */
+  readonly reach: readonly TableName[];
   readonly restartIdentity: boolean;
   readonly cascade: boolean;
 }

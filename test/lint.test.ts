@@ -348,7 +348,7 @@ describe('PK-L007 / PK-L008 / PK-L009 wipe reach', () => {
       {
         file: r.file, line: 6, col: 20, rule: 'PK-L008', severity: 'warning',
         message:
-          'TRUNCATE ... CASCADE also empties app."Comment", which is not listed: app."Post" <- app."Comment" ("Comment_postId_fkey"); list it in wipe.tables if that is intended, or add it to keep to make the wipe refuse',
+          'TRUNCATE ... CASCADE also empties app."Comment", which is not listed: app."Post" <- app."Comment" ("Comment_postId_fkey"); list it in wipe.tables or wipe.reach if that is intended, or add it to keep to make the wipe refuse',
       },
       {
         file: r.file, line: 7, col: 8, rule: 'PK-L007', severity: 'error',
@@ -356,6 +356,13 @@ describe('PK-L007 / PK-L008 / PK-L009 wipe reach', () => {
           "the wipe's TRUNCATE ... CASCADE empties this keep table: app.events <- audit.event_notes (event_notes_event_id_event_at_fkey); the script refuses with PK007. Take app.events out of the wipe, or change the foreign key",
       },
     ]);
+  });
+
+  it('is quiet about a reach the author reviewed (wipe.reach), not about a keep table', async () => {
+    const db = await fixture();
+    expect((await lint(db, wipe('wipe:\n  tables: [Post]\n  reach: [Comment]\n'))).diagnostics).toEqual([]);
+    const kept = await lint(db, wipe('wipe:\n  tables: [events]\n  reach: [audit.event_notes]\nkeep: [audit.event_notes]\n'));
+    expect(rulesOf(kept)).toEqual(['PK-L007']);
   });
 
   it('is quiet when every table reached is listed and no keep table is reached', async () => {

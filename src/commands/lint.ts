@@ -40,7 +40,7 @@ export async function lintCommand(options: LintOptions): Promise<{ output: strin
     }
     const { errors, warnings } = count(diagnostics);
     const exitCode = errors || (options.strict && warnings) ? LINT_FAILED : ExitCode.ok;
-    return { output: report(options.reporter, diagnostics, { policies: policies.length }), exitCode };
+    return { output: report(options.reporter, diagnostics, { policies: policies.length, verbose: options.verbose === true }), exitCode };
   } finally {
     await conn.sql.end({ timeout: 5 });
   }

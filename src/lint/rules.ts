@@ -266,6 +266,7 @@ export const wipeReach: Rule = (ctx, policy, file) => {
     const table = resolveTable(catalog, t);
     if (table && !keep.has(table)) keep.set(table, k);
   });
+  const accepted = new Set(w.reach.flatMap((t) => resolveTable(catalog, t) ?? []));
   const reach = new Map<string, { i: number; from: string; path: readonly ForeignKey[] }>();
   for (const l of listed) {
     for (const d of dependents(catalog, l.table)) {
@@ -285,13 +286,13 @@ export const wipeReach: Rule = (ctx, policy, file) => {
           `the wipe's TRUNCATE ... CASCADE empties this keep table: ${pathText(r.from, r.path)}; the script refuses with PK007. Take ${r.from} out of the wipe, or change the foreign key`,
         ),
       );
-    } else {
+    } else if (!accepted.has(table)) {
       out.push(
         diagnostic(
           file,
           ['wipe', 'tables', r.i],
           'PK-L008',
-          `TRUNCATE ... CASCADE also empties ${table}, which is not listed: ${pathText(r.from, r.path)}; list it in wipe.tables if that is intended, or add it to keep to make the wipe refuse`,
+          `TRUNCATE ... CASCADE also empties ${table}, which is not listed: ${pathText(r.from, r.path)}; list it in wipe.tables or wipe.reach if that is intended, or add it to keep to make the wipe refuse`,
         ),
       );
     }

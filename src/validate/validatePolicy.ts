@@ -254,7 +254,8 @@ export function validatePolicy(file: LoadedFile): Validated {
       if (keep.some(same)) report(['wipe', 'tables', i], `"${t.name}" is also in keep: a table cannot be both wiped and kept`);
       if (tables.findIndex(same) < i) report(['wipe', 'tables', i], `"${t.name}" is listed twice`);
     });
-    wipe = { tables, restartIdentity: w['restart_identity'] !== false, cascade: w['cascade'] !== false };
+    const reach = list(w['reach']).map((t, i) => table(['wipe', 'reach', i], t));
+    wipe = { tables, reach, restartIdentity: w['restart_identity'] !== false, cascade: w['cascade'] !== false };
   } else if (kind === 'wipe') {
     report([], 'a wipe policy needs wipe: { tables: [...] }');
   }
