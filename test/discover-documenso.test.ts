@@ -51,7 +51,9 @@ describe('purgekit discover: a documenso-shaped schema', () => {
     expect(run.exitCode, run.log).toBe(0);
     // Except the owned parents' steps: in a dry run nothing was deleted, so every row is still referenced.
     const owned = ['AvatarImage', 'DocumentData', 'DocumentMeta', 'OrganisationClaim', 'OrganisationGlobalSettings', 'TeamGlobalSettings'].map((t) => `public."${t}"`);
-    expect(plan.output.steps.map((s) => [s.table, s.rows])).toEqual(run.output.steps.map((s) => [s.table, owned.includes(s.table) ? 0 : s.rows]));
+    expect(plan.output.steps.map((s) => [s.table, s.rows])).toEqual(run.output.steps.map((s) => [s.table, owned.includes(s.table) && s.rows !== null ? 0 : s.rows]));
+    // AvatarImage is referenced only from purged tables but not 1:1 (it could be a shared lookup table): opt-in.
+    expect(run.output.steps.find((s) => s.table === 'public."AvatarImage"')).toMatchObject({ outcome: 'skipped', rows: null });
     expect(run.output.steps.find((s) => s.table === 'public."DocumentData"')?.rows).toBe(5);
     expect(await orphans(db)).toEqual(before);
     // What alice's rows pointed at and nobody else does is gone; what others still use stays.
@@ -63,6 +65,16 @@ describe('purgekit discover: a documenso-shaped schema', () => {
     expect(await db.sql`SELECT id FROM "User" ORDER BY id`).toEqual([{ id: 2 }, { id: 3 }]);
     expect(await db.sql`SELECT id FROM "Envelope" ORDER BY id`).toEqual([{ id: 'e4' }]);
     expect(await db.sql`SELECT id FROM "Folder" ORDER BY id`).toEqual([{ id: 'f4' }]);
+  });
+
+  it('an owned parent that is not 1:1 goes only on request, and a row someone else uses stays', async () => {
+    const db = await createTestDatabase(loadFixture('documenso-shaped'));
+    const { yaml } = await discoverCommand({ connection: db.url, table: 'User', key: 'id' });
+    const dir = await project(yaml);
+    const run = await apply(dir, db, { id: '1', 'remove-unreferenced-avatar-image': true });
+    expect(run.exitCode, run.log).toBe(0);
+    // o1's logo went with o1 and t1; the image alice shares with carol stays, and so does bob's.
+    expect(await db.sql`SELECT id FROM "AvatarImage" ORDER BY id`).toEqual([{ id: 'av_bob' }, { id: 'av_shared' }]);
   });
 
   it('writes each path once: the generated SQL stays short', async () => {
@@ -98,7 +110,7 @@ async function project(yaml: string): Promise<string> {
   return dir;
 }
 
-async function apply(dir: string, db: TestDb, values: Record<string, string>, command: 'plan' | 'apply' = 'apply') {
+async function apply(dir: string, db: TestDb, values: Record<string, string | boolean>, command: 'plan' | 'apply' = 'apply') {
   const log: string[] = [];
   const name = readdirSync(join(dir, 'policies'))[0]!.replace(/\.yaml$/, '');
   const { output, exitCode } = await runCommand(command, {
