@@ -43,15 +43,16 @@ export async function cascadeReach(sql: postgres.Sql, stepTables: readonly strin
 }
 
 /**
- * The reach that can surprise a run: a table an earlier step already removes from is left out
- * when its rows go before the table they reference loses any (children first, as discover writes
- * and lint's PK-L011 assumes): by then the cascade or SET NULL finds nothing to change. `steps` is
- * the plan's step tables in run order. A table reached through one without a step is kept.
+ * Whether the reached table has a step of its own that runs no later than the first step on the
+ * table it references (children first, as discover writes and lint's PK-L011 assumes; the same
+ * step for a self-reference): then the cascade or SET NULL can only change rows that step leaves
+ * behind, none when its where covers every row pointing at a removed one. `steps` is the plan's
+ * step tables in run order.
  */
-export function surprisingReach(reach: readonly Reach[], steps: readonly string[]): Reach[] {
-  return reach.filter((r) => {
+export function withOwnStep(reach: readonly Reach[], steps: readonly string[]): (Reach & { readonly ownStep: boolean })[] {
+  return reach.map((r) => {
     const parent = steps.indexOf(r.from);
     const child = steps.indexOf(r.table);
-    return parent < 0 || child < 0 || child > parent;
+    return { ...r, ownStep: parent >= 0 && child >= 0 && child <= parent };
   });
 }
