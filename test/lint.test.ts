@@ -163,6 +163,14 @@ steps:
     expect(r.exitCode).toBe(1);
   });
 
+  it('errors on the table of a set that is absent', async () => {
+    const db = await fixture();
+    const sets = USER.replace('steps:\n', 'sets:\n  posts: { table: Posts, key: id, where: \'"authorId" IN :subject\' }\nsteps:\n');
+    expect(sets).not.toBe(USER);
+    const r = await lint(db, sets);
+    expect(ofRule(r, 'PK-L001').map((d) => d.message)).toEqual(['sets.posts.table: table app."Posts" does not exist (did you mean Post?); the script fails with PK008']);
+  });
+
   it('finds tables in other schemas, partitions and a table created after the policy', async () => {
     const db = await fixture();
     await db.sql.unsafe('CREATE TABLE app.later (id int)');

@@ -49,6 +49,7 @@ export const missingTables: Rule = (ctx, policy, file) => {
     out.push(diagnostic(file, path, 'PK-L001', `${describe(path)}: table ${qualified(t)} does not exist${hint ? ` (did you mean ${hint}?)` : ''}; ${consequence}`, severity));
   };
   if (policy.subject) check(policy.subject.table, ['subject', 'table'], 'the script fails with PK008');
+  policy.sets.forEach((set) => check(set.table, ['sets', set.name, 'table'], 'the script fails with PK008'));
   policy.steps.forEach((s, i) => {
     if (!s.optional) check(s.table, ['steps', i, 'table'], 'the script fails with PK008 (optional: true skips a step whose table is absent)');
     s.cascades.forEach((c, j) => check(c, ['steps', i, 'cascades', j], 'a change to the table meant here would count as unplanned', 'warning'));
