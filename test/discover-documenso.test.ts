@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compileCommand } from '../src/commands/compile.js';
 import { discoverCommand } from '../src/commands/discover.js';
+import { renderCommand } from '../src/commands/render.js';
 import { runCommand } from '../src/commands/run.js';
 import { loadParser } from '../src/sql/parser.js';
 import { validateFiles } from '../src/validate/validateFiles.js';
-import { createTestDatabase, loadFixture, type TestDb } from './harness/db.js';
+import { createTestDatabase, loadFixture, runSimpleQuery, type TestDb } from './harness/db.js';
 
 beforeAll(() => loadParser());
 
@@ -76,6 +77,19 @@ describe('purgekit discover: a documenso-shaped schema', () => {
     expect(run.exitCode, run.log).toBe(0);
     // o1's logo went with o1 and t1; the image alice shares with carol stays, and so does bob's.
     expect(await db.sql`SELECT id FROM "AvatarImage" ORDER BY id`).toEqual([{ id: 'av_bob' }, { id: 'av_shared' }]);
+  });
+
+  it('the standalone script (rendered, run as one simple-protocol batch like psql) does the same', async () => {
+    const db = await createTestDatabase(loadFixture('documenso-shaped'));
+    const { yaml } = await discoverCommand({ connection: db.url, table: 'User', key: 'id' });
+    const dir = await project(yaml);
+    const script = await renderCommand('purge-user', { policiesDir: join(dir, 'policies'), values: { id: '1' }, pairs: [] });
+    const before = await orphans(db);
+    const result = await runSimpleQuery(db.url, script);
+    expect(result.ok, JSON.stringify(result)).toBe(true);
+    expect(await orphans(db)).toEqual(before);
+    expect(await db.sql`SELECT id FROM "DocumentMeta" ORDER BY id`).toEqual([{ id: 'm4' }, { id: 'm_orphan' }]);
+    expect(await db.sql`SELECT id FROM "User" ORDER BY id`).toEqual([{ id: 2 }, { id: 3 }]);
   });
 
   it('writes each path once: the generated SQL stays short', async () => {
