@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-sets (purge)
 -- Source:      policy.yaml, sha256 964e931dc56226564953f7229b1137225d22a323f006f8c6d7e8b6301e8a229e
--- Checksum:    sha256 a5b953d4d4cd02fdb0b8e6445b5c17f4690b7734991dc3b429774b6478b2263e (this file without this line)
+-- Checksum:    sha256 93d6d8f609c6cdf63956709eb508516f557f69837d1c239d548405298da34700 (this file without this line)
 --
 -- Steps, in order:
 --   1. public.event_notes
@@ -35,6 +35,10 @@ CREATE TEMP TABLE purgekit_report (
   detail text,
   mark bigint -- bookkeeping of the checks, not shown
 );
+
+-- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
+CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
+SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Parameters: the only values this script reads. NULL means not given.
 --   user_id (integer)
@@ -242,6 +246,23 @@ BEGIN
   INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 4', 'public.users', 'removed', _removed, NULL);
 END
 $step$;
+
+-- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
+DO $check$
+#variable_conflict use_column
+DECLARE
+  _changed text;
+BEGIN
+  SELECT concat_ws(', ',
+    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+  ) INTO _changed FROM pg_temp.purgekit_settings;
+  IF _changed <> '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
+  END IF;
+END
+$check$;
 
 -- Every check held.
 COMMIT;
