@@ -120,9 +120,11 @@ export async function main(argv: readonly string[]): Promise<number> {
             .positional('paths', { type: 'string', array: true, describe: 'Policy files or directories (default: --policies)' })
             .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
             .option('reporter', { choices: ['text', 'json', 'gcc'] as const, default: 'text' as const, describe: 'Output format (docs/LINT.md)' })
-            .option('strict', { type: 'boolean', default: false, describe: 'Warnings fail too (exit 1)' }),
+            .option('strict', { type: 'boolean', default: false, describe: 'Warnings fail too (exit 1)' })
+            .option('verbose', { type: 'boolean', default: false, describe: 'Print long fixes in full (an index on every partition)' }),
         async (args) => {
           const { output, exitCode } = await lintCommand({
+            verbose: Boolean(args.verbose),
             paths: (args.paths as string[] | undefined)?.length ? (args.paths as string[]) : [args.policies as string],
             ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
             reporter: args.reporter as 'text' | 'json' | 'gcc',

@@ -56,6 +56,22 @@ export interface Subject {
   readonly max: number;
 }
 
+/**
+ * A named key set (sets: in the policy): the `key` values of the `table` rows its where selects,
+ * captured before any step runs, in the order declared (a set may read :subject and earlier
+ * sets), and locked FOR UPDATE like the subject. `:<name>` in any later SQL reads it, like
+ * :subject. It names a table's removed keys once, so that later steps read the set instead of
+ * repeating the path, and it remembers what rows pointed at before they go (the rows a step
+ * deletes afterwards, once nothing else references them).
+ */
+export interface KeySet {
+  readonly name: string;
+  readonly table: TableName;
+  readonly key: readonly string[];
+  readonly where: SqlFragment;
+  readonly description?: string;
+}
+
 export interface Step {
   readonly table: TableName;
   /** Absent when the step deletes every row (all_rows: true). */
@@ -77,6 +93,8 @@ export interface Preserve {
 
 export interface Wipe {
   readonly tables: readonly TableName[];
+  /** Unlisted tables the cascade is expected to empty too (reviewed): lint accepts them. */
+  readonly reach: readonly TableName[];
   readonly restartIdentity: boolean;
   readonly cascade: boolean;
 }
@@ -106,6 +124,8 @@ export interface Policy {
   readonly params: readonly ParamDecl[];
   readonly flags: readonly FlagDecl[];
   readonly subject?: Subject;
+  /** Named key sets, in the order they are captured. */
+  readonly sets: readonly KeySet[];
   readonly steps: readonly Step[];
   readonly preserve: readonly Preserve[];
   readonly wipe?: Wipe;

@@ -10,7 +10,7 @@ import type postgres from 'postgres';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { readCatalog, type Catalog, type ForeignKey } from '../src/catalog/catalog.js';
 import { compileCommand } from '../src/commands/compile.js';
-import { discoverCommand } from '../src/commands/discover.js';
+import { discoverCommand, schemaRef } from '../src/commands/discover.js';
 import { runCommand } from '../src/commands/run.js';
 import { discover } from '../src/discover/discover.js';
 import { paramNameOf } from '../src/discover/resolve.js';
@@ -60,7 +60,7 @@ interface Case {
   /** What the DBA runs first, as the generated precondition's comment says. */
   readonly before?: string;
   /** Rows each step must remove (by the report), when the case pins them. */
-  readonly steps?: readonly [string, number][];
+  readonly steps?: readonly [string, number | null][];
 }
 
 const CASES: readonly Case[] = [
@@ -79,6 +79,8 @@ const CASES: readonly Case[] = [
   // Inheritance (application_logs_archive), sub-partitions (usage_events), SET NULL (application_logs).
   { fixture: 'supabase', table: 'clients', key: 'id', value: '1' },
   { fixture: 'supabase', table: 'users', key: 'id', value: '1' },
+  // Foreign keys declared on each partition of payment, folded into one edge each.
+  { fixture: 'pagila-shaped', table: 'customer', key: 'customer_id', value: '1', steps: [['public.payment', 3], ['public.rental', 2], ['public.customer', 1], ['public.staff', null]] },
   {
     fixture: 'edge', table: 'accounts', key: 'email', value: 'a@example.com',
     steps: [['public.folders', 2], ['public.parts', 3], ['public.messages', 4], ['public.shares', 1], ['public.threads', 1], ['public.accounts', 1]],
@@ -176,9 +178,23 @@ describe('purgekit discover: the YAML', () => {
     const { yaml } = await discoverCommand({ connection: db.url, table: 'app.User', key: 'id' });
     expect(yaml).toMatch(/^schema: app$/m);
     expect(yaml).toMatch(/^ {2}- table: audit\.event_notes$/m);
-    expect(yaml).toContain('where: (event_id, event_at) IN (SELECT id, at FROM app.events WHERE "userId" IN :subject)');
-    expect(yaml).toContain(`"postId" IN (SELECT id FROM app."Post" WHERE "authorId" IN :subject)`);
+    // Each path is written once, in a set that later steps read (a composite key as a list).
+    expect(yaml).toContain(`  events:\n    table: events\n    key: [id, at]\n    where: '"userId" IN :subject'\n`);
+    expect(yaml).toContain('where: (event_id, event_at) IN :events');
+    expect(yaml).toContain(`  posts:\n    table: Post\n    key: id\n    where: '"authorId" IN :subject'\n`);
+    expect(yaml).toContain(`where: '"authorId" IN :subject OR "postId" IN :posts'`);
     expect(yaml).toMatch(/^ {2}id: \{ type: text, description: .*\}$/m);
+  });
+
+  it('pagila: a key declared on each partition is one edge of the partitioned table, written once', async () => {
+    const db = await createTestDatabase(loadFixture('pagila-shaped'));
+    const { yaml } = await discoverCommand({ connection: db.url, table: 'customer', key: 'customer_id' });
+    expect(yaml).toContain('    description: References public.customer by customer_id; public.rental by rental_id.\n    where: customer_id IN :subject OR rental_id IN :rentals\n');
+    expect(yaml.match(/No index covers customer_id/g)).toHaveLength(1);
+    expect(yaml).toContain('# Partitioned: the delete reaches its 6 partitions (public.payment_p2022_01 to');
+    // staff is only referenced from purged tables but is no 1:1 row: a lookup table, removed only on request.
+    expect(yaml).toContain('  remove_unreferenced_staff: { default: false,');
+    expect(yaml).toMatch(/- table: staff\n(.*\n)+? {4}if: remove_unreferenced_staff\n/);
   });
 
   it('maps the key column type to the param type', async () => {
@@ -257,6 +273,20 @@ describe('purgekit discover: usage errors', () => {
     expect(result.path).toBe(out);
     expect(readFileSync(out, 'utf8')).toBe(result.yaml);
     await expect(discoverCommand({ connection: db.url, table: 'User', key: 'id', out })).rejects.toThrow(/exists; discover does not overwrite/);
+  });
+
+  it('points editors at the schema of the purgekit that wrote it, relative to the file written', async () => {
+    const db = await createTestDatabase(loadFixture('seeded'));
+    const dir = tempDir();
+    mkdirSync(join(dir, 'db', 'policies'), { recursive: true });
+    const out = join(dir, 'db', 'policies', 'purge-user.yaml');
+    const { yaml } = await discoverCommand({ connection: db.url, table: 'User', key: 'id', out });
+    const ref = /^# yaml-language-server: \$schema=(.+)$/m.exec(yaml)![1]!;
+    expect(existsSync(join(dirname(out), ref)), ref).toBe(true);
+    expect(readFileSync(join(dirname(out), ref), 'utf8')).toBe(readFileSync(join(ROOT, 'schema', 'policy.schema.json'), 'utf8'));
+    // Printed to stdout: relative to a file in ./policies of the working directory.
+    expect(schemaRef(undefined, join(ROOT))).toBe('../schema/policy.schema.json');
+    expect(schemaRef(undefined, join(ROOT, 'demo'))).toBe('../../schema/policy.schema.json');
   });
 });
 

@@ -163,6 +163,14 @@ steps:
     expect(r.exitCode).toBe(1);
   });
 
+  it('errors on the table of a set that is absent', async () => {
+    const db = await fixture();
+    const sets = USER.replace('steps:\n', 'sets:\n  posts: { table: Posts, key: id, where: \'"authorId" IN :subject\' }\nsteps:\n');
+    expect(sets).not.toBe(USER);
+    const r = await lint(db, sets);
+    expect(ofRule(r, 'PK-L001').map((d) => d.message)).toEqual(['sets.posts.table: table app."Posts" does not exist (did you mean Post?); the script fails with PK008']);
+  });
+
   it('finds tables in other schemas, partitions and a table created after the policy', async () => {
     const db = await fixture();
     await db.sql.unsafe('CREATE TABLE app.later (id int)');
@@ -348,7 +356,7 @@ describe('PK-L007 / PK-L008 / PK-L009 wipe reach', () => {
       {
         file: r.file, line: 6, col: 20, rule: 'PK-L008', severity: 'warning',
         message:
-          'TRUNCATE ... CASCADE also empties app."Comment", which is not listed: app."Post" <- app."Comment" ("Comment_postId_fkey"); list it in wipe.tables if that is intended, or add it to keep to make the wipe refuse',
+          'TRUNCATE ... CASCADE also empties app."Comment", which is not listed: app."Post" <- app."Comment" ("Comment_postId_fkey"); list it in wipe.tables or wipe.reach if that is intended, or add it to keep to make the wipe refuse',
       },
       {
         file: r.file, line: 7, col: 8, rule: 'PK-L007', severity: 'error',
@@ -356,6 +364,13 @@ describe('PK-L007 / PK-L008 / PK-L009 wipe reach', () => {
           "the wipe's TRUNCATE ... CASCADE empties this keep table: app.events <- audit.event_notes (event_notes_event_id_event_at_fkey); the script refuses with PK007. Take app.events out of the wipe, or change the foreign key",
       },
     ]);
+  });
+
+  it('is quiet about a reach the author reviewed (wipe.reach), not about a keep table', async () => {
+    const db = await fixture();
+    expect((await lint(db, wipe('wipe:\n  tables: [Post]\n  reach: [Comment]\n'))).diagnostics).toEqual([]);
+    const kept = await lint(db, wipe('wipe:\n  tables: [events]\n  reach: [audit.event_notes]\nkeep: [audit.event_notes]\n'));
+    expect(rulesOf(kept)).toEqual(['PK-L007']);
   });
 
   it('is quiet when every table reached is listed and no keep table is reached', async () => {

@@ -126,10 +126,16 @@ export async function readCatalog(sql: postgres.Sql, options: { schemas?: readon
     });
   }
   const foreignKeys: ForeignKey[] = [];
+  // A key declared on each partition (not on the partitioned table) reads as the same key of the
+  // parent once per partition: it is one edge, kept under its first name.
+  const shapes = new Set<string>();
   for (const fk of fkRows) {
     const table = byOid.get(fk.table);
     const references = byOid.get(fk.references);
     if (!table || !references) continue; // outside the schemas read
+    const shape = JSON.stringify([table, fk.columns, references, fk.referenced_columns, fk.action]);
+    if (shapes.has(shape)) continue;
+    shapes.add(shape);
     const t = tables.get(table)!;
     foreignKeys.push({
       name: fk.name,

@@ -1,10 +1,13 @@
 import { writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readCatalog } from '../catalog/catalog.js';
 import { discover, policyNameOf } from '../discover/discover.js';
 import { resolveTable } from '../discover/resolve.js';
 import { UsageError } from '../errors.js';
 import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
 import { loadParser } from '../sql/parser.js';
+import { SCHEMA_PATH } from '../validate/schema.js';
 
 export interface DiscoverCommandOptions {
   /** postgres:// URL; else DATABASE_URL, else the PG* variables. */
@@ -17,6 +20,15 @@ export interface DiscoverCommandOptions {
   readonly schema?: string;
   /** A file to write; it must not exist yet. Without it the text is returned for stdout. */
   readonly out?: string;
+}
+
+/**
+ * The schema file of the purgekit that is running (node_modules/purgekit/schema/ in a project
+ * that installed it), relative to the policy file: --out, or for stdout a file in ./policies/.
+ */
+export function schemaRef(out: string | undefined, cwd = process.cwd()): string {
+  const file = resolve(cwd, out ?? join('policies', 'policy.yaml'));
+  return relative(dirname(file), fileURLToPath(SCHEMA_PATH)).split(sep).join('/');
 }
 
 /** purgekit discover: read the live catalog (read-only), write a purge policy skeleton. */
@@ -35,7 +47,10 @@ export async function discoverCommand(options: DiscoverCommandOptions): Promise<
       throw e;
     }
     const name = options.name ?? policyNameOf(resolveTable(catalog, options.table, options.schema).name);
-    yaml = discover(catalog, { table: options.table, key: options.key, name, ...(options.schema !== undefined ? { schema: options.schema } : {}) });
+    yaml = discover(catalog, {
+      table: options.table, key: options.key, name, schemaRef: schemaRef(options.out),
+      ...(options.schema !== undefined ? { schema: options.schema } : {}),
+    });
   } finally {
     await conn.sql.end({ timeout: 5 });
   }

@@ -13,6 +13,8 @@ export interface LintOptions {
   readonly reporter: ReporterName;
   /** Warnings fail too. */
   readonly strict: boolean;
+  /** Long fixes in full (a partitioned table's index, partition by partition). */
+  readonly verbose?: boolean;
 }
 
 /** Lint found an error (or, with --strict, a warning). */
@@ -31,14 +33,14 @@ export async function lintCommand(options: LintOptions): Promise<{ output: strin
   try {
     let diagnostics;
     try {
-      diagnostics = await lintPolicies(conn.sql, policies, files);
+      diagnostics = await lintPolicies(conn.sql, policies, files, { verbose: options.verbose === true });
     } catch (e) {
       if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
       throw e;
     }
     const { errors, warnings } = count(diagnostics);
     const exitCode = errors || (options.strict && warnings) ? LINT_FAILED : ExitCode.ok;
-    return { output: report(options.reporter, diagnostics, { policies: policies.length }), exitCode };
+    return { output: report(options.reporter, diagnostics, { policies: policies.length, verbose: options.verbose === true }), exitCode };
   } finally {
     await conn.sql.end({ timeout: 5 });
   }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import os from 'node:os';
 import { compile, qualified } from '../compile/compile.js';
-import { cascadeReach } from '../run/reach.js';
+import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
 import { ExitCode, UsageError } from '../errors.js';
@@ -97,7 +97,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     }
 
     const cascades = new Set(plan.statements.flatMap((st) => (st.cascades ?? []).map(qualified)));
-    const reach = (await cascadeReach(conn.sql, [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : [])))])).map((r) => ({
+    const stepTables = plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : []));
+    const reach = withOwnStep(await cascadeReach(conn.sql, [...new Set(stepTables)]), stepTables).map((r) => ({
       ...r,
       declared: cascades.has(r.table),
     }));

@@ -1,4 +1,4 @@
-import type { Expectation, FunctionName, Policy, Preserve, SqlFragment, Step, TableName } from '../policy.js';
+import type { Expectation, FunctionName, KeySet, Policy, Preserve, SqlFragment, Step, TableName } from '../policy.js';
 import { authorSql, needsCatalogCheck } from '../sql/functionRules.js';
 import { formatSql, indent } from '../sql/format.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
@@ -28,6 +28,11 @@ const REPORT = 'pg_temp.purgekit_report';
 const REACH = 'pg_temp.purgekit_wipe_reach';
 const SETTINGS = 'pg_temp.purgekit_settings';
 
+/** The working table of a named key set (sets:); set names are lowercase, so no quoting. */
+function setTable(name: string): string {
+  return `pg_temp.purgekit_set_${name}`;
+}
+
 export function qualified(t: TableName): string {
   return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
 }
@@ -53,6 +58,7 @@ class Compiler {
     this.requiredTables();
     this.functionsGuard();
     if (p.subject) this.subject();
+    p.sets.forEach((set, i) => this.keySet(set, i));
     const after = p.expect.filter((e) => e.when === 'after' || p.kind === 'check');
     const before = p.kind === 'check' ? [] : p.expect.filter((e) => e.when === 'before');
     before.forEach((e) => this.expectation(e, p.expect.indexOf(e)));
@@ -89,6 +95,7 @@ class Compiler {
       .map((part) => {
         if (typeof part === 'string') return part;
         if (part.ref === 'subject') return `(TABLE ${SUBJECT})`;
+        if (this.policy.sets.some((set) => set.name === part.ref)) return `(TABLE ${setTable(part.ref)})`;
         const flag = this.policy.flags.find((x) => x.name === part.ref);
         if (flag) return this.flag(flag.name);
         const param = this.policy.params.find((x) => x.name === part.ref)!;
@@ -177,6 +184,7 @@ class Compiler {
       if (!tables.has(key)) tables.set(key, why);
     };
     if (p.subject) need(p.subject.table, 'subject table');
+    p.sets.forEach((set) => need(set.table, `table of set ${set.name}`));
     p.steps.filter((s) => !s.optional).forEach((s) => need(s.table, `table of step ${p.steps.indexOf(s) + 1}`));
     p.preserve.forEach((r) => need(r.table, 'preserve table'));
     p.wipe?.tables.forEach((t) => need(t, 'wipe table'));
@@ -263,6 +271,39 @@ class Compiler {
       verbatim: true,
       dryRun: null,
     });
+  }
+
+  /**
+   * A named key set: captured once, before any step, and read by later SQL as :name. Its rows
+   * are locked like the subject's, so what the set names cannot change until COMMIT.
+   */
+  private keySet(set: KeySet, i: number): void {
+    const table = qualified(set.table);
+    const columns = set.key.map(quoteIdent).join(', ');
+    const select = `SELECT ${columns} FROM ${table} WHERE ${this.sql(set.where)}`;
+    // Laid out by hand: three short lines read better than the formatter's ten.
+    const insert = `INSERT INTO ${setTable(set.name)}\nSELECT ${columns} FROM ${table}\nWHERE ${this.sql(set.where)}`;
+    this.add({
+      role: 'subject',
+      title: `Set ${set.name}: ${set.key.join(', ')} of the ${display(set.table)} rows where ${oneLine(set.where.text)}`,
+      notes: [
+        ...(set.description ? set.description.trim().split('\n') : []),
+        ...(i === 0 ? ['Captured before any step and locked (FOR UPDATE); later SQL reads it as :' + set.name + '.'] : []),
+      ],
+      sql: `CREATE TEMP TABLE ${setTable(set.name).replace('pg_temp.', '')} ON COMMIT DROP AS\nSELECT ${columns} FROM ${table} WITH NO DATA`,
+      verbatim: true,
+    });
+    this.add({
+      role: 'subject',
+      title: '',
+      notes: [],
+      sql: `${insert}\nFOR UPDATE`,
+      dryRun: insert,
+      verbatim: true,
+      probe: select,
+      source: ['sets', set.name, 'where'],
+    });
+    this.add({ role: 'subject', title: '', notes: [], sql: `ANALYZE ${setTable(set.name)}`, verbatim: true, dryRun: null });
   }
 
   private preserveCondition(table: TableName): string | undefined {

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { quoteIdent } from '../sql/quote.js';
 import { dependencies, type BrokenKey, type Dependencies } from './graph.js';
 import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, resolveTable } from './resolve.js';
+import { keySets, type KeySets, type OwnedParent } from './sets.js';
 import { comment, scalar, sqlEntry, whereEntry } from './yaml.js';
 import { tuple, WhereClauses } from './where.js';
 
@@ -15,6 +16,11 @@ export interface DiscoverOptions {
   readonly name: string;
   /** Schema of a bare `table` (default public). */
   readonly schema?: string;
+  /**
+   * Where editors find the policy schema, relative to the policy file (the yaml-language-server
+   * comment); default ../schema/policy.schema.json. The command passes the installed package's.
+   */
+  readonly schemaRef?: string;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
@@ -41,6 +47,8 @@ class Writer {
   private readonly schema: string;
   private readonly lines: string[] = [];
   private readonly preconditions: readonly { broken: BrokenKey; name: string }[];
+  private readonly sets: KeySets;
+  private readonly inline: WhereClauses;
 
   constructor(
     private readonly catalog: Catalog,
@@ -48,7 +56,10 @@ class Writer {
     private readonly options: DiscoverOptions,
     private readonly keyType: string,
   ) {
-    this.where = new WhereClauses(catalog, deps, options.key);
+    this.sets = keySets(catalog, deps, options.key, [paramNameOf(options.key)]);
+    this.where = new WhereClauses(catalog, deps, options.key, this.sets);
+    // What a DBA runs by hand before the run, when no set exists yet: every path spelled out.
+    this.inline = new WhereClauses(catalog, deps, options.key, { tables: new Map(), owned: [] });
     this.schema = deps.root.schema;
     this.preconditions = deps.broken.map((broken) => ({
       broken,
@@ -59,6 +70,7 @@ class Writer {
   text(): string {
     this.header();
     this.subject();
+    this.keySets();
     this.steps();
     this.expectations();
     this.guard();
@@ -71,7 +83,7 @@ class Writer {
 
   private header(): void {
     const root = this.deps.root;
-    this.add('# yaml-language-server: $schema=../schema/policy.schema.json');
+    this.add(`# yaml-language-server: $schema=${this.options.schemaRef ?? '../schema/policy.schema.json'}`);
     this.add(
       ...comment(
         `Written by \`purgekit discover --table ${root.schema}.${root.name} --key ${this.options.key}\` from the live catalog: ` +
@@ -95,7 +107,24 @@ class Writer {
     const description = `${this.deps.root.qualified}.${quoteIdent(key)} of the rows to purge`;
     this.add('', 'params:');
     if (!type) this.add(...comment(`${key} is ${this.keyType}, which is not a param type: the value is given as text and cast.`, '  '));
-    this.add(`  ${param}: { type: ${type ?? 'text'}, description: ${scalar(description, 'flow')} }`, '', 'subject:');
+    this.add(`  ${param}: { type: ${type ?? 'text'}, description: ${scalar(description, 'flow')} }`);
+    const optIn = this.sets.owned.filter((o) => !o.oneToOne);
+    if (optIn.length) {
+      this.add(
+        '',
+        ...comment(
+          'Tables only the purged rows point at, but not 1:1: they may be shared lookup tables (a staff list, countries). ' +
+            'Their unreferenced rows are removed only when the flag is given (--remove-unreferenced-...) or its default set true.',
+          '',
+        ),
+        'flags:',
+      );
+      for (const owned of optIn) {
+        const text = `Also remove the ${owned.table.qualified} rows the purged rows pointed at that nothing references any more`;
+        this.add(`  ${ownedFlag(owned)}: { default: false, description: ${scalar(text, 'flow')} }`);
+      }
+    }
+    this.add('', 'subject:');
     this.add(`  table: ${scalar(this.ref(this.deps.root))}`, `  key: ${scalar(key)}`, '  lookup:', `    - by: [${param}]`);
     const lookup = type ? `${quoteIdent(key)} = :${param}` : `${quoteIdent(key)} = CAST(:${param} AS ${this.keyType})`;
     this.add(`      where: ${scalar(lookup)}`);
@@ -119,6 +148,66 @@ class Writer {
       'steps:',
     );
     for (const table of this.deps.order) this.step(table);
+    for (const owned of this.sets.owned) this.ownedStep(owned);
+  }
+
+  private keySets(): void {
+    const tables = [...this.sets.tables.values()];
+    const captures = this.sets.owned.flatMap((o) => o.captures.map((c) => ({ owned: o, capture: c })));
+    if (!tables.length && !captures.length) return;
+    this.add(
+      '',
+      ...comment(
+        'Key sets, captured in this order after the subject and before any step, and locked like it: each names ' +
+          'the keys of rows being removed once, and later SQL reads it as :name instead of repeating the path.',
+        '',
+      ),
+      'sets:',
+    );
+    for (const set of tables) {
+      const key = set.key.length === 1 ? scalar(set.key[0]!) : `[${set.key.map((k) => scalar(k, 'flow')).join(', ')}]`;
+      this.add(`  ${set.name}:`, `    table: ${scalar(this.ref(set.table))}`, `    key: ${key}`);
+      this.add(...whereEntry(this.where.terms(set.table.qualified), '    '));
+    }
+    for (const { owned, capture } of captures) {
+      const fk = capture.fk;
+      const from = this.catalog.tables.get(fk.table)!;
+      this.add(
+        `  ${capture.name}:`,
+        `    description: ${scalar(`The ${owned.table.qualified} rows that removed ${fk.table} rows point at, remembered before they go.`)}`,
+        `    table: ${scalar(this.ref(from))}`,
+        `    key: ${fk.columns.length === 1 ? scalar(fk.columns[0]!) : `[${fk.columns.map((k) => scalar(k, 'flow')).join(', ')}]`}`,
+      );
+      this.add(...whereEntry(this.where.stepTerms(fk.table), '    '));
+    }
+  }
+
+  /** The rows of an owned parent that removed rows pointed at, once nothing references them. */
+  private ownedStep(owned: OwnedParent): void {
+    const table = owned.table;
+    const notes: string[] = [];
+    const via = owned.captures.map((c) => `${c.fk.table}.${columnList(c.fk.columns)}`).join(', ');
+    if (!owned.oneToOne) {
+      notes.push(
+        `${table.qualified} is referenced only from tables this policy purges (${via}), but not 1:1: it may be a shared ` +
+          `lookup table, so this step runs only with flag ${ownedFlag(owned)}. If it is one, delete this step and its sets.`,
+      );
+    }
+    const alias = 'r';
+    const target = quoteIdent(table.name);
+    const unreferenced = owned.referencedBy.map((fk) => {
+      const join = fk.columns.map((c, i) => `${alias}.${quoteIdent(c)} = ${target}.${quoteIdent(fk.referencedColumns[i]!)}`).join(' AND ');
+      return `NOT EXISTS (SELECT FROM ${fk.table} AS ${alias} WHERE ${join})`;
+    });
+    const pointed = owned.captures.map((c) => `${tuple(c.fk.referencedColumns.map(quoteIdent))} IN :${c.name}`);
+    const first = pointed.length === 1 ? pointed[0]! : `(${pointed.join(' OR ')})`;
+    this.add('');
+    for (const note of notes) this.add(...comment(note, '  '));
+    this.add(`  - table: ${scalar(this.ref(table))}`);
+    const kind = owned.oneToOne ? 'one per referencing row' : 'referenced only from purged tables';
+    this.add(`    description: ${scalar(`Rows that removed rows pointed at through ${via} (${kind}), once no foreign key points at them any more.`)}`);
+    this.add(...sqlEntry('where', [first, ...unreferenced].join(' AND '), [first, ...unreferenced.map((u) => `AND ${u}`)], '    '));
+    if (!owned.oneToOne) this.add(`    if: ${ownedFlag(owned)}`);
   }
 
   private step(table: Table): void {
@@ -136,12 +225,17 @@ class Writer {
       );
     }
     for (const fk of [...parents, ...self].filter((p) => !p.indexed)) {
-      notes.push(
-        `No index covers ${columnList(fk.columns)}: this step and the delete from ${fk.references} scan ${table.qualified}. ` +
-          `Consider CREATE INDEX CONCURRENTLY ON ${table.qualified} (${fk.columns.map(quoteIdent).join(', ')});`,
-      );
+      // CREATE INDEX CONCURRENTLY cannot build a partitioned table's index; lint prints the statements.
+      const fix = table.partitioned
+        ? `Consider an index on (${fk.columns.map(quoteIdent).join(', ')}) of ${table.qualified} and each of its partitions (purgekit lint prints the statements).`
+        : `Consider CREATE INDEX CONCURRENTLY ON ${table.qualified} (${fk.columns.map(quoteIdent).join(', ')});`;
+      notes.push(`No index covers ${columnList(fk.columns)}: this step and the delete from ${fk.references} scan ${table.qualified}. ${fix}`);
     }
-    if (table.partitioned) notes.push(`Partitioned: the delete reaches its partitions (${table.partitions.join(', ')}).`);
+    if (table.partitioned) {
+      const parts = table.partitions;
+      const listed = parts.length > 4 ? `${parts.length} partitions (${parts[0]} to ${parts[parts.length - 1]})` : `partitions (${parts.join(', ')})`;
+      notes.push(`Partitioned: the delete reaches its ${listed}.`);
+    }
     for (const fk of detached) {
       const effect = fk.onDelete === 'set null' ? 'NULL' : 'to its default';
       const itself = fk.table === table.qualified ? ' (a self-reference)' : '';
@@ -166,7 +260,7 @@ class Writer {
       ? ` Rows pointing at a removed row through ${self.map((fk) => `${columnList(fk.columns)}${action(fk)}`).join(' or ')} (a self-reference) go in the same statement, recursively.`
       : '';
     this.add(`    description: ${scalar(description + recursive)}`);
-    this.add(...whereEntry(this.where.terms(table.qualified), '    '));
+    this.add(...whereEntry(this.where.stepTerms(table.qualified), '    '));
     const cascades = [...new Set(detached.map((fk) => fk.table))].sort().map((t) => this.ref(this.catalog.tables.get(t)!));
     if (cascades.length) this.add(`    cascades: [${cascades.map((c) => scalar(c, 'flow')).join(', ')}]`);
   }
@@ -214,7 +308,7 @@ class Writer {
         'row, then every row pointing at those, and so on: rows that are not the subject\'s. So it is not followed.';
     const counted = earlier ? `rows that ${fk.table === fk.references ? 'the same step' : 'an earlier step'} removes do not count` : 'the subject\'s own rows count too';
     const nullable = fk.columns.filter((c) => this.catalog.tables.get(fk.table)?.columns.find((col) => col.name === c)?.nullable !== false);
-    const update = `UPDATE ${fk.table} SET ${nullable.map((c) => `${quoteIdent(c)} = NULL`).join(', ')} WHERE ${this.where.blocking(fk)};`;
+    const update = `UPDATE ${fk.table} SET ${nullable.map((c) => `${quoteIdent(c)} = NULL`).join(', ')} WHERE ${this.inline.blocking(fk)};`;
     return (
       `${what} Rows pointing through it at a removed row (${counted}) must be detached before the run, and a policy ` +
       `cannot set them NULL (steps only delete). Run first, with :subject the ${this.options.key} values being purged:\n  ${update}`
@@ -238,6 +332,11 @@ class Writer {
     }
     return table.schema === this.schema ? table.name : `${table.schema}.${table.name}`;
   }
+}
+
+/** The opt-in flag of an owned parent that is not 1:1. */
+function ownedFlag(owned: OwnedParent): string {
+  return `remove_unreferenced_${paramNameOf(owned.table.name)}`.slice(0, 63).replace(/_+$/, '');
 }
 
 function columnList(columns: readonly string[]): string {

@@ -1,11 +1,14 @@
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { quoteIdent } from '../sql/quote.js';
 import { cmp, type Dependencies } from './graph.js';
+import type { KeySets } from './sets.js';
 
 /**
  * The where clauses of a discovered policy: each table's rows to delete, written as the foreign
- * key path back to :subject. A step runs before the steps of every table it refers to, so each
- * subquery reads parent rows that are all still there. Needs loadParser() (quoteIdent).
+ * key path back to :subject. A table with a set (see sets.ts) is written once, in its set, and
+ * read as :name everywhere else; the few paths without one are subqueries, and a step runs
+ * before the steps of every table it refers to, so each reads parent rows that are all still
+ * there. Needs loadParser() (quoteIdent).
  */
 export class WhereClauses {
   private readonly memo = new Map<string, readonly string[]>();
@@ -14,7 +17,18 @@ export class WhereClauses {
     private readonly catalog: Catalog,
     private readonly deps: Dependencies,
     private readonly key: string,
+    private readonly sets: KeySets,
   ) {}
+
+  /**
+   * A step's where: the rows of its set when it has one (and its key cannot be NULL, which a
+   * set cannot name), else its own terms.
+   */
+  stepTerms(table: string): readonly string[] {
+    const set = this.sets.tables.get(table);
+    if (!set || this.nullable(table, set.key)) return this.terms(table);
+    return [`${tuple(set.key.map(quoteIdent))} IN :${set.name}`];
+  }
 
   /** The rows of `table` to delete, as OR terms (one per foreign-key path into the purged rows). */
   terms(table: string): readonly string[] {
@@ -36,7 +50,7 @@ export class WhereClauses {
   }
 
   condition(table: string): string {
-    return this.terms(table).join(' OR ');
+    return this.stepTerms(table).join(' OR ');
   }
 
   /** Rows of fk.table whose key points at a row of fk.references that is being deleted. */
@@ -45,6 +59,8 @@ export class WhereClauses {
     const columns = tuple(fk.columns.map(quoteIdent));
     const direct = parent === this.deps.root.qualified && !this.deps.selfReferences.has(parent) && fk.referencedColumns.length === 1 && fk.referencedColumns[0] === this.key;
     if (direct) return `${columns} IN :subject`;
+    const set = this.sets.tables.get(parent);
+    if (set) return `${columns} IN :${set.name}`;
     return `${columns} IN (SELECT ${fk.referencedColumns.map(quoteIdent).join(', ')} FROM ${parent} WHERE ${this.condition(parent)})`;
   }
 
@@ -67,7 +83,6 @@ export class WhereClauses {
   private withDescendants(table: string, base: readonly string[], self: readonly ForeignKey[]): string[] {
     const carried = [...new Set(self.flatMap((fk) => fk.referencedColumns))];
     const identity = self[0]!.referencedColumns;
-    const columns = this.catalog.tables.get(table)?.columns ?? [];
     const join = self
       .map((fk) => `${tuple(fk.columns.map((c) => `child.${quoteIdent(c)}`))} = ${tuple(fk.referencedColumns.map((c) => `reached.${quoteIdent(c)}`))}`)
       .join(' OR ');
@@ -76,8 +91,12 @@ export class WhereClauses {
       `SELECT ${carried.map(quoteIdent).join(', ')} FROM ${table} WHERE ${base.join(' OR ')}` +
       ` UNION SELECT ${carried.map((c) => `child.${quoteIdent(c)}`).join(', ')} FROM ${table} AS child JOIN reached ON ${join}` +
       `) SELECT ${identity.map(quoteIdent).join(', ')} FROM reached)`;
-    const nullableIdentity = identity.some((c) => columns.find((col) => col.name === c)?.nullable !== false);
-    return nullableIdentity ? [...base, recursive] : [recursive];
+    return this.nullable(table, identity) ? [...base, recursive] : [recursive];
+  }
+
+  private nullable(table: string, key: readonly string[]): boolean {
+    const columns = this.catalog.tables.get(table)?.columns ?? [];
+    return key.some((c) => columns.find((col) => col.name === c)?.nullable !== false);
   }
 
   /** Paths from the subject first, then by table and key name. */

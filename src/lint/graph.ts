@@ -15,6 +15,8 @@ export interface LintContext {
   readonly deferred: ReadonlySet<string>;
   /** VOLATILE functions named like ones the policies call (PK-L012), by schema. */
   readonly volatileFunctions?: VolatileCatalog;
+  /** Print long fixes in full (a partitioned table's index for each of its partitions). */
+  readonly verbose?: boolean;
 }
 
 export function fkKey(fk: { readonly table: string; readonly name: string }): string {
@@ -89,6 +91,18 @@ export function policyRef(catalog: Catalog, table: string, policySchema: string)
  * partitioned table cannot be indexed CONCURRENTLY: its index is created ON ONLY the parent
  * (instantly, invalid), each partition's index concurrently, then attached, which validates it.
  */
+/**
+ * createIndexFix, short for a partitioned table with more than one partition: the parent's
+ * statement, the first partition's pair, and how many more (the full script: --verbose).
+ */
+export function createIndexFixSummary(catalog: Catalog, fk: ForeignKey): string {
+  const table = catalog.tables.get(fk.table);
+  if (!table?.partitioned || table.partitions.length < 2) return createIndexFix(catalog, fk);
+  const one: Catalog = { tables: new Map([[table.qualified, { ...table, partitions: table.partitions.slice(0, 1) }]]), foreignKeys: [] };
+  const more = table.partitions.length - 1;
+  return `${createIndexFix(one, fk)} And the same for ${more} more ${more === 1 ? 'partition' : 'partitions'} of ${table.qualified} (purgekit lint --verbose prints every statement).`;
+}
+
 export function createIndexFix(catalog: Catalog, fk: ForeignKey): string {
   const table = catalog.tables.get(fk.table);
   const columns = `(${fk.columns.map(quoteIdent).join(', ')})`;

@@ -13,8 +13,10 @@ import { readVolatileFunctions } from './volatileFunctions.js';
  * Every rule on every policy against one live database: the catalog is read once, the schema
  * rules are pure, the SQL probes run in a rolled-back transaction per policy. Nothing is written.
  */
-export async function lintPolicies(sql: postgres.Sql, policies: readonly Policy[], files: readonly LoadedFile[]): Promise<LintDiagnostic[]> {
-  const ctx: LintContext = { catalog: await readCatalog(sql), deferred: await readDeferred(sql), volatileFunctions: await readVolatileFunctions(sql, policies) };
+export async function lintPolicies(sql: postgres.Sql, policies: readonly Policy[], files: readonly LoadedFile[], options: { verbose?: boolean } = {}): Promise<LintDiagnostic[]> {
+  const ctx: LintContext = {
+    catalog: await readCatalog(sql), deferred: await readDeferred(sql), volatileFunctions: await readVolatileFunctions(sql, policies), verbose: options.verbose === true,
+  };
   const out: LintDiagnostic[] = [];
   for (const policy of policies) {
     const file = files.find((f) => f.path === policy.source.path);

@@ -31,7 +31,9 @@ export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: P
           await tx.unsafe(text);
         } else if (statement.role === 'subject' && subjectTable && /^CREATE TEMP TABLE/.test(text)) {
           // Fails when the key column is missing, which PK-L002 reports; probes using :subject are then skipped.
-          subjectReady = await attempt(tx, text).then((e) => e === undefined);
+          // A set's working table (purgekit_set_<name>) is created the same way; its own probe reports a problem.
+          const created = await attempt(tx, text).then((e) => e === undefined);
+          if (/^CREATE TEMP TABLE purgekit_subject\b/.test(text)) subjectReady = created;
         }
       }
       await tx.unsafe('SET LOCAL transaction_read_only = on');

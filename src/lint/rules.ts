@@ -8,7 +8,7 @@ import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
 import { volatileFunctions } from './volatileFunctions.js';
 import {
-  blocks, createIndexFix, deleteReach, fkKey, fkText, pathText, policyRef, removedBy, resolveTable, type LintContext,
+  blocks, createIndexFix, createIndexFixSummary, deleteReach, fkKey, fkText, pathText, policyRef, removedBy, resolveTable, type LintContext,
 } from './graph.js';
 
 /**
@@ -49,6 +49,7 @@ export const missingTables: Rule = (ctx, policy, file) => {
     out.push(diagnostic(file, path, 'PK-L001', `${describe(path)}: table ${qualified(t)} does not exist${hint ? ` (did you mean ${hint}?)` : ''}; ${consequence}`, severity));
   };
   if (policy.subject) check(policy.subject.table, ['subject', 'table'], 'the script fails with PK008');
+  policy.sets.forEach((set) => check(set.table, ['sets', set.name, 'table'], 'the script fails with PK008'));
   policy.steps.forEach((s, i) => {
     if (!s.optional) check(s.table, ['steps', i, 'table'], 'the script fails with PK008 (optional: true skips a step whose table is absent)');
     s.cascades.forEach((c, j) => check(c, ['steps', i, 'cascades', j], 'a change to the table meant here would count as unplanned', 'warning'));
@@ -116,7 +117,8 @@ export const stepOrder: Rule = (ctx, policy, file) => {
  * one parent does not remove the rows that reference another).
  *
  * PK-L005: a column named like the subject's key (see keyLikeNames) with no foreign key, in a
- * table no step removes from: its rows may belong to the subject, and nothing checks it.
+ * table whose rows the plan does not remove (no step, no ON DELETE CASCADE; a table declared in
+ * cascades for a SET NULL keeps its rows): they may belong to the subject, and nothing checks it.
  *
  * Both only when the plan removes the subject's rows: a purge that keeps the subject
  * (expire-sessions) leaves nothing dangling.
@@ -159,9 +161,11 @@ export const coverage: Rule = (ctx, policy, file) => {
     out.push(diagnostic(file, ['subject', 'table'], 'PK-L004', message));
   }
 
+  // A table declared in cascades only because a SET NULL key reaches it keeps its rows: its
+  // unlinked key-like columns still hold the subject's ids, so only removed tables are skipped.
   const names = keyLikeNames(catalog.tables.get(subject)!.name, s.key);
   for (const t of catalog.tables.values()) {
-    if (t.qualified === subject || stepTables.has(t.qualified) || declared.has(t.qualified)) continue;
+    if (t.qualified === subject || stepTables.has(t.qualified) || removed.has(t.qualified)) continue;
     for (const column of t.columns) {
       if (!names.has(normalize(column.name))) continue;
       if (catalog.foreignKeys.some((fk) => fk.table === t.qualified && fk.columns.includes(column.name))) continue;
@@ -217,7 +221,7 @@ export const unindexedForeignKeys: Rule = (ctx, policy, file) => {
           file,
           stepPath(step),
           'PK-L006',
-          `${fk.table} has no index on (${columns}), its foreign key ${quoteIdent(fk.name)} to ${fk.references}: every row this step removes from ${fk.references}${via.length ? ` (by ON DELETE CASCADE: ${pathText(step.table, via)})` : ''} makes PostgreSQL scan ${fk.table} for rows referencing it; fix: ${createIndexFix(ctx.catalog, fk)}`,
+          `${fk.table} has no index on (${columns}), its foreign key ${quoteIdent(fk.name)} to ${fk.references}: every row this step removes from ${fk.references}${via.length ? ` (by ON DELETE CASCADE: ${pathText(step.table, via)})` : ''} makes PostgreSQL scan ${fk.table} for rows referencing it; fix: ${(ctx.verbose ? createIndexFix : createIndexFixSummary)(ctx.catalog, fk)}`,
         ),
       );
     }
@@ -263,6 +267,7 @@ export const wipeReach: Rule = (ctx, policy, file) => {
     const table = resolveTable(catalog, t);
     if (table && !keep.has(table)) keep.set(table, k);
   });
+  const accepted = new Set(w.reach.flatMap((t) => resolveTable(catalog, t) ?? []));
   const reach = new Map<string, { i: number; from: string; path: readonly ForeignKey[] }>();
   for (const l of listed) {
     for (const d of dependents(catalog, l.table)) {
@@ -282,13 +287,13 @@ export const wipeReach: Rule = (ctx, policy, file) => {
           `the wipe's TRUNCATE ... CASCADE empties this keep table: ${pathText(r.from, r.path)}; the script refuses with PK007. Take ${r.from} out of the wipe, or change the foreign key`,
         ),
       );
-    } else {
+    } else if (!accepted.has(table)) {
       out.push(
         diagnostic(
           file,
           ['wipe', 'tables', r.i],
           'PK-L008',
-          `TRUNCATE ... CASCADE also empties ${table}, which is not listed: ${pathText(r.from, r.path)}; list it in wipe.tables if that is intended, or add it to keep to make the wipe refuse`,
+          `TRUNCATE ... CASCADE also empties ${table}, which is not listed: ${pathText(r.from, r.path)}; list it in wipe.tables or wipe.reach if that is intended, or add it to keep to make the wipe refuse`,
         ),
       );
     }

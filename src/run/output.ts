@@ -33,7 +33,7 @@ export interface RunOutput {
   readonly expectations: readonly { readonly name: string; readonly outcome: string; readonly detail: string | null }[];
   readonly tables: readonly TableChange[];
   /** Tables the steps' deletes can change through foreign keys (ON DELETE CASCADE / SET NULL / SET DEFAULT). */
-  readonly reach: readonly (Reach & { readonly declared: boolean })[];
+  readonly reach: readonly (Reach & { readonly declared: boolean; readonly ownStep: boolean })[];
   /** apply --backup: where the removed rows are (null without --backup or when nothing was committed). */
   readonly backup: { readonly dir: string; readonly files: number; readonly rows: number } | null;
   readonly error: { readonly code: string; readonly message: string; readonly at: string | null } | null;
@@ -66,9 +66,16 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
   rows.push(...out.wipe.map((w) => ['', w.table, 'emptied', w.rows === null ? '' : String(w.rows), '', w.reason ?? '']));
   rows.push(...out.preserved.map((p) => ['', p.table, p.rule.startsWith('keep') ? 'kept' : 'preserved', p.rows === null ? '' : String(p.rows), '', p.rule]));
   if (rows.length) lines.push(...table(['#', 'table', 'outcome', 'rows', 'time', 'detail'], rows));
-  for (const r of out.reach) {
+  // A table whose own step runs first (or is the same) changes only if that step leaves rows pointing at a
+  // removed one: said once, not per table (every table of a discovered policy is one).
+  const covered = out.reach.filter((r) => !r.declared && r.ownStep);
+  for (const r of out.reach.filter((x) => !covered.includes(x))) {
     const how = `ON DELETE ${r.action.toUpperCase()} from ${r.from} (${r.constraint})`;
     lines.push(`may change: ${r.table}, ${how}${r.declared ? ', declared in cascades' : paint(33, ', not declared in cascades: apply fails if it changes')}`);
+  }
+  const coveredTables = [...new Set(covered.map((r) => r.table))];
+  if (coveredTables.length) {
+    lines.push(`may change only rows their own steps leave: ${coveredTables.length} ${coveredTables.length === 1 ? 'table' : 'tables'} (${coveredTables.join(', ')}), reached by ON DELETE from tables removed later`);
   }
   const cascaded = out.tables.filter((t) => t.plannedAs === 'cascade');
   for (const t of cascaded) {

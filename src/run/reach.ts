@@ -41,3 +41,18 @@ export async function cascadeReach(sql: postgres.Sql, stepTables: readonly strin
     ORDER BY 1, 2, 3`;
   return rows.map((r) => ({ table: r.table, from: r.from, constraint: r.constraint, action: r.action as Reach['action'] }));
 }
+
+/**
+ * Whether the reached table has a step of its own that runs no later than the first step on the
+ * table it references (children first, as discover writes and lint's PK-L011 assumes; the same
+ * step for a self-reference): then the cascade or SET NULL can only change rows that step leaves
+ * behind, none when its where covers every row pointing at a removed one. `steps` is the plan's
+ * step tables in run order.
+ */
+export function withOwnStep(reach: readonly Reach[], steps: readonly string[]): (Reach & { readonly ownStep: boolean })[] {
+  return reach.map((r) => {
+    const parent = steps.indexOf(r.from);
+    const child = steps.indexOf(r.table);
+    return { ...r, ownStep: parent >= 0 && child >= 0 && child <= parent };
+  });
+}

@@ -25,6 +25,8 @@ export type FragmentResult = { ok: true; fragment: SqlFragment } | { ok: false; 
 export interface FragmentOptions {
   /** allow_functions: names (or schema.names) of functions the author vouches for. */
   readonly allowFunctions?: readonly string[];
+  /** The policy's set names: each stands for a subquery like :subject, not for a value like a param. */
+  readonly sets?: ReadonlySet<string>;
 }
 
 type Kind = 'where' | 'query' | 'value';
@@ -147,7 +149,7 @@ function check(text: string, kind: Kind, options: FragmentOptions): FragmentResu
       body += part;
       source += part.length;
     } else {
-      body += part.ref === 'subject' ? '(SELECT NULL)' : '$1';
+      body += part.ref === 'subject' || options.sets?.has(part.ref) ? '(SELECT NULL)' : '$1';
       source += part.ref.length + 1;
     }
   }

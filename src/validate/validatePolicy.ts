@@ -3,7 +3,7 @@ import { isScalar, Scalar } from 'yaml';
 import type { Diagnostic } from '../errors.js';
 import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
 import type {
-  Expectation, FlagDecl, Lookup, ParamDecl, ParamType, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
+  Expectation, FlagDecl, KeySet, Lookup, ParamDecl, ParamType, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
 } from '../policy.js';
 import { checkQuery, checkWhere, referencesOf, type FragmentOptions, type FragmentResult } from '../sql/fragment.js';
 import { isAllowed } from '../sql/functionRules.js';
@@ -102,10 +102,15 @@ export function validatePolicy(file: LoadedFile): Validated {
   let sqlInvalid = false;
 
   /** Parse a where/query, report its problems at their place in the YAML, check its references. */
+  // Set names, known before anything else is read so that every fragment can use them; which of
+  // them a fragment may use is `visibleSets` (a set sees only the sets declared before it).
+  const setNames = kind === 'purge' || kind === 'cleanup' ? Object.keys(isObject(raw['sets']) ? raw['sets'] : {}) : [];
+  let visibleSets: readonly string[] = setNames;
+
   function fragment(path: readonly PathSegment[], check: (t: string, o: FragmentOptions) => FragmentResult, allowedParams = paramNames): SqlFragment | undefined {
     const text = str(file.doc.getIn(path));
     if (text === undefined) return undefined;
-    const result = check(text, sqlOptions);
+    const result = check(text, { ...sqlOptions, sets: new Set(setNames) });
     if (!result.ok) {
       sqlInvalid = true;
       // A long fragment can hold hundreds of the same mistake: the first few say enough.
@@ -120,10 +125,14 @@ export function validatePolicy(file: LoadedFile): Validated {
       }
       // A flag always has a value (given or its default), so it may be read anywhere, as a boolean.
       if (allowedParams.includes(ref) || flagNames.includes(ref)) continue;
-      if (paramNames.includes(ref)) {
+      if (visibleSets.includes(ref)) continue;
+      if (setNames.includes(ref)) {
+        const why = path[0] !== 'sets' ? 'captured after the subject, so a lookup cannot read it' : path[1] === ref ? 'defined by this very entry' : 'declared after this one; a set reads only :subject and the sets before it';
+        report(path, `:${ref} is a set ${why}`);
+      } else if (paramNames.includes(ref)) {
         report(path, `:${ref} is not in this lookup's "by" list, so it may be NULL when the lookup runs`);
       } else {
-        const hint = didYouMean(ref, [...paramNames, ...flagNames, ...(hasSubject ? ['subject'] : [])]);
+        const hint = didYouMean(ref, [...paramNames, ...flagNames, ...(hasSubject ? ['subject'] : []), ...setNames]);
         report(path, `unknown parameter :${ref}${hint ? ` (did you mean :${hint}?)` : ''}`);
       }
     }
@@ -146,7 +155,9 @@ export function validatePolicy(file: LoadedFile): Validated {
           report(['subject', 'lookup', i, 'by', j], `unknown parameter "${b}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
         }
       });
+      visibleSets = []; // sets are captured after the subject
       const where = fragment(['subject', 'lookup', i, 'where'], checkWhere, by);
+      visibleSets = setNames;
       if (where && referencesOf(where).includes('subject')) report(['subject', 'lookup', i, 'where'], 'a lookup cannot use :subject (it defines it)');
       if (where) lookup.push({ by, where });
     });
@@ -155,6 +166,38 @@ export function validatePolicy(file: LoadedFile): Validated {
     subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1 };
   } else if (kind === 'purge') {
     report([], 'a purge policy needs a subject (the rows being removed, found by a lookup)');
+  }
+
+  const rawSets: unknown = raw['sets'];
+  const sets = keySets();
+
+  /** sets: named key sets, each reading only :subject, params and the sets declared before it. */
+  function keySets(): KeySet[] {
+    const out: KeySet[] = [];
+    if (rawSets === undefined) return out;
+    if (kind !== 'purge' && kind !== 'cleanup') {
+      report(['sets'], `a ${kind} policy removes no rows by key, so it has no sets`, true);
+      return out;
+    }
+    if (!isObject(rawSets)) return out;
+    const taken = new Set([...RESERVED, ...paramNames, ...flags.map((f) => f.name)]);
+    Object.entries(rawSets).forEach(([name, decl], i) => {
+      if (taken.has(name)) report(['sets', name], `"${name}" is already a param, flag or reserved name`, true);
+      if (!isObject(decl)) return;
+      visibleSets = setNames.slice(0, i);
+      const where = fragment(['sets', name, 'where'], checkWhere);
+      visibleSets = setNames;
+      const key = typeof decl['key'] === 'string' ? [decl['key']] : list(decl['key']).filter((k): k is string => typeof k === 'string');
+      key.forEach((k) => checkIdentifier(['sets', name, 'key'], k));
+      if (new Set(key).size !== key.length) report(['sets', name, 'key'], 'names a column twice');
+      if (where) {
+        out.push({
+          name, table: table(['sets', name, 'table'], decl['table']), key, where,
+          ...(str(decl['description']) ? { description: str(decl['description']) } : {}),
+        });
+      }
+    });
+    return out;
   }
 
   // Steps.
@@ -216,7 +259,8 @@ export function validatePolicy(file: LoadedFile): Validated {
       if (keep.some(same)) report(['wipe', 'tables', i], `"${t.name}" is also in keep: a table cannot be both wiped and kept`);
       if (tables.findIndex(same) < i) report(['wipe', 'tables', i], `"${t.name}" is listed twice`);
     });
-    wipe = { tables, restartIdentity: w['restart_identity'] !== false, cascade: w['cascade'] !== false };
+    const reach = list(w['reach']).map((t, i) => table(['wipe', 'reach', i], t));
+    wipe = { tables, reach, restartIdentity: w['restart_identity'] !== false, cascade: w['cascade'] !== false };
   } else if (kind === 'wipe') {
     report([], 'a wipe policy needs wipe: { tables: [...] }');
   }
@@ -262,7 +306,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       ...(str(raw['description']) ? { description: str(raw['description'])!.trim() } : {}),
       schema, params, flags,
       ...(subject ? { subject } : {}),
-      steps, preserve,
+      sets, steps, preserve,
       ...(wipe ? { wipe } : {}),
       keep, expect,
       ...(raw['backup'] === 'required' ? { backup: 'required' as const } : {}),
