@@ -3,11 +3,13 @@
  * an audit log that cannot be written. The database is either unchanged or fully purged, the
  * backup directory is removed or complete, and the output says which.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
-import { purgekit, sleep, tempAuditLog, validJson, why } from './run-helpers.js';
+import { BIN, purgekit, sleep, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
+import { ROOT } from './helpers/scripts.js';
 
 const NEXUS = 'nexus-purge-user';
 
@@ -68,6 +70,170 @@ describe('the backend terminated mid-apply', () => {
       await holder`ROLLBACK`;
       holder.release();
     }
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+});
+
+/** purgekit as a child process the test can signal; resolves like purgekit(). */
+function spawnPurgekit(args: string[]): { pid: () => number; signal: (s: NodeJS.Signals) => void; done: Promise<CliResult> } {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (k !== 'DATABASE_URL' && !k.startsWith('PG')) env[k] = v;
+  const started = Date.now();
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const r: CliResult = { code: code ?? (signal ? 128 : -1), stdout, stderr, ms: Date.now() - started };
+      try {
+        r.json = JSON.parse(stdout) as RunJson;
+      } catch {
+        /* left undefined */
+      }
+      resolve(r);
+    });
+  });
+  return { pid: () => child.pid!, signal: (s) => child.kill(s), done };
+}
+
+function applyArgs(db: TestDb, audit: string, extra: string[] = []): string[] {
+  return ['apply', NEXUS, '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit, ...extra];
+}
+
+/** Holds Alice's oauth_tokens row (step 5) in another session while `body` runs. */
+async function withRowLock<T>(db: TestDb, body: () => Promise<T>): Promise<T> {
+  const holder = await db.sql.reserve();
+  try {
+    await holder`BEGIN`;
+    await holder`SELECT id FROM oauth_tokens WHERE user_id = 'auth|alice' FOR UPDATE`;
+    return await body();
+  } finally {
+    await holder`ROLLBACK`;
+    holder.release();
+  }
+}
+
+describe('signals: SIGINT and SIGTERM while a step waits on a lock', () => {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`${signal}: the statement is cancelled, rolled back, backup removed, audit outcome written, exit ${code}`, async () => {
+      const db = await nexus();
+      const before = await snapshot(db.sql);
+      const audit = tempAuditLog();
+      const backup = join(audit, '..', 'backup');
+      const r = await withRowLock(db, async () => {
+        const run = spawnPurgekit(applyArgs(db, audit, ['--lock-timeout', '30s', '--backup', backup]));
+        await blockedRun(db);
+        expect(readdirSync(backup).length).toBeGreaterThan(0); // steps 1-4 were backed up already
+        run.signal(signal);
+        return run.done;
+      });
+      expect(r.code, why(r)).toBe(code);
+      const json = validJson(r);
+      expect(json).toMatchObject({ outcome: 'rolled-back', exitCode: code, error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 13/) } });
+      expect(r.stderr).toMatch(new RegExp(`${signal}: cancelling the running statement`));
+      expect(r.stderr).toMatch(/rolled back: nothing was changed/);
+      expect(r.ms).toBeLessThan(20_000); // not the 30 s lock timeout
+      expect(existsSync(backup)).toBe(false);
+      expect(auditRecords(audit)).toMatchObject([{ event: 'outcome', outcome: 'rolled-back', exitCode: code, failedCheck: { code: 'INTERRUPTED' } }]);
+      expect(await snapshot(db.sql)).toEqual(before);
+    });
+  }
+});
+
+describe('the connection lost during COMMIT', () => {
+  it('COMMIT sent, the backend terminated before it answered: the server is asked (txid_status), the outcome and the way to check are said', async () => {
+    // A deferred constraint trigger runs inside COMMIT: the backend is busy in COMMIT while the test terminates it.
+    const db = await nexus(`CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER slow_commit AFTER DELETE ON user_profiles DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();`);
+    const before = await snapshot(db.sql);
+    const audit = tempAuditLog();
+    const backup = join(audit, '..', 'backup');
+    const run = purgekit(applyArgs(db, audit, ['--backup', backup]));
+    let pid = 0;
+    await waitFor('the run to sleep inside COMMIT', async () => {
+      const [row] = await db.sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
+        WHERE datname = ${db.name} AND application_name = 'purgekit' AND wait_event = 'PgSleep' AND query ILIKE 'commit%'`;
+      pid = row?.pid ?? 0;
+      return pid !== 0;
+    });
+    // The attempt record is on disk before COMMIT is sent.
+    const [attempt] = auditRecords(audit);
+    expect(attempt).toMatchObject({ event: 'attempt', outcome: 'committing', xid: expect.stringMatching(/^\d+$/), policy: NEXUS });
+    expect(attempt!['tables']).toContainEqual(expect.objectContaining({ table: 'public.user_profiles', deleted: 1 }));
+    await db.sql`SELECT pg_terminate_backend(${pid})`;
+    const r = await run;
+    // A terminated backend aborts its transaction; purgekit asked the server, which says so.
+    expect(r.code, why(r)).toBe(7);
+    const json = validJson(r);
+    expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: 'CONNECTION_LOST', at: 'COMMIT' } });
+    expect(r.stderr).toMatch(new RegExp(`connection was lost during COMMIT; the server reports transaction ${attempt!['xid']} as aborted`));
+    expect(existsSync(backup)).toBe(false);
+    const records = auditRecords(audit);
+    expect(records.map((x) => [x['event'], x['outcome']])).toEqual([['attempt', 'committing'], ['outcome', 'rolled-back']]);
+    expect(records[1]!['runId']).toBe(attempt!['runId']);
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+});
+
+describe('the audit log', () => {
+  it('under a path whose parent is a file: refused before anything runs (exit 2), nothing changed', async () => {
+    const db = await nexus();
+    const before = await snapshot(db.sql);
+    const file = tempAuditLog();
+    writeFileSync(file, '');
+    const r = await purgekit(applyArgs(db, join(file, 'audit.jsonl')));
+    expect(r.code, why(r)).toBe(2);
+    expect(r.stderr).toMatch(/--audit-log .*audit\.jsonl: cannot write there \(.*ENOTDIR.*\); nothing was run/);
+    expect(validJson(r)).toMatchObject({ outcome: 'error', exitCode: 2 });
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+
+  it('under /proc (where recursive mkdir never returns): refused at once, exit 2', async () => {
+    const db = await nexus();
+    const before = await snapshot(db.sql);
+    const r = await purgekit(applyArgs(db, '/proc/nope/audit.jsonl'));
+    expect(r.code, why(r)).toBe(2);
+    expect(r.stderr).toMatch(/--audit-log \/proc\/nope\/audit\.jsonl: cannot write there/);
+    expect(await snapshot(db.sql)).toEqual(before);
+    const backup = await purgekit(applyArgs(db, tempAuditLog(), ['--backup', '/proc/nope/backup']));
+    expect(backup.code, why(backup)).not.toBe(0);
+    expect(backup.stderr).toMatch(/--backup \/proc\/nope\/backup: cannot write there/);
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+
+  it('a committed apply: an attempt record (with the transaction id) before COMMIT, then its outcome, one runId', async () => {
+    const db = await nexus();
+    const audit = tempAuditLog();
+    const r = await purgekit(applyArgs(db, audit));
+    expect(r.code, why(r)).toBe(0);
+    const [attempt, outcome, ...rest] = auditRecords(audit);
+    expect(rest).toEqual([]);
+    expect(attempt).toMatchObject({ event: 'attempt', outcome: 'committing', xid: expect.stringMatching(/^\d+$/), params: { email: expect.stringMatching(/^hmac-sha256:/) } });
+    expect(outcome).toMatchObject({ event: 'outcome', outcome: 'committed', exitCode: 0, runId: attempt!['runId'] });
+    expect(attempt!['tables']).toEqual(outcome!['tables']);
+    const [status] = await db.sql<{ s: string }[]>`SELECT txid_status(${attempt!['xid']}::bigint) AS s`;
+    expect(status!.s).toBe('committed');
+  });
+});
+
+describe('cancel and timeout are told apart (57014)', () => {
+  it('pg_cancel_backend from another session: "cancelled by another session", exit 7, not a statement timeout', async () => {
+    const db = await nexus();
+    const before = await snapshot(db.sql);
+    const r = await withRowLock(db, async () => {
+      const run = purgekit(applyArgs(db, tempAuditLog(), ['--lock-timeout', '30s']));
+      const pid = await blockedRun(db);
+      await db.sql`SELECT pg_cancel_backend(${pid})`;
+      return run;
+    });
+    expect(r.code, why(r)).toBe(7);
+    const json = validJson(r);
+    expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: '57014', message: expect.stringMatching(/^cancelled by another session/) } });
+    expect(json.error!.message).not.toMatch(/statement timeout/);
+    expect(r.stderr).toMatch(/safe to retry/);
     expect(await snapshot(db.sql)).toEqual(before);
   });
 });
