@@ -173,6 +173,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       durationMs: elapsed(startedAt),
     };
     let output = output0;
+    if (!output.subject && result.subjectMatched !== undefined && policy.subject) output = { ...output, subject: { table: qualified(policy.subject.table), matched: result.subjectMatched } };
     if (committed) {
       // Past COMMIT nothing may turn into a failure of the purge: it happened. Whatever is owed
       // now (the backup summary, the outcome record) is reported as pending work, exit 8.

@@ -43,6 +43,8 @@ export interface ExecutionResult {
   /** apply: the transaction's id, for txid_status() when the answer to COMMIT was lost. */
   readonly xid?: string;
   readonly report: readonly ReportRow[];
+  /** A guard stopped the run before the report had the subject row: how many rows the lookups matched. */
+  readonly subjectMatched?: number;
   readonly timings: readonly StepTiming[];
   readonly tables: readonly TableChange[];
   /** Set when the run stopped: a guard raised, a check failed, the database refused, the connection went. */
@@ -119,6 +121,7 @@ export async function execute(
   let xid: string | undefined;
   let commitSent = false;
   let statementStarted = 0;
+  let subjectMatched: number | undefined;
   const lastCreate = statements.reduce((at, r, i) => (/^CREATE TEMP TABLE/.test(r.sql) ? i : at), -1);
   const firstChange = statements.findIndex((r) => r.statement.role === 'step' || r.statement.role === 'wipe');
   const setupEnd = statements.findIndex((r, i) => i > 0 && r.statement.role !== 'setup');
@@ -159,7 +162,7 @@ export async function execute(
         // After the working tables exist, each statement runs under a savepoint: when one fails
         // (a guard, a check, a timeout), the rows reported so far are read back, so --json still
         // says what matched and every expectation's value.
-        const reportable = i > lastCreate && reportText !== undefined && reportText !== null;
+        const reportable = i > lastCreate && reportText !== undefined && reportText !== null; 
         const started = performance.now();
         statementStarted = started;
         const timer = statement.step ? slowTimer(statement.step, rendered, progress) : undefined;
@@ -173,6 +176,10 @@ export async function execute(
               .unsafe(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`)
               .then(() => tx.unsafe(reportText!))
               .then(toReport, () => report);
+            // The subject guard raises before it reports what matched (PK003): count it here.
+            if (!report.some((r) => r.item === 'subject')) {
+              subjectMatched = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_temp.purgekit_subject`.then(([row]) => row?.n, () => undefined);
+            }
           }
           throw e;
         } finally {
@@ -232,7 +239,7 @@ export async function execute(
     } else if (isServerError(error)) {
       failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}) };
     } else throw error;
-    return { committed: false, report, timings, tables, failure };
+    return { committed: false, report, timings, tables, failure, ...(subjectMatched !== undefined ? { subjectMatched } : {}) };
   } finally {
     control.interrupt?.removeEventListener('abort', cancelRunning);
   }
