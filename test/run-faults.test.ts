@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
-import { BIN, purgekit, sleep, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
+import { BIN, project, purgekit, sleep, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
 import { ROOT } from './helpers/scripts.js';
 
 const NEXUS = 'nexus-purge-user';
@@ -234,6 +234,33 @@ describe('cancel and timeout are told apart (57014)', () => {
     expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: '57014', message: expect.stringMatching(/^cancelled by another session/) } });
     expect(json.error!.message).not.toMatch(/statement timeout/);
     expect(r.stderr).toMatch(/safe to retry/);
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+});
+
+describe('personal values in server messages', () => {
+  it('a lookup error that quotes the email (22007): the value is redacted from --json, stderr and the audit log', async () => {
+    const db = await nexus();
+    const dir = project();
+    const file = join(dir, 'policies', `${NEXUS}.yaml`);
+    const yaml = readFileSync(file, 'utf8');
+    const lookup = 'where: lower(email) = :email OR lower(business_email) = :email OR lower(personal_email) = :email';
+    expect(yaml).toContain(lookup);
+    writeFileSync(file, yaml.replace(lookup, "where: lower(email) = :email AND created_at > (:email)::timestamptz - interval '100 years'"));
+    const compiled = await purgekit(['compile'], { cwd: dir });
+    expect(compiled.code, why(compiled)).toBe(0);
+    const audit = tempAuditLog();
+    const before = await snapshot(db.sql);
+    for (const command of [['plan'], ['apply', '--confirm', db.name, '--audit-log', audit]]) {
+      const r = await purgekit([...command, NEXUS, '--email', 'Carol@Example.com', '--connection', db.url, '--json'], { cwd: dir });
+      expect(r.code, why(r)).not.toBe(0);
+      const json = validJson(r);
+      expect(json.error).toMatchObject({ code: '22007', message: 'invalid input syntax for type timestamp with time zone: "[redacted :email]"' });
+      const everything = `${r.stdout}\n${r.stderr}\n${existsSync(audit) ? readFileSync(audit, 'utf8') : ''}`;
+      expect(everything).not.toMatch(/carol@example\.com/i);
+      expect(r.stderr).toContain('[redacted :email]');
+    }
+    expect(auditRecords(audit)).toMatchObject([{ event: 'outcome', failedCheck: { code: '22007', message: expect.stringContaining('[redacted :email]') } }]);
     expect(await snapshot(db.sql)).toEqual(before);
   });
 });
