@@ -264,3 +264,64 @@ describe('personal values in server messages', () => {
     expect(await snapshot(db.sql)).toEqual(before);
   });
 });
+
+describe('work owed after COMMIT', () => {
+  it('the audit outcome record cannot be written (file size limit): COMMITTED with the counts, exit 8, the attempt record is there', async () => {
+    // Calibrate: the same purge on a twin database gives records of the same size.
+    const twin = await nexus();
+    const probe = tempAuditLog();
+    const calibration = await purgekit(['apply', NEXUS, '--email', 'carol@example.com', '--confirm', twin.name, '--connection', twin.url, '--audit-log', probe]);
+    expect(calibration.code, why(calibration)).toBe(0);
+    const [attemptBytes, outcomeBytes] = readFileSync(probe, 'utf8').split('\n').filter(Boolean).map((l) => Buffer.byteLength(l) + 1);
+    // ulimit -f counts 1 KiB blocks: fill the log so that the attempt fits and the outcome does not.
+    const blocks = 64;
+    const audit = tempAuditLog();
+    const filler = blocks * 1024 - attemptBytes! - Math.floor(outcomeBytes! / 2);
+    writeFileSync(audit, `${JSON.stringify({ filler: 'x'.repeat(filler - 15) })}\n`);
+    writeFileSync(`${audit}.key`, readFileSync(`${probe}.key`));
+    const db = await nexus();
+    const r = await new Promise<CliResult>((resolve) => {
+      const args = ['apply', NEXUS, '--email', 'carol@example.com', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit];
+      const child = spawn('bash', ['-c', `ulimit -f ${blocks}; exec "$0" "$@"`, process.execPath, BIN, ...args], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: 0, json: JSON.parse(stdout) as RunJson }));
+    });
+    expect(r.code, why(r)).toBe(8);
+    const json = validJson(r);
+    expect(json).toMatchObject({ outcome: 'committed', exitCode: 8, error: { code: 'PENDING', message: expect.stringMatching(/^COMMITTED \(\d+ rows deleted from \d+ tables: .*public\.user_profiles 1/) } });
+    expect(r.stderr).toMatch(/COMMITTED .*but writing the audit log's outcome record .*EFBIG/);
+    expect(r.stderr).toMatch(/committed in \d+ ms/);
+    const [carol] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM user_profiles WHERE user_id = 'auth|carol'`;
+    expect(carol!.n).toBe(0);
+    // The log holds the attempt, whole; the outcome that did not fit was taken back, not left half-written.
+    const lines = readFileSync(audit, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    const records = lines.map((l) => JSON.parse(l) as Record<string, any>);
+    expect(records.map((x) => x['event'])).toEqual([undefined, 'attempt']);
+    expect(records[1]).toMatchObject({ outcome: 'committing', policy: NEXUS });
+  });
+});
+
+describe('verify and a lost connection', () => {
+  it('the backend of a verify is terminated while its query waits on a lock: exit 7, a --json document, no crash', async () => {
+    const db = await createTestDatabase(loadFixture('rephlo'));
+    const holder = await db.sql.reserve();
+    try {
+      await holder`BEGIN`;
+      await holder`LOCK TABLE users IN ACCESS EXCLUSIVE MODE`;
+      const run = purgekit(['verify', 'rephlo-critical-tables', '--connection', db.url, '--lock-timeout', '30s', '--json']);
+      const pid = await blockedRun(db);
+      await db.sql`SELECT pg_terminate_backend(${pid})`;
+      const r = await run;
+      expect(r.code, why(r)).toBe(7);
+      expect(r.stderr).not.toMatch(/TypeError|\n\s+at /);
+      expect(validJson(r)).toMatchObject({ command: 'verify', outcome: 'read-only', error: { code: 'CONNECTION_LOST' } });
+    } finally {
+      await holder`ROLLBACK`;
+      holder.release();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { AuditLogError } from '../errors.js';
 import { ensureDirectory, writeAll } from './durable.js';
@@ -42,11 +42,21 @@ export class AuditLog {
     return `hmac-sha256:${createHmac('sha256', this.key).update(value, 'utf8').digest('hex')}`;
   }
 
-  /** One line, on disk (fsync) before this returns. */
+  /** One line, on disk (fsync) before this returns; a line that could not be written whole is taken back. */
   append(record: object): void {
     if (this.fd === undefined) throw new Error(`${this.path} is closed`);
-    writeAll(this.fd, Buffer.from(`${JSON.stringify(record)}\n`, 'utf8'));
-    fsyncSync(this.fd);
+    const size = fstatSync(this.fd).size;
+    try {
+      writeAll(this.fd, Buffer.from(`${JSON.stringify(record)}\n`, 'utf8'));
+      fsyncSync(this.fd);
+    } catch (e) {
+      try {
+        ftruncateSync(this.fd, size);
+      } catch {
+        /* the error that matters is the write's */
+      }
+      throw e;
+    }
   }
 
   close(): void {
