@@ -116,31 +116,50 @@ async function withRowLock<T>(db: TestDb, body: () => Promise<T>): Promise<T> {
   }
 }
 
-describe('signals: SIGINT and SIGTERM while a step waits on a lock', () => {
+describe('signals: SIGINT and SIGTERM while a step runs', () => {
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     it(`${signal}: the statement is cancelled, rolled back, backup removed, audit outcome written, exit ${code}`, async () => {
-      const db = await nexus();
+      // A test-only trigger keeps step 10 (user_preferences) busy: steps 1-9 are backed up and run.
+      const db = await nexus(`CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+        CREATE TRIGGER slow_down BEFORE DELETE ON user_preferences FOR EACH STATEMENT EXECUTE FUNCTION slow_down();`);
       const before = await snapshot(db.sql);
       const audit = tempAuditLog();
       const backup = join(audit, '..', 'backup');
-      const r = await withRowLock(db, async () => {
-        const run = spawnPurgekit(applyArgs(db, audit, ['--lock-timeout', '30s', '--backup', backup]));
-        await blockedRun(db);
-        expect(readdirSync(backup).length).toBeGreaterThan(0); // steps 1-4 were backed up already
-        run.signal(signal);
-        return run.done;
+      const run = spawnPurgekit(applyArgs(db, audit, ['--backup', backup]));
+      await waitFor('the run to reach step 10', async () => {
+        const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = ${db.name} AND application_name = 'purgekit' AND wait_event = 'PgSleep'`;
+        return row!.n === 1;
       });
+      expect(readdirSync(backup).length).toBeGreaterThan(5);
+      run.signal(signal);
+      const r = await run.done;
       expect(r.code, why(r)).toBe(code);
       const json = validJson(r);
-      expect(json).toMatchObject({ outcome: 'rolled-back', exitCode: code, error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 13/) } });
+      expect(json).toMatchObject({ outcome: 'rolled-back', exitCode: code, error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 10 of 13/) } });
       expect(r.stderr).toMatch(new RegExp(`${signal}: cancelling the running statement`));
       expect(r.stderr).toMatch(/rolled back: nothing was changed/);
-      expect(r.ms).toBeLessThan(20_000); // not the 30 s lock timeout
+      expect(r.ms).toBeLessThan(20_000); // not the 30 s sleep
       expect(existsSync(backup)).toBe(false);
       expect(auditRecords(audit)).toMatchObject([{ event: 'outcome', outcome: 'rolled-back', exitCode: code, failedCheck: { code: 'INTERRUPTED' } }]);
       expect(await snapshot(db.sql)).toEqual(before);
     });
   }
+
+  it('SIGINT while it waits on a row lock (before the first delete): exit 130, unchanged', async () => {
+    const db = await nexus();
+    const before = await snapshot(db.sql);
+    const audit = tempAuditLog();
+    const r = await withRowLock(db, async () => {
+      const run = spawnPurgekit(applyArgs(db, audit, ['--lock-timeout', '30s']));
+      await blockedRun(db);
+      run.signal('SIGINT');
+      return run.done;
+    });
+    expect(r.code, why(r)).toBe(130);
+    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 13.*locking its rows/) } });
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
 });
 
 describe('the connection lost during COMMIT', () => {

@@ -149,7 +149,15 @@ export async function execute(
         const text = dryRun ? rendered.dryRun : rendered.sql;
         if (i === setupEnd) await applySettings(tx, settings);
         if (i === setupEnd) settingsAtStart = await readGuardedSettings(tx);
-        if (i === firstChange && !dryRun) statsBefore = await readStats(tx);
+        if (i === firstChange && !dryRun) {
+          if (plan.kind === 'purge') {
+            await lockParentsFirst(tx, plan, statements, values, (text, at) => {
+              current = at;
+              return send(tx, text);
+            });
+          }
+          statsBefore = await readStats(tx);
+        }
         if (text === null) continue;
         current = statement.title || current;
         if (statement.role === 'report') {
@@ -315,6 +323,34 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
     const reached = await tx<{ target: string }[]>`
       SELECT target FROM pg_temp.purgekit_report WHERE item = 'wipe' AND rows IS NOT NULL ORDER BY seq`;
     for (const { target } of reached) await backup.writer.copy(tx, target, '', 'wipe', true);
+  }
+}
+
+/**
+ * A purge locks the rows its steps will delete before the first delete, parents first (steps
+ * run children first, so in reverse order). A concurrent insert of a child row needs a key-share
+ * lock on its parent: it now waits for the purge and then fails its foreign key, instead of
+ * getting in under a parent that a later step deletes, which then failed the purge (23503,
+ * exit 4) on a busy database. The subject's rows are locked by its lookup already; rows locked
+ * FOR UPDATE are not counted as changes by pg_stat_xact_user_tables.
+ */
+async function lockParentsFirst(
+  tx: postgres.TransactionSql,
+  plan: Plan,
+  statements: readonly RenderedStatement[],
+  values: RunValues,
+  run: (text: string, at: string) => Promise<unknown>,
+): Promise<void> {
+  const steps = statements.map((r) => r.statement).filter((st) => st.role === 'step' && st.table && st.condition !== undefined);
+  for (const statement of [...steps].reverse()) {
+    const flag = statement.flag ? plan.flags.find((f) => f.name === statement.flag) : undefined;
+    if (flag && !(values.flags.get(flag.name) ?? flag.default)) continue;
+    const table = qualified(statement.table!);
+    if (statement.optional) {
+      const [exists] = await tx`SELECT to_regclass(${table}) IS NOT NULL AS yes`;
+      if (!exists?.['yes']) continue;
+    }
+    await run(`SELECT FROM ${table}${statement.condition ? ` WHERE ${statement.condition}` : ''} FOR UPDATE`, `${statement.title} (locking its rows before the first delete, parents first)`);
   }
 }
 
