@@ -273,7 +273,7 @@ function explain(failure: RunFailure, result: ExecutionResult, backupDir: string
           `; the audit log ${auditLog} has the attempt record (runId ${runId}) with the counts` +
           (backupDir ? `; the backup in ${backupDir} is kept (restore it if the purge committed and should not have, delete it otherwise)` : '');
       }
-      return `${failure.message}: the server rolls back an open transaction, ${retry}`;
+      return `${failure.message}: the server rolled back the open transaction, nothing was changed; safe to retry`;
     default:
       break;
   }
