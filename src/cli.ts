@@ -239,8 +239,20 @@ function runOptions(y: Argv): Argv {
 }
 
 async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>): Promise<number> {
+  // SIGINT/SIGTERM: the run cancels its statement, rolls back, removes an unfinished backup,
+  // writes the audit outcome and exits 130/143. A second signal exits at once (the server still
+  // rolls back an open transaction when the connection closes).
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    const code = signal === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted;
+    if (interrupt.signal.aborted) process.exit(code);
+    stderr(`purgekit: ${signal}: cancelling the running statement and rolling back (${signal} again to exit at once)`);
+    interrupt.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    return await runAndPrint(command, args);
+    return await runAndPrint(command, args, interrupt.signal);
   } catch (error) {
     // A pipeline asked for JSON: it gets a document even when the run could not start.
     if (args['json'] && error instanceof PurgekitError) {
@@ -248,10 +260,13 @@ async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, un
       process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     }
     throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
-async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>): Promise<number> {
+async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>, interrupt: AbortSignal): Promise<number> {
   const color = Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'];
   const { output, exitCode } = await runCommand(command, {
     target: args['policy'] as string,
@@ -271,6 +286,7 @@ async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<st
     ...(process.stdin.isTTY ? { ask } : {}),
     stderr,
     color,
+    interrupt,
   });
   if (args['json']) process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
   return exitCode;

@@ -80,11 +80,11 @@ describe('purgekit apply (nexus-purge-user)', () => {
     const plan = await purgekit(['plan', ...args]);
     expect(plan.code, why(plan)).toBe(0);
     const planned = validJson(plan);
-    expect(planned).toMatchObject({ command: 'plan', mode: 'plan', outcome: 'rolled-back', error: null, subject: { matched: 1 } });
+    expect(planned).toMatchObject({ command: 'plan', mode: 'plan', outcome: 'read-only', error: null, subject: { matched: 1 } });
     expect(planned.steps.filter((s) => s.outcome !== 'absent').every((s) => s.outcome === 'would remove')).toBe(true);
     expect(planned.steps.find((s) => s.step === 1)).toMatchObject({ table: 'public.ai_messages', outcome: 'would remove', rows: 3 });
     expect(await snapshot(db.sql)).toEqual(before);
-    expect(plan.stderr).toMatch(/rolled back \(plan\): nothing was changed/);
+    expect(plan.stderr).toMatch(/read-only \(plan\): nothing was changed/);
 
     const rehearse = await purgekit(['plan', '--rehearse', ...args]);
     expect(rehearse.code, why(rehearse)).toBe(0);
@@ -132,7 +132,12 @@ describe('purgekit apply (nexus-purge-user)', () => {
     expect(refused.code, why(refused)).toBe(3);
     const json = validJson(refused);
     expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: 'PK003', message: expect.stringMatching(/2 user_profiles rows matched/) } });
+    // The guard raised, but what was found before it is still reported.
+    expect(json.subject).toEqual({ table: 'public.user_profiles', matched: 2 });
     expect(refused.stderr).toContain('--force-multi');
+    const planned = await purgekit(['plan', NEXUS, '--email', 'shared@example.com', '--connection', db.url, '--json']);
+    expect(planned.code, why(planned)).toBe(3);
+    expect(validJson(planned)).toMatchObject({ outcome: 'read-only', subject: { table: 'public.user_profiles', matched: 2 }, error: { code: 'PK003' } });
     expect(await snapshot(db.sql)).toEqual(before);
 
     const forced = await purgekit(['apply', NEXUS, '--email', 'shared@example.com', '--force-multi', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit]);

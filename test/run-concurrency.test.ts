@@ -1,5 +1,6 @@
 /**
- * purgekit apply next to other sessions: it never hangs behind a lock (lock_timeout), and a
+ * purgekit apply next to other sessions: it never hangs behind a lock (lock_timeout; a timeout is
+ * transient, exit 7: rolled back, safe to retry), and a
  * concurrent insert of a child row of the subject waits for the run and then fails its foreign
  * key, so no orphan is left.
  */
@@ -24,13 +25,13 @@ async function waitFor(what: string, condition: () => Promise<boolean>, timeoutM
 }
 
 describe('purgekit apply and other sessions', () => {
-  it('a row lock held by another session: fails at --lock-timeout (exit 1), rolls back the steps already run', async () => {
+  it('a row lock held by another session: fails at --lock-timeout (exit 7), rolled back, unchanged', async () => {
     const db = await nexus();
     const before = await snapshot(db.sql);
     const holder = await db.sql.reserve();
     try {
       await holder`BEGIN`;
-      // Step 5 (oauth_tokens) needs this row; steps 1-4 will already have deleted Alice's messages and memories.
+      // Step 5 (oauth_tokens) needs this row: the run waits for it when it locks the steps' rows, parents first, before the first delete.
       const locked = await holder`SELECT id FROM oauth_tokens WHERE user_id = 'auth|alice' FOR UPDATE`;
       expect(locked.length).toBe(1);
       const planArgs = [NEXUS, '--email', 'alice@example.com', '--delete-owned-companies', '--connection', db.url, '--lock-timeout', '500ms', '--json'];
@@ -39,18 +40,18 @@ describe('purgekit apply and other sessions', () => {
       expect(plan.code, why(plan)).toBe(0);
       // A rehearsal takes the same locks as apply, so it times out the same way.
       const rehearse = await purgekit(['plan', '--rehearse', ...planArgs]);
-      expect(rehearse.code, why(rehearse)).toBe(1);
+      expect(rehearse.code, why(rehearse)).toBe(7);
       expect(validJson(rehearse).error).toMatchObject({ code: '55P03' });
       const r = await purgekit(['apply', NEXUS, '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', db.name,
         '--connection', db.url, '--lock-timeout', '500ms', '--json', '--audit-log', tempAuditLog()]);
-      expect(r.code, why(r)).toBe(1);
+      expect(r.code, why(r)).toBe(7);
       expect(r.ms).toBeLessThan(10_000);
       const json = validJson(r);
       // Well under the default lock timeout (5 s): the flag was honoured.
       expect(json.durationMs).toBeLessThan(4_000);
       expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: '55P03', message: expect.stringMatching(/^lock timeout/) } });
       expect(json.error!.at).toMatch(/Step 5 of 13/);
-      expect(r.stderr).toMatch(/failed: lock timeout/);
+      expect(r.stderr).toMatch(/failed: lock timeout.*rolled back, nothing was changed; safe to retry/);
     } finally {
       await holder`ROLLBACK`;
       holder.release();
@@ -58,7 +59,7 @@ describe('purgekit apply and other sessions', () => {
     expect(await snapshot(db.sql)).toEqual(before);
   });
 
-  it('an uncommitted child row of the subject in another session: the subject lock times out, exit 1, unchanged', async () => {
+  it('an uncommitted child row of the subject in another session: the subject lock times out, exit 7, unchanged', async () => {
     const db = await nexus();
     const before = await snapshot(db.sql);
     const holder = await db.sql.reserve();
@@ -69,7 +70,7 @@ describe('purgekit apply and other sessions', () => {
       await holder`INSERT INTO onboarding_progress VALUES ('auth|carol', 1)`;
       const r = await purgekit(['apply', NEXUS, '--email', 'carol@example.com', '--confirm', db.name,
         '--connection', db.url, '--lock-timeout', '300ms', '--json', '--audit-log', tempAuditLog()]);
-      expect(r.code, why(r)).toBe(1);
+      expect(r.code, why(r)).toBe(7);
       expect(r.ms).toBeLessThan(10_000);
       expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: '55P03', message: expect.stringMatching(/lock timeout/) } });
     } finally {
@@ -79,13 +80,13 @@ describe('purgekit apply and other sessions', () => {
     expect(await snapshot(db.sql)).toEqual(before);
   });
 
-  it('--statement-timeout stops a statement that runs too long: exit 1, rolled back, unchanged', async () => {
+  it('--statement-timeout stops a statement that runs too long: exit 7, rolled back, unchanged', async () => {
     const db = await nexus(`CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
       CREATE TRIGGER slow_down BEFORE DELETE ON user_preferences FOR EACH STATEMENT EXECUTE FUNCTION slow_down();`);
     const before = await snapshot(db.sql);
     const r = await purgekit(['apply', NEXUS, '--email', 'carol@example.com', '--confirm', db.name, '--connection', db.url,
       '--statement-timeout', '300ms', '--json', '--audit-log', tempAuditLog()]);
-    expect(r.code, why(r)).toBe(1);
+    expect(r.code, why(r)).toBe(7);
     expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: '57014', message: expect.stringMatching(/^statement timeout/), at: expect.stringMatching(/Step 10 of 13/) } });
     expect(r.json!.durationMs).toBeLessThan(2_500);
     expect(await snapshot(db.sql)).toEqual(before);
@@ -118,5 +119,29 @@ describe('purgekit apply and other sessions', () => {
     expect(orphans!.n).toBe(0);
     const [carol] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM user_profiles WHERE user_id = 'auth|carol'`;
     expect(carol!.n).toBe(0);
+  });
+
+  it('a grandchild inserted under a parent a later step deletes (ai_messages into a conversation): it waits, the purge commits', async () => {
+    // Without the parents locked first, the insert gets in (the conversation is not locked yet),
+    // and step 3's delete of the conversation then fails its foreign key: a busy database refused
+    // purges (exit 4). A test-only trigger holds step 1 so that the insert lands mid-run.
+    const db = await nexus(`CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$;
+      CREATE TRIGGER slow_down BEFORE DELETE ON ai_messages FOR EACH STATEMENT EXECUTE FUNCTION slow_down();`);
+    const run = purgekit(['apply', NEXUS, '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', tempAuditLog()]);
+    await waitFor('the run to reach step 1', async () => {
+      const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = ${db.name} AND application_name = 'purgekit' AND wait_event = 'PgSleep'`;
+      return row!.n === 1;
+    });
+    const insert = db.sql`INSERT INTO ai_messages (conversation_id, body) SELECT id, 'written during the purge' FROM ai_conversations WHERE title = 'a1'`.then(
+      () => ({ ok: true as const }),
+      (e: { code?: string }) => ({ ok: false as const, code: e.code }),
+    );
+    const r = await run;
+    expect(r.code, why(r)).toBe(0);
+    expect(validJson(r)).toMatchObject({ outcome: 'committed' });
+    expect(await insert).toMatchObject({ ok: false, code: '23503' });
+    const [left] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM ai_conversations WHERE user_id = 'auth|alice'`;
+    expect(left!.n).toBe(0);
   });
 });

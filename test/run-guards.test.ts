@@ -20,8 +20,8 @@ function auditText(path: string): string {
   return existsSync(path) ? readFileSync(path, 'utf8') : '';
 }
 
-function auditRecords(path: string): Record<string, any>[] {
-  return auditText(path).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+function auditRecords(path: string, event: 'attempt' | 'outcome' | 'all' = 'outcome'): Record<string, any>[] {
+  return auditText(path).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>).filter((r) => event === 'all' || r['event'] === event);
 }
 
 /** Every place a run can write text: its stdout, its stderr, and the audit log. */
@@ -90,6 +90,9 @@ describe('purgekit apply guards: exit 6, nothing changed', () => {
     expect(r.code, why(r)).toBe(6);
     expect(validJson(r)).toMatchObject({ outcome: 'refused', error: { code: 'GUARD', message: `database "${db.name}" is not allowed by this policy's guard (databases: *_prod)` } });
     expect(r.stderr).toContain('refused: nothing was changed');
+    // Said once, not once as the refusal and again as "failed: ...".
+    expect(r.stderr.split('is not allowed by this policy').length - 1, r.stderr).toBe(1);
+    expect(r.stderr).not.toContain('failed:');
     // A rehearsal runs for real too, so the guard applies to it.
     const rehearse = await purgekit(['plan', '--rehearse', NEXUS, '--email', 'carol@example.com', '--connection', db.url, '--json'], { cwd: dir });
     expect(rehearse.code, why(rehearse)).toBe(6);
@@ -220,6 +223,10 @@ describe('passwords and the audit log', () => {
     expect(records).toHaveLength(3);
     expect(records.map((r) => r['outcome'])).toEqual(['refused', 'rolled-back', 'committed']);
     expect(records.map((r) => r['exitCode'])).toEqual([6, 3, 0]);
+    // Only the committed run reached COMMIT: its attempt record came first, with the same runId.
+    const all = auditRecords(audit, 'all');
+    expect(all.map((r) => `${r['event']} ${r['outcome']}`)).toEqual(['outcome refused', 'outcome rolled-back', 'attempt committing', 'outcome committed']);
+    expect(all[2]!['runId']).toBe(all[3]!['runId']);
     for (const r of records) {
       expect(r).toMatchObject({
         policy: NEXUS,

@@ -14,7 +14,7 @@ describe('purgekit verify', () => {
     const ok = await purgekit(['verify', CHECK, '--connection', db.url, '--json']);
     expect(ok.code, why(ok)).toBe(0);
     const passed = validJson(ok);
-    expect(passed).toMatchObject({ command: 'verify', mode: 'verify', kind: 'check', outcome: 'rolled-back', error: null, subject: null, steps: [], tables: [] });
+    expect(passed).toMatchObject({ command: 'verify', mode: 'verify', kind: 'check', outcome: 'read-only', error: null, subject: null, steps: [], tables: [] });
     expect(passed.expectations.map((e) => [e.name, e.outcome])).toEqual([
       ['users is not empty', 'ok'], ['oauth_clients is not empty', 'ok'], ['oidc_models is not empty', 'ok'], ['models is not empty', 'ok'],
     ]);
@@ -26,8 +26,17 @@ describe('purgekit verify', () => {
     const failed = await purgekit(['verify', CHECK, '--connection', db.url, '--json']);
     expect(failed.code, why(failed)).toBe(4);
     const json = validJson(failed);
-    expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: 'PK004', message: expect.stringContaining('users is not empty') } });
+    // Read-only: nothing was written, so nothing was rolled back either.
+    expect(json).toMatchObject({ outcome: 'read-only', error: { code: 'PK004', message: expect.stringContaining('users is not empty') } });
     expect(json.error!.message).not.toContain('oauth_clients');
+    // A pipeline gets every expectation's value and outcome, the failed one and those that held.
+    expect(json.expectations.map((e) => [e.name, e.outcome, e.detail])).toEqual([
+      ['users is not empty', 'failed', 'value 0, wanted >= 1'],
+      ['oauth_clients is not empty', 'ok', expect.stringMatching(/^value \d+, wanted >= 1$/)],
+      ['oidc_models is not empty', 'ok', expect.stringMatching(/^value \d+, wanted >= 1$/)],
+      ['models is not empty', 'ok', expect.stringMatching(/^value \d+, wanted >= 1$/)],
+    ]);
+    expect(failed.stderr).toMatch(/expect: users is not empty: failed \(value 0, wanted >= 1\)/);
     expect(failed.stderr).toMatch(/users is not empty/);
     expect(await snapshot(db.sql)).toEqual(emptied);
   });

@@ -1,16 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import os from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { compile, qualified } from '../compile/compile.js';
 import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
-import { ExitCode, UsageError } from '../errors.js';
+import { ExitCode, TRANSIENT_KINDS, UsageError } from '../errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, render, renderStatements } from '../render/render.js';
-import { appendAudit, pseudonymize } from '../run/audit.js';
+import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../run/connect.js';
-import { execute, type RunFailure, type RunMode } from '../run/execute.js';
+import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase, RefusedError } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
@@ -40,6 +41,8 @@ export interface RunOptions {
   readonly ask?: (question: string) => Promise<string>;
   readonly stderr: (line: string) => void;
   readonly color: boolean;
+  /** Aborted on SIGINT/SIGTERM (reason 'SIGINT' | 'SIGTERM'): cancel, roll back, clean up. */
+  readonly interrupt?: AbortSignal;
 }
 
 const DURATION = /^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$/;
@@ -62,12 +65,19 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   const plan = compile(policy);
   const planSha256 = checksumOf(fileText).actual;
 
+  // Before anything else touches the database: an audit log that cannot be written stops the
+  // apply here (exit 2), not after COMMIT.
+  const auditLog = command === 'apply' ? AuditLog.open(options.auditLog) : undefined;
+  const runId = randomUUID();
   const startedAt = new Date();
+  const scrub = personalScrubber(policy, values);
   let secrets: readonly string[] = [];
-  const conn = connect(options.connection, (message) => options.stderr(`notice: ${redact(message, secrets)}`));
-  secrets = conn.secrets;
-  const say = (line: string) => options.stderr(redact(line, conn.secrets));
+  let conn: ReturnType<typeof connect> | undefined;
+  let lost = false;
   try {
+    conn = connect(options.connection, (message) => options.stderr(`notice: ${scrub(redact(message, secrets))}`));
+    secrets = conn.secrets;
+    const say = (line: string) => options.stderr(redact(line, secrets));
     const database = await currentDatabase(conn);
     // The cluster's identity for the audit log; pg_control_system() may be denied to ordinary roles.
     const systemIdentifier = await conn.sql`SELECT system_identifier::text AS id FROM pg_control_system()`
@@ -79,9 +89,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     if (mode === 'rehearse') say('rehearsal: runs every statement for real, takes the same locks as apply, then rolls back');
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
-    const audit = async (output: RunOutput, failure?: RunFailure) => {
-      if (command === 'apply') await appendAudit(options.auditLog, await auditRecord(options.auditLog, policy, values, output, systemIdentifier, failure));
-    };
+    const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
+      auditRecord(auditLog!, event, runId, policy, values, output, systemIdentifier, extra);
     if (mode === 'apply' || mode === 'rehearse') {
       try {
         checkDatabase(policy.guard, database);
@@ -89,8 +98,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       } catch (e) {
         if (!(e instanceof RefusedError)) throw e;
         const output: RunOutput = { ...base, ...summarize([], []), reach: [], backup: null, outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
-        await audit(output);
-        say(e.message);
+        auditLog?.append(record('outcome', output));
         for (const line of humanReport(output, options.color)) say(line);
         return { output, exitCode: e.exitCode };
       }
@@ -109,39 +117,93 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       finish: () =>
         writer.finish({ policy: policy.name, kind: policy.kind, planSha256, database: { name: database, host: target.host, port: target.port }, createdAt: new Date().toISOString() }),
     };
-    let result;
+    let result: ExecutionResult;
     try {
-      result = await execute(conn.sql, plan, renderStatements(plan), values, mode, options, (event) =>
-        say(`  step ${event.step} (${event.table}) still running: ${event.seconds} s`),
-      backup);
+      result = await execute(
+        conn.sql,
+        plan,
+        renderStatements(plan),
+        values,
+        mode,
+        options,
+        (event) => say(`  step ${event.step} (${event.table}) still running: ${event.seconds} s`),
+        backup,
+        {
+          ...(options.interrupt ? { interrupt: options.interrupt } : {}),
+          // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
+          ...(auditLog
+            ? {
+                beforeCommit: ({ xid, report, tables }) =>
+                  auditLog.append(record('attempt', { ...base, ...summarize(report, []), reach, backup: null, outcome: 'committed', exitCode: ExitCode.ok, tables, error: null }, { xid })),
+              }
+            : {}),
+        },
+      );
     } catch (e) {
-      // Lost connection after the manifest was written: COMMIT may have gone through, so the
-      // backup may be the only copy of what was deleted. Keep it, and say so.
+      // Unforeseen: COMMIT may or may not have been sent. A finished backup may be the only copy
+      // of what was deleted: keep it, and say so.
       if (writer?.finished) say(`warning: the run ended without a clear outcome (${(e as Error).message}); the backup in ${writer.dir} is kept: check the database, and restore or delete it`);
       else await writer?.discard();
       throw e;
     }
-    // Nothing was removed: a backup of it would only be a copy of personal data.
-    if (writer && !result.committed) await writer.discard();
-    const backedUp = writer && result.committed ? await summarizeBackup(writer.dir) : null;
-    if (backedUp) say(`backup: ${backedUp.files} ${backedUp.files === 1 ? 'file' : 'files'}, ${backedUp.rows} rows in ${backedUp.dir} (restore with purgekit restore ${backedUp.dir} --confirm ${database})`);
-    const { exitCode, outcome } = verdict(result.committed, result.failure);
-    const output: RunOutput = {
+    lost = result.failure?.code === 'CONNECTION_LOST';
+    let committed = result.committed;
+    let unknown = false;
+    let note: string | undefined;
+    if (result.commitUnknown) {
+      // COMMIT went out and its answer did not come back: ask the server what became of it.
+      const status = result.xid ? await transactionStatus(options.connection, result.xid) : undefined;
+      if (status === 'committed') {
+        committed = true;
+        note = `the connection was lost during COMMIT; the server reports transaction ${result.xid} as committed`;
+      } else if (status === 'aborted') {
+        note = `the connection was lost during COMMIT; the server reports transaction ${result.xid} as aborted: nothing was changed`;
+      } else unknown = true;
+    }
+    const failure = committed ? undefined : result.failure;
+    if (writer && !committed && !unknown) await writer.discard();
+    // Only what the server said can name a person: scrub every message before it is printed or logged.
+    const output0: RunOutput = {
       ...base,
-      ...summarize(result.report, result.timings),
+      ...scrubSummary(summarize(result.report, result.timings), scrub),
       reach,
-      backup: backedUp,
-      outcome,
-      exitCode,
+      backup: null,
+      ...verdict(mode, committed, unknown, failure, options.interrupt),
       tables: result.tables,
-      error: result.failure ? { code: result.failure.code, message: redact(explain(result.failure), conn.secrets), at: result.failure.at ?? null } : null,
+      error: failure ? { code: failure.code, message: scrub(redact(explain(failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null } : null,
       durationMs: elapsed(startedAt),
     };
-    await audit(output, result.failure);
+    let output = output0;
+    if (!output.subject && result.subjectMatched !== undefined && policy.subject) output = { ...output, subject: { table: qualified(policy.subject.table), matched: result.subjectMatched } };
+    if (committed) {
+      // Past COMMIT nothing may turn into a failure of the purge: it happened. Whatever is owed
+      // now (the backup summary, the outcome record) is reported as pending work, exit 8.
+      const owed: string[] = [];
+      const backedUp = writer ? await summarizeBackup(writer.dir).catch((e: Error) => (owed.push(`reading the backup's manifest: ${e.message}`), null)) : null;
+      if (backedUp) say(`backup: ${backedUp.files} ${backedUp.files === 1 ? 'file' : 'files'}, ${backedUp.rows} rows in ${backedUp.dir} (restore with purgekit restore ${backedUp.dir} --confirm ${database})`);
+      output = { ...output, backup: backedUp };
+      try {
+        auditLog?.append(record('outcome', output, note ? { note } : {}));
+      } catch (e) {
+        owed.push(`writing the audit log's outcome record to ${options.auditLog}: ${(e as Error).message} (the attempt record ${runId} is there)`);
+      }
+      if (owed.length) {
+        output = { ...output, exitCode: ExitCode.committedPending, error: { code: 'PENDING', message: `COMMITTED (${committedCounts(output)}), but ${owed.join('; ')}`, at: null } };
+      }
+    } else {
+      try {
+        auditLog?.append(record('outcome', output, note ? { note } : {}));
+      } catch (e) {
+        say(`warning: the audit log's outcome record could not be written to ${options.auditLog}: ${(e as Error).message}`);
+      }
+    }
+    if (note) say(note);
     for (const line of humanReport(output, options.color)) say(line);
-    return { output, exitCode };
+    return { output, exitCode: output.exitCode };
   } finally {
-    await conn.sql.end({ timeout: 5 });
+    auditLog?.close();
+    // A connection that is gone has nothing to flush: do not wait for it.
+    await conn?.sql.end({ timeout: lost ? 0 : 5 });
   }
 }
 
@@ -169,21 +231,113 @@ function requireLookup(policy: Policy, values: RunValues): void {
   throw new UsageError(`${policy.name} needs ${choices} to find what to purge (options: ${describeOptions(policy)})`);
 }
 
-function verdict(committed: boolean, failure?: RunFailure): { exitCode: number; outcome: RunOutput['outcome'] } {
-  if (!failure) return { exitCode: ExitCode.ok, outcome: committed ? 'committed' : 'rolled-back' };
+function verdict(
+  mode: RunMode,
+  committed: boolean,
+  unknown: boolean,
+  failure: RunFailure | undefined,
+  interrupt: AbortSignal | undefined,
+): { exitCode: number; outcome: RunOutput['outcome'] } {
+  const readOnly = mode === 'plan' || mode === 'verify';
+  const rolledBack: RunOutput['outcome'] = readOnly ? 'read-only' : 'rolled-back';
+  if (committed) return { exitCode: ExitCode.ok, outcome: 'committed' };
+  if (unknown) return { exitCode: ExitCode.unexpected, outcome: 'unknown' };
+  if (!failure) return { exitCode: ExitCode.ok, outcome: rolledBack };
   const code = failure.code;
+  if (code === 'INTERRUPTED') return { exitCode: interrupt?.reason === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted, outcome: rolledBack };
   if (code === 'PK002') return { exitCode: ExitCode.ok, outcome: 'nothing-matched' };
-  if (code === 'PK001' || code === 'PK011') return { exitCode: ExitCode.usage, outcome: 'rolled-back' };
-  if (code === 'PK003') return { exitCode: ExitCode.multipleSubjects, outcome: 'rolled-back' };
-  if (/^PK\d{3}$/.test(code) || code === 'RUNNER' || code.startsWith('23')) return { exitCode: ExitCode.checkFailed, outcome: 'rolled-back' };
-  return { exitCode: ExitCode.unexpected, outcome: 'rolled-back' };
+  if (code === 'PK001' || code === 'PK011') return { exitCode: ExitCode.usage, outcome: rolledBack };
+  if (code === 'PK003') return { exitCode: ExitCode.multipleSubjects, outcome: rolledBack };
+  if (failure.kind && TRANSIENT_KINDS.has(failure.kind)) return { exitCode: ExitCode.transient, outcome: rolledBack };
+  if (/^PK\d{3}$/.test(code) || code === 'RUNNER' || failure.kind === 'integrity') return { exitCode: ExitCode.checkFailed, outcome: rolledBack };
+  return { exitCode: ExitCode.unexpected, outcome: rolledBack };
 }
 
-function explain(failure: RunFailure): string {
-  if (failure.code === '55P03') return `lock timeout: another session holds a lock this run needs (${failure.message}); raise --lock-timeout or retry later`;
-  if (failure.code === '57014') return `statement timeout: a statement ran longer than --statement-timeout (${failure.message})`;
+/** The failure as an operator reads it: what happened, whether anything changed, what to do. */
+function explain(failure: RunFailure, result: ExecutionResult, backupDir: string | undefined, auditLog: string, runId: string): string {
+  const retry = 'rolled back, nothing was changed; safe to retry';
+  switch (failure.kind) {
+    case 'lock-timeout':
+      return `lock timeout: another session holds a lock this run needs (${failure.message}); ${retry}, or raise --lock-timeout`;
+    case 'statement-timeout':
+      return `statement timeout: a statement ran longer than --statement-timeout (${failure.message}); ${retry}, or raise --statement-timeout`;
+    case 'cancelled':
+      return `cancelled by another session (pg_cancel_backend or an administrator), not a timeout (${failure.message}); ${retry}`;
+    case 'deadlock':
+      return `deadlock with another session (${failure.message}); ${retry}`;
+    case 'serialization':
+      return `serialization failure (${failure.message}); ${retry}`;
+    case 'connection-lost':
+      if (result.commitUnknown) {
+        const how = result.xid ? `SELECT txid_status(${result.xid}); -- committed or aborted` : 'compare the tables with the plan';
+        return `OUTCOME UNKNOWN: ${failure.message}. The server may or may not have committed. Find out with: ${how}` +
+          `; the audit log ${auditLog} has the attempt record (runId ${runId}) with the counts` +
+          (backupDir ? `; the backup in ${backupDir} is kept (restore it if the purge committed and should not have, delete it otherwise)` : '');
+      }
+      return `${failure.message}: the server rolled back the open transaction, nothing was changed; safe to retry`;
+    default:
+      break;
+  }
   if (failure.code === 'PK003') return `${failure.message} (pass --force-multi to purge them all)`.replace('; set force_multi to purge them all', '');
   return failure.message;
+}
+
+/** "12 rows deleted from 5 tables" for a COMMITTED message. */
+function committedCounts(output: RunOutput): string {
+  const rows = output.tables.reduce((n, t) => n + t.deleted, 0);
+  const tables = output.tables.filter((t) => t.deleted > 0).length;
+  return `${rows} ${rows === 1 ? 'row' : 'rows'} deleted from ${tables} ${tables === 1 ? 'table' : 'tables'}: ${output.tables.filter((t) => t.deleted > 0).map((t) => `${t.table} ${t.deleted}`).join(', ')}`;
+}
+
+/** What the server says became of a transaction whose COMMIT lost its answer (one new connection, 10 s at most). */
+async function transactionStatus(connection: string | undefined, xid: string): Promise<string | undefined> {
+  try {
+    const probe = connect(connection, () => {});
+    try {
+      const [row] = await probe.sql<{ status: string | null }[]>`SELECT txid_status(${xid}::bigint) AS status`;
+      return row?.status ?? undefined;
+    } finally {
+      await probe.sql.end({ timeout: 1 });
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The values of personal params, as typed and as compared, replaced in server messages by a
+ * marker: `invalid input syntax for type timestamp: "carol@example.com"` must not reach the
+ * audit log, --json or stderr. Short values (under 4 characters) would also match unrelated
+ * text, so they are replaced only where PostgreSQL quotes a value: "v", (v), 'v'.
+ */
+function personalScrubber(policy: Policy, values: RunValues): (text: string) => string {
+  const rules: { pattern: RegExp; marker: string }[] = [];
+  const escape = (v: string) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [name, value] of values.params) {
+    const decl = policy.params.find((p) => p.name === name);
+    if (!(decl?.personal ?? true)) continue;
+    const forms = [...new Set([value, compared(value, decl?.normalize), value.trim()])].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
+    for (const form of forms) {
+      const marker = `[redacted :${name}]`;
+      rules.push(form.length >= 4 ? { pattern: new RegExp(escape(form), 'gi'), marker } : { pattern: new RegExp(`(["'(])${escape(form)}(["')])`, 'g'), marker: `$1${marker}$2` });
+    }
+  }
+  return (text) => rules.reduce((t, r) => t.replace(r.pattern, r.marker), text);
+}
+
+function scrubSummary(summary: ReturnType<typeof summarize>, scrub: (text: string) => string): ReturnType<typeof summarize> {
+  const s = (t: string | null) => (t === null ? null : scrub(t));
+  return {
+    ...summary,
+    steps: summary.steps.map((x) => ({ ...x, detail: s(x.detail) })),
+    wipe: summary.wipe.map((x) => ({ ...x, reason: s(x.reason) })),
+    expectations: summary.expectations.map((x) => ({ ...x, detail: s(x.detail) })),
+  };
+}
+
+/** The value as the policy compares it: Carol@Example.com and carol@example.com are one person. */
+function compared(value: string, normalize: string | undefined): string {
+  return normalize === 'lower' ? value.toLowerCase() : normalize === 'upper' ? value.toUpperCase() : normalize === 'trim' ? value.trim() : value;
 }
 
 async function summarizeBackup(dir: string): Promise<{ dir: string; files: number; rows: number }> {
@@ -195,32 +349,42 @@ function elapsed(since: Date): number {
   return Date.now() - since.getTime();
 }
 
-async function auditRecord(logPath: string, policy: Policy, values: RunValues, output: RunOutput, systemIdentifier: string | null, failure?: RunFailure): Promise<object> {
+function auditRecord(
+  log: AuditLog,
+  event: 'attempt' | 'outcome',
+  runId: string,
+  policy: Policy,
+  values: RunValues,
+  output: Omit<RunOutput, 'durationMs'>,
+  systemIdentifier: string | null,
+  extra: object,
+): object {
   const params: Record<string, string> = {};
   for (const [name, value] of values.params) {
-    const personal = policy.params.find((p) => p.name === name)?.personal ?? true;
-    const normalize = policy.params.find((p) => p.name === name)?.normalize;
-    // The value as the policy compares it: Carol@Example.com and carol@example.com are one person.
-    const compared = normalize === 'lower' ? value.toLowerCase() : normalize === 'upper' ? value.toUpperCase() : normalize === 'trim' ? value.trim() : value;
-    params[name] = personal ? await pseudonymize(logPath, compared) : compared;
+    const decl = policy.params.find((p) => p.name === name);
+    const personal = decl?.personal ?? true;
+    const value_ = compared(value, decl?.normalize);
+    params[name] = personal ? log.pseudonymize(value_) : value_;
   }
   return {
     version: 1,
+    // attempt: written just before COMMIT (outcome "committing"); outcome: once it is known.
+    event,
+    runId,
     policy: output.policy,
     planSha256: output.planSha256,
     database: { name: output.database.database, host: output.database.host, port: output.database.port, user: output.database.user, systemIdentifier },
     osUser: os.userInfo().username,
     startedAt: output.startedAt,
-    finishedAt: new Date().toISOString(),
+    ...(event === 'outcome' ? { finishedAt: new Date().toISOString() } : {}),
     params,
     flags: Object.fromEntries(values.flags),
     forceMulti: values.forceMulti,
     subject: output.subject,
     steps: output.steps.map(({ step, table, outcome, rows }) => ({ step, table, outcome, rows })),
     tables: output.tables,
-    outcome: output.outcome,
-    exitCode: output.exitCode,
-    failedCheck: failure ? { code: failure.code, message: output.error?.message ?? failure.message } : output.error,
+    outcome: event === 'attempt' ? 'committing' : output.outcome,
+    ...(event === 'outcome' ? { exitCode: output.exitCode, failedCheck: output.error } : {}),
+    ...extra,
   };
 }
-

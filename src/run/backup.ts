@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type postgres from 'postgres';
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { PurgekitError, ExitCode } from '../errors.js';
+import { ensureDirectory } from './durable.js';
 
 /**
  * A backup of the rows an apply removes: one file per table and step in PostgreSQL's COPY text
@@ -66,7 +67,7 @@ export class BackupWriter {
     const existing = await readdir(dir).catch(() => undefined);
     if (existing && existing.length) throw new BackupError(`--backup ${dir}: the directory is not empty`);
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      ensureDirectory(dir); // not fs.mkdir's recursive mode, which never returns under /proc
       await chmod(dir, 0o700); // an existing empty directory too: the files hold personal data
       // Probe that it is writable before anything is deleted.
       await writeFile(join(dir, '.probe'), '', { mode: 0o600 });

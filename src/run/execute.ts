@@ -8,6 +8,7 @@ import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../compile/compile.js';
 import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
+import { failureKind, type FailureKind } from '../errors.js';
 
 /**
  * Runs a plan's statements one by one inside ONE transaction that this function opens. The
@@ -34,16 +35,30 @@ export interface StepTiming {
 
 export interface ExecutionResult {
   readonly committed: boolean;
+  /**
+   * The connection was lost after COMMIT was sent and before its answer: only the server knows
+   * whether it committed (txid_status(xid)).
+   */
+  readonly commitUnknown?: boolean;
+  /** apply: the transaction's id, for txid_status() when the answer to COMMIT was lost. */
+  readonly xid?: string;
   readonly report: readonly ReportRow[];
+  /** A guard stopped the run before the report had the subject row: how many rows the lookups matched. */
+  readonly subjectMatched?: number;
   readonly timings: readonly StepTiming[];
   readonly tables: readonly TableChange[];
-  /** Set when the run stopped: a guard raised, a check failed, or the database refused. */
+  /** Set when the run stopped: a guard raised, a check failed, the database refused, the connection went. */
   readonly failure?: RunFailure;
 }
 
 export interface RunFailure {
-  /** SQLSTATE (PK001...PK011 for the script's guards), or RUNNER for the runner's own checks. */
+  /**
+   * SQLSTATE (PK001...PK011 for the script's guards), RUNNER for the runner's own checks,
+   * CONNECTION_LOST, INTERRUPTED (SIGINT/SIGTERM), AUDIT (the attempt record could not be written).
+   */
   readonly code: string;
+  /** For database and driver errors: what kind of failure (errors.ts failureKind). */
+  readonly kind?: FailureKind;
   readonly message: string;
   /** The statement that failed: its heading in the generated file. */
   readonly at?: string;
@@ -53,7 +68,20 @@ export interface Progress {
   (event: { kind: 'slow'; step: number; table: string; seconds: number }): void;
 }
 
+/** What the caller can do to a run under way. */
+export interface RunControl {
+  /** SIGINT/SIGTERM: cancel the running statement and roll back (ignored once COMMIT is sent). */
+  readonly interrupt?: AbortSignal;
+  /**
+   * apply: inside the transaction, after every check held and the backup is on disk, just
+   * before COMMIT (the audit log's attempt record). A throw rolls back.
+   */
+  readonly beforeCommit?: (attempt: { readonly xid: string; readonly report: readonly ReportRow[]; readonly tables: readonly TableChange[] }) => void | Promise<void>;
+}
+
 class Rollback extends Error {}
+class Interrupted extends Error {}
+class HookFailed extends Error {}
 class RunnerCheckFailed extends Error {
   constructor(
     message: string,
@@ -71,6 +99,8 @@ export interface BackupPlan {
   readonly finish: () => Promise<unknown>;
 }
 
+const SAVEPOINT = 'purgekit_statement';
+
 export async function execute(
   sql: postgres.Sql,
   plan: Plan,
@@ -80,6 +110,7 @@ export async function execute(
   settings: RunSettings,
   progress: Progress = () => {},
   backup?: BackupPlan,
+  control: RunControl = {},
 ): Promise<ExecutionResult> {
   const dryRun = mode === 'plan' || mode === 'verify';
   const timings: StepTiming[] = [];
@@ -87,11 +118,28 @@ export async function execute(
   let tables: readonly TableChange[] = [];
   let current: string | undefined;
   let failure: RunFailure | undefined;
+  let xid: string | undefined;
+  let commitSent = false;
+  let statementStarted = 0;
+  let subjectMatched: number | undefined;
   const lastCreate = statements.reduce((at, r, i) => (/^CREATE TEMP TABLE/.test(r.sql) ? i : at), -1);
   const firstChange = statements.findIndex((r) => r.statement.role === 'step' || r.statement.role === 'wipe');
   const setupEnd = statements.findIndex((r, i) => i > 0 && r.statement.role !== 'setup');
+  const reportStatement = statements.find((r) => r.statement.role === 'report');
+  const reportText = reportStatement && (dryRun ? reportStatement.dryRun : reportStatement.sql);
   let statsBefore: StatsByTable = new Map();
   let settingsAtStart: SettingsSnapshot | undefined;
+  // The query on the wire, so that an interrupt can cancel it (a CancelRequest, no new login).
+  let running: postgres.PendingQuery<postgres.Row[]> | undefined;
+  const cancelRunning = () => {
+    if (!commitSent) void running?.cancel();
+  };
+  control.interrupt?.addEventListener('abort', cancelRunning, { once: true });
+  const send = (tx: postgres.TransactionSql, text: string) => {
+    if (control.interrupt?.aborted) throw new Interrupted();
+    running = tx.unsafe(text);
+    return running.finally(() => (running = undefined));
+  };
 
   try {
     await sql.begin(async (tx) => {
@@ -101,19 +149,47 @@ export async function execute(
         const text = dryRun ? rendered.dryRun : rendered.sql;
         if (i === setupEnd) await applySettings(tx, settings);
         if (i === setupEnd) settingsAtStart = await readGuardedSettings(tx);
-        if (i === firstChange && !dryRun) statsBefore = await readStats(tx);
+        if (i === firstChange && !dryRun) {
+          if (plan.kind === 'purge') {
+            await lockParentsFirst(tx, plan, statements, values, (text, at) => {
+              current = at;
+              return send(tx, text);
+            });
+          }
+          statsBefore = await readStats(tx);
+        }
         if (text === null) continue;
         current = statement.title || current;
         if (statement.role === 'report') {
-          report = toReport(await tx.unsafe(text));
+          report = toReport(await send(tx, text));
           if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
           continue;
         }
         if (backup && !dryRun) await backUp(tx, backup, plan, rendered, values);
+        if (control.interrupt?.aborted) throw new Interrupted();
+        // After the working tables exist, each statement runs under a savepoint: when one fails
+        // (a guard, a check, a timeout), the rows reported so far are read back, so --json still
+        // says what matched and every expectation's value.
+        const reportable = i > lastCreate && reportText !== undefined && reportText !== null; 
         const started = performance.now();
+        statementStarted = started;
         const timer = statement.step ? slowTimer(statement.step, rendered, progress) : undefined;
         try {
-          await tx.unsafe(text);
+          if (reportable) await tx.unsafe(`SAVEPOINT ${SAVEPOINT}`);
+          await send(tx, text);
+          if (reportable) await tx.unsafe(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+        } catch (e) {
+          if (reportable && isServerError(e) && failureKind(e) !== 'connection-lost') {
+            report = await tx
+              .unsafe(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`)
+              .then(() => tx.unsafe(reportText!))
+              .then(toReport, () => report);
+            // The subject guard raises before it reports what matched (PK003): count it here.
+            if (!report.some((r) => r.item === 'subject')) {
+              subjectMatched = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_temp.purgekit_subject`.then(([row]) => row?.n, () => undefined);
+            }
+          }
+          throw e;
         } finally {
           if (timer) clearInterval(timer);
         }
@@ -140,22 +216,59 @@ export async function execute(
         // The backup is on disk, complete and flushed before the rows it holds are gone for good.
         await backup.finish();
       }
+      const [row] = await tx<{ xid: string }[]>`SELECT txid_current()::text AS xid`;
+      xid = row!.xid;
+      if (control.interrupt?.aborted) throw new Interrupted();
+      try {
+        await control.beforeCommit?.({ xid, report, tables });
+      } catch (e) {
+        throw new HookFailed((e as Error).message, { cause: e });
+      }
+      // From here the driver sends COMMIT: a lost connection leaves the outcome unknown.
+      commitSent = true;
     });
-    return { committed: true, report, timings, tables };
+    return { committed: true, report, timings, tables, ...(xid ? { xid } : {}) };
   } catch (error) {
     if (error instanceof Rollback) return { committed: false, report, timings, tables };
-    if (error instanceof RunnerCheckFailed) {
+    const kind = error instanceof Interrupted ? undefined : failureKind(error as { code?: unknown }, timedOut(statementStarted, settings.statementTimeout));
+    if (error instanceof Interrupted || (control.interrupt?.aborted && !commitSent && kind === 'cancelled')) {
+      failure = { code: 'INTERRUPTED', message: 'interrupted by a signal: the running statement was cancelled and the transaction rolled back', ...(current ? { at: current } : {}) };
+    } else if (kind === 'connection-lost') {
+      const why = (error as Error).message;
+      failure = commitSent
+        ? { code: 'CONNECTION_LOST', kind, message: `the connection was lost after COMMIT was sent, before its answer (${why})`, at: 'COMMIT' }
+        : { code: 'CONNECTION_LOST', kind, message: `the connection to the server was lost (${why})`, ...(current ? { at: current } : {}) };
+      return { committed: false, report, timings, tables, failure, ...(commitSent ? { commitUnknown: true } : {}), ...(xid ? { xid } : {}) };
+    } else if (error instanceof HookFailed) {
+      failure = { code: 'AUDIT', message: `the audit log's attempt record could not be written (${error.message})`, at: 'just before COMMIT' };
+    } else if (error instanceof RunnerCheckFailed) {
       tables = error.tables;
       failure = { code: 'RUNNER', message: error.message, at: "the runner's checks after the last statement" };
-    }
-    else if (isServerError(error)) failure = { code: error.code, message: error.message, ...(current ? { at: current } : {}) };
-    else throw error;
-    return { committed: false, report, timings, tables, failure };
+    } else if (isServerError(error)) {
+      failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}) };
+    } else throw error;
+    return { committed: false, report, timings, tables, failure, ...(subjectMatched !== undefined ? { subjectMatched } : {}) };
+  } finally {
+    control.interrupt?.removeEventListener('abort', cancelRunning);
   }
 }
 
 function isServerError(error: unknown): error is { code: string; message: string } {
   return typeof (error as { code?: unknown })?.code === 'string' && (error as { name?: string }).name === 'PostgresError';
+}
+
+/** Whether the statement started at `since` has run for (about) the whole --statement-timeout. */
+function timedOut(since: number, statementTimeout: string): boolean {
+  const limit = durationMs(statementTimeout);
+  return since > 0 && limit !== undefined && performance.now() - since >= limit * 0.9;
+}
+
+/** A PostgreSQL duration setting in ms (a bare number is ms, as for statement_timeout). */
+export function durationMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
+  return Number(m[1]) * unit;
 }
 
 /** The runner's timeouts replace the file's 10 s lock_timeout; bound, not spliced. */
@@ -210,6 +323,34 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
     const reached = await tx<{ target: string }[]>`
       SELECT target FROM pg_temp.purgekit_report WHERE item = 'wipe' AND rows IS NOT NULL ORDER BY seq`;
     for (const { target } of reached) await backup.writer.copy(tx, target, '', 'wipe', true);
+  }
+}
+
+/**
+ * A purge locks the rows its steps will delete before the first delete, parents first (steps
+ * run children first, so in reverse order). A concurrent insert of a child row needs a key-share
+ * lock on its parent: it now waits for the purge and then fails its foreign key, instead of
+ * getting in under a parent that a later step deletes, which then failed the purge (23503,
+ * exit 4) on a busy database. The subject's rows are locked by its lookup already; rows locked
+ * FOR UPDATE are not counted as changes by pg_stat_xact_user_tables.
+ */
+async function lockParentsFirst(
+  tx: postgres.TransactionSql,
+  plan: Plan,
+  statements: readonly RenderedStatement[],
+  values: RunValues,
+  run: (text: string, at: string) => Promise<unknown>,
+): Promise<void> {
+  const steps = statements.map((r) => r.statement).filter((st) => st.role === 'step' && st.table && st.condition !== undefined);
+  for (const statement of [...steps].reverse()) {
+    const flag = statement.flag ? plan.flags.find((f) => f.name === statement.flag) : undefined;
+    if (flag && !(values.flags.get(flag.name) ?? flag.default)) continue;
+    const table = qualified(statement.table!);
+    if (statement.optional) {
+      const [exists] = await tx`SELECT to_regclass(${table}) IS NOT NULL AS yes`;
+      if (!exists?.['yes']) continue;
+    }
+    await run(`SELECT FROM ${table}${statement.condition ? ` WHERE ${statement.condition}` : ''} FOR UPDATE`, `${statement.title} (locking its rows before the first delete, parents first)`);
   }
 }
 

@@ -16,8 +16,12 @@ export interface RunOutput {
   /** sha256 of the generated file, as its Checksum line records it. */
   readonly planSha256: string;
   readonly database: Target;
-  /** committed | rolled-back (plan, rehearse, verify, or a failed apply) | nothing-matched | refused */
-  readonly outcome: 'committed' | 'rolled-back' | 'nothing-matched' | 'refused';
+  /**
+   * committed | rolled-back (rehearse, or an apply that did not commit) | read-only (plan and
+   * verify: nothing was written) | nothing-matched | refused | unknown (the connection was lost
+   * after COMMIT was sent and the server could not be asked: see error.message)
+   */
+  readonly outcome: 'committed' | 'rolled-back' | 'read-only' | 'nothing-matched' | 'refused' | 'unknown';
   readonly exitCode: number;
   readonly subject: { readonly table: string; readonly matched: number } | null;
   readonly steps: readonly {
@@ -83,13 +87,17 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
     lines.push(`cascade: ${t.table}: ${changes} in all, ${t.removedBySteps} of them by steps (declared in cascades)`);
   }
   for (const e of out.expectations) lines.push(`expect: ${e.name}: ${e.outcome === 'ok' ? paint(32, 'ok') : e.outcome === 'skipped' ? e.outcome : paint(31, e.outcome)} (${e.detail ?? ''})`);
-  if (out.error && out.outcome === 'nothing-matched') lines.push(out.error.message);
+  // Said once: a refusal or a committed run's pending work is not a "failed" run.
+  if (out.error && (out.outcome === 'nothing-matched' || out.outcome === 'refused')) lines.push(out.error.message);
+  else if (out.error && out.outcome === 'committed') lines.push(paint(33, out.error.message));
   else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}` : ''}`));
   const verdict: Record<RunOutput['outcome'], string> = {
     committed: paint(32, `committed in ${out.durationMs} ms`),
     'rolled-back': out.error ? paint(31, 'rolled back: nothing was changed') : `rolled back (${out.mode}): nothing was changed`,
+    'read-only': `read-only (${out.mode}): nothing was changed`,
     'nothing-matched': 'nothing matched: nothing was changed',
     refused: paint(31, 'refused: nothing was changed'),
+    unknown: paint(31, 'outcome unknown: see above'),
   };
   lines.push(verdict[out.outcome]);
   return lines;
