@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type postgres from 'postgres';
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { PurgekitError, ExitCode } from '../errors.js';
+import { parseQualified } from '../sql/quote.js';
 
 /**
  * A backup of the rows an apply removes: one file per table and step in PostgreSQL's COPY text
@@ -18,8 +19,11 @@ export const MANIFEST = 'manifest.json';
 
 export interface BackupFile {
   readonly file: string;
-  /** schema.table as SQL spells it. */
+  /** schema.table as SQL spells it (what restore reads). */
   readonly table: string;
+  /** Its schema and name as the database spells them (unquoted). */
+  readonly schema: string | null;
+  readonly name: string | null;
   /** The columns of each line, in order (generated columns are left out: the server computes them). */
   readonly columns: readonly string[];
   readonly rows: number;
@@ -145,7 +149,8 @@ export class BackupWriter {
       closeSync(fd);
     }
     if (failed) throw new BackupError(`backup of ${table} to ${path} failed: ${failed.message}`, { cause: failed });
-    const entry: BackupFile = { file, table, columns, rows, sha256: hash.digest('hex'), reason };
+    const names = parseQualified(table);
+    const entry: BackupFile = { file, table, schema: names?.schema ?? null, name: names?.name ?? null, columns, rows, sha256: hash.digest('hex'), reason };
     this.files.push(entry);
     return entry;
   }
