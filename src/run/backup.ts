@@ -248,7 +248,7 @@ interface CascadeTarget {
  * Tables ON DELETE CASCADE reaches from `table`, transitively, with the keys that reach each one
  * (the step's own table too, if a self-reference or a cycle leads back to it), deepest first.
  */
-export function cascadeTargets(catalog: Catalog, table: string): CascadeTarget[] {
+function cascadeTargets(catalog: Catalog, table: string): CascadeTarget[] {
   const cascading = catalog.foreignKeys.filter((fk) => fk.onDelete === 'cascade');
   const reached = new Set<string>();
   for (let frontier = [table]; frontier.length; ) {
