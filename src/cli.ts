@@ -10,6 +10,7 @@ import { validateFiles } from './validate/validateFiles.js';
 import { checkCommand, compileCommand, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/compile.js';
 import { renderCommand } from './commands/render.js';
 import { runCommand } from './commands/run.js';
+import { runJson } from './run/output.js';
 import { countsCommand } from './commands/counts.js';
 import { restoreCommand } from './commands/restore.js';
 import { lintCommand } from './commands/lint.js';
@@ -165,16 +166,26 @@ export async function main(argv: readonly string[]): Promise<number> {
           y
             .positional('dir', { type: 'string', describe: 'The backup directory (with manifest.json)' })
             .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
-            .option('confirm', { type: 'string', describe: 'Required: the name of the database to restore into (typed at a terminal if left empty)' }),
+            .option('confirm', { type: 'string', describe: 'Required: the name of the database to restore into (typed at a terminal if left empty)' })
+            .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout (README: restore --json)' }),
         async (args) => {
-          await restoreCommand({
-            dir: args.dir as string,
-            ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
-            ...(typeof args.confirm === 'string' ? { confirm: args.confirm } : {}),
-            ...(process.stdin.isTTY ? { ask } : {}),
-            say: stderr,
-          });
-          stderr('restored: committed');
+          try {
+            const result = await restoreCommand({
+              dir: args.dir as string,
+              ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
+              ...(typeof args.confirm === 'string' ? { confirm: args.confirm } : {}),
+              ...(process.stdin.isTTY ? { ask } : {}),
+              say: stderr,
+            });
+            stderr('restored: committed');
+            if (args.json) process.stdout.write(`${JSON.stringify({ version: 1, command: 'restore', dir: args.dir, outcome: 'committed', exitCode: 0, ...result }, null, 2)}\n`);
+          } catch (error) {
+            if (args.json && error instanceof PurgekitError) {
+              const doc = { version: 1, command: 'restore', dir: args.dir, outcome: 'error', exitCode: error.exitCode, error: { code: error.name, message: error.message } };
+              process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+            }
+            throw error;
+          }
         },
       )
       .command(
@@ -288,7 +299,7 @@ async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<st
     color,
     interrupt,
   });
-  if (args['json']) process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+  if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
   return exitCode;
 }
 

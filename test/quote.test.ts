@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './harness/db.js';
 import { loadParser } from '../src/sql/parser.js';
-import { LiteralError, quoteIdent, quoteLiteral } from '../src/sql/quote.js';
+import { LiteralError, parseQualified, quoteIdent, quoteLiteral } from '../src/sql/quote.js';
 
 /** Literals and identifiers are quoted exactly as PostgreSQL itself does: compared on a real server. */
 const ADVERSARIAL = [
@@ -38,5 +38,18 @@ describe('quoteLiteral and quoteIdent against the server', () => {
     expect(() => quoteLiteral('a\0b')).toThrow(LiteralError);
     expect(() => quoteLiteral('a\ud800b')).toThrow(/surrogate/);
     expect(() => quoteLiteral('\udc00')).toThrow(/surrogate/);
+  });
+});
+
+describe('parseQualified', () => {
+  it("splits format('%I.%I') back into schema and name, for every identifier", async () => {
+    const db = await createTestDatabase();
+    for (const schema of ['public', 'My Schema', 'we.ird']) {
+      for (const name of IDENTIFIERS) {
+        const [row] = await db.sql<{ q: string }[]>`SELECT format('%I.%I', ${schema}::text, ${name}::text) AS q`;
+        expect(parseQualified(row!.q), row!.q).toEqual({ schema, name });
+      }
+    }
+    for (const text of ['users', 'a.b.c', '"a.b', '"".x', '']) expect(parseQualified(text), text).toBeNull();
   });
 });

@@ -60,11 +60,11 @@ describe('purgekit apply (nexus-purge-user)', () => {
     ]);
     for (const s of json.steps.filter((s) => s.outcome === 'removed')) expect(s.ms, `step ${s.step} time`).toEqual(expect.any(Number));
     // Bob's membership of Alice's company went by the declared cascade: 2 deleted, 1 of them by step 9.
-    expect(json.tables).toContainEqual({ table: 'public.company_members', inserted: 0, updated: 0, deleted: 2, truncated: false, plannedAs: 'cascade', removedBySteps: 1 });
-    expect(json.tables).toContainEqual({ table: 'public.user_profiles', inserted: 0, updated: 0, deleted: 1, truncated: false, plannedAs: 'step', removedBySteps: 1 });
+    expect(json.tables).toContainEqual({ table: 'public.company_members', schema: 'public', name: 'company_members', inserted: 0, updated: 0, deleted: 2, truncated: false, plannedAs: 'cascade', removedBySteps: 1 });
+    expect(json.tables).toContainEqual({ table: 'public.user_profiles', schema: 'public', name: 'user_profiles', inserted: 0, updated: 0, deleted: 1, truncated: false, plannedAs: 'step', removedBySteps: 1 });
     expect(json.tables.every((t) => t.plannedAs !== null)).toBe(true);
     // Preserved rows are vouched for from pg_stat, not counted (a count would scan the table).
-    expect(json.preserved).toEqual([{ rule: 'preserve 1', table: 'public.user_profiles', rows: null }]);
+    expect(json.preserved).toEqual([{ rule: 'preserve 1', table: 'public.user_profiles', schema: 'public', name: 'user_profiles', rows: null }]);
     expect(json.expectations).toEqual([{ name: 'an admin remains', outcome: 'ok', detail: expect.stringContaining('value 1') }]);
     // Human output goes to stderr.
     expect(r.stderr).toMatch(/committed in \d+ ms/);
@@ -92,7 +92,7 @@ describe('purgekit apply (nexus-purge-user)', () => {
     expect(rehearsed).toMatchObject({ command: 'plan', mode: 'rehearse', outcome: 'rolled-back', error: null });
     expect(rehearse.stderr).toMatch(/same locks/);
     // Exact counts, the declared cascade included.
-    expect(rehearsed.tables).toContainEqual({ table: 'public.company_members', inserted: 0, updated: 0, deleted: 2, truncated: false, plannedAs: 'cascade', removedBySteps: 1 });
+    expect(rehearsed.tables).toContainEqual({ table: 'public.company_members', schema: 'public', name: 'company_members', inserted: 0, updated: 0, deleted: 2, truncated: false, plannedAs: 'cascade', removedBySteps: 1 });
     expect(await snapshot(db.sql)).toEqual(before);
 
     const apply = await purgekit(['apply', ...args, '--confirm', db.name, '--audit-log', tempAuditLog()]);

@@ -61,8 +61,8 @@ describe('purgekit apply: a failed check rolls back (exit 4) and changes nothing
     const [record] = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; failedCheck: { code: string }; tables: unknown[] });
     expect(record).toMatchObject({ outcome: 'rolled-back', failedCheck: { code: 'RUNNER' } });
     const notes = { table: 'public.user_notes', inserted: 0, updated: 0, deleted: 2, truncated: false, plannedAs: null, removedBySteps: 0 };
-    expect(json.tables).toContainEqual(notes);
-    expect(json.tables).toContainEqual({ table: 'public.user_profiles', inserted: 0, updated: 0, deleted: 1, truncated: false, plannedAs: 'step', removedBySteps: 1 });
+    expect(json.tables).toContainEqual({ ...notes, schema: 'public', name: 'user_notes' });
+    expect(json.tables).toContainEqual({ table: 'public.user_profiles', schema: 'public', name: 'user_profiles', inserted: 0, updated: 0, deleted: 1, truncated: false, plannedAs: 'step', removedBySteps: 1 });
     expect(record!.tables).toContainEqual(notes);
   });
 

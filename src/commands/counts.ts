@@ -20,8 +20,9 @@ export interface CountsOutput {
   readonly version: 1;
   readonly database: string;
   readonly estimate: boolean;
-  readonly tables: readonly { readonly table: string; readonly rows: number | null; readonly empty: boolean; readonly critical: boolean }[];
-  /** Critical tables that are empty: the run fails (exit 4) when this is not empty. */
+  /** table: as SQL spells it (`app."User"`), for people; schema and name: as the database spells them. */
+  readonly tables: readonly { readonly table: string; readonly schema: string; readonly name: string; readonly rows: number | null; readonly empty: boolean; readonly critical: boolean }[];
+  /** Critical tables that are empty (their `table` in tables): the run fails (exit 4) when this is not empty. */
   readonly emptyCritical: readonly string[];
 }
 
@@ -40,7 +41,7 @@ export async function countsCommand(options: CountsOptions): Promise<{ output: C
         const [r] = await conn.sql.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${table.qualified}`);
         rows = Number(r!.n);
       }
-      tables.push({ table: table.qualified, rows, empty: rows === 0, critical: critical.has(table.qualified) });
+      tables.push({ table: table.qualified, schema: table.schema, name: table.name, rows, empty: rows === 0, critical: critical.has(table.qualified) });
     }
     const emptyCritical = tables.filter((t) => t.critical && t.empty).map((t) => t.table);
     const output: CountsOutput = { version: 1, database, estimate: options.estimate, tables, emptyCritical };

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type postgres from 'postgres';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { ExitCode, PurgekitError } from '../errors.js';
-import { quoteLiteral } from '../sql/quote.js';
+import { parseQualified, quoteLiteral } from '../sql/quote.js';
 import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
 import { connect, currentDatabase } from '../run/connect.js';
 import { checkConfirmation } from '../run/guards.js';
@@ -32,7 +32,11 @@ export interface RestoreOptions {
 }
 
 export interface RestoreResult {
-  readonly tables: readonly { readonly table: string; readonly rows: number }[];
+  readonly policy: string;
+  /** The database restored into. */
+  readonly database: string;
+  /** In the order restored; table as SQL spells it, schema and name as the database does. */
+  readonly tables: readonly { readonly table: string; readonly schema: string | null; readonly name: string | null; readonly rows: number; readonly reason: string }[];
 }
 
 export async function restoreCommand(options: RestoreOptions): Promise<RestoreResult> {
@@ -48,15 +52,16 @@ export async function restoreCommand(options: RestoreOptions): Promise<RestoreRe
     const catalog = await readCatalog(conn.sql);
     checkNames(catalog, manifest.files);
     const ordered = restoreOrder(catalog, manifest.files);
-    const tables: { table: string; rows: number }[] = [];
+    const tables: RestoreResult['tables'][number][] = [];
     await conn.sql.begin(async (tx) => {
       for (const [i, f] of ordered.entries()) {
-        tables.push({ table: f.table, rows: await restoreFile(tx, options.dir, f, i) });
+        const names = parseQualified(f.table);
+        tables.push({ table: f.table, schema: names?.schema ?? null, name: names?.name ?? null, rows: await restoreFile(tx, options.dir, f, i), reason: f.reason });
         options.say(`  ${f.table}: ${f.rows} rows restored (${f.reason})`);
       }
       await restoreSequences(tx, manifest, ordered);
     });
-    return { tables };
+    return { policy: manifest.policy, database, tables };
   } finally {
     await conn.sql.end({ timeout: 5 });
   }

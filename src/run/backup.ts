@@ -6,6 +6,7 @@ import type postgres from 'postgres';
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { PurgekitError, ExitCode } from '../errors.js';
 import { ensureDirectory } from './durable.js';
+import { parseQualified } from '../sql/quote.js';
 
 /**
  * A backup of the rows an apply removes: one file per table and step in PostgreSQL's COPY text
@@ -19,8 +20,11 @@ export const MANIFEST = 'manifest.json';
 
 export interface BackupFile {
   readonly file: string;
-  /** schema.table as SQL spells it. */
+  /** schema.table as SQL spells it (what restore reads). */
   readonly table: string;
+  /** Its schema and name as the database spells them (unquoted). */
+  readonly schema: string | null;
+  readonly name: string | null;
   /** The columns of each line, in order (generated columns are left out: the server computes them). */
   readonly columns: readonly string[];
   readonly rows: number;
@@ -146,7 +150,8 @@ export class BackupWriter {
       closeSync(fd);
     }
     if (failed) throw new BackupError(`backup of ${table} to ${path} failed: ${failed.message}`, { cause: failed });
-    const entry: BackupFile = { file, table, columns, rows, sha256: hash.digest('hex'), reason };
+    const names = parseQualified(table);
+    const entry: BackupFile = { file, table, schema: names?.schema ?? null, name: names?.name ?? null, columns, rows, sha256: hash.digest('hex'), reason };
     this.files.push(entry);
     return entry;
   }
@@ -244,7 +249,7 @@ interface CascadeTarget {
  * Tables ON DELETE CASCADE reaches from `table`, transitively, with the keys that reach each one
  * (the step's own table too, if a self-reference or a cycle leads back to it), deepest first.
  */
-export function cascadeTargets(catalog: Catalog, table: string): CascadeTarget[] {
+function cascadeTargets(catalog: Catalog, table: string): CascadeTarget[] {
   const cascading = catalog.foreignKeys.filter((fk) => fk.onDelete === 'cascade');
   const reached = new Set<string>();
   for (let frontier = [table]; frontier.length; ) {

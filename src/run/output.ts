@@ -2,6 +2,7 @@ import type { ReportRow, TableChange } from './changes.js';
 import type { RunMode, StepTiming } from './execute.js';
 import type { Target } from './connect.js';
 import type { Reach } from './reach.js';
+import { parseQualified } from '../sql/quote.js';
 
 /**
  * The one JSON document `--json` prints on stdout. Its shape is docs/run-output.schema.json;
@@ -58,6 +59,46 @@ export function summarize(report: readonly ReportRow[], timings: readonly StepTi
     wipe: report.filter((r) => r.item === 'wipe').map((r) => ({ table: r.target ?? '', rows: r.rows, reason: r.detail })),
     preserved: report.filter((r) => r.item.startsWith('preserve ') || r.item === 'keep').map((r) => ({ rule: r.item, table: r.target ?? '', rows: r.rows })),
     expectations: report.filter((r) => r.item.startsWith('expect ')).map((r) => ({ name: r.target ?? '', outcome: r.outcome, detail: r.detail })),
+  };
+}
+
+/** A table's schema and name as the database spells them (unquoted); null if it is not schema.name. */
+export interface TableNames {
+  readonly schema: string | null;
+  readonly name: string | null;
+}
+
+type Named<T> = T & TableNames;
+
+/** What --json prints: the run output with every table also given as schema and name next to its display form. */
+export interface RunJson extends Omit<RunOutput, 'subject' | 'steps' | 'wipe' | 'preserved' | 'tables' | 'reach'> {
+  readonly subject: Named<NonNullable<RunOutput['subject']>> | null;
+  readonly steps: readonly Named<RunOutput['steps'][number]>[];
+  readonly wipe: readonly Named<RunOutput['wipe'][number]>[];
+  readonly preserved: readonly Named<RunOutput['preserved'][number]>[];
+  readonly tables: readonly Named<RunOutput['tables'][number]>[];
+  readonly reach: readonly (Named<RunOutput['reach'][number]> & { readonly fromSchema: string | null; readonly fromName: string | null })[];
+}
+
+export function tableNames(table: string): TableNames {
+  const parts = parseQualified(table);
+  return { schema: parts?.schema ?? null, name: parts?.name ?? null };
+}
+
+/** The --json document of a run (docs/run-output.schema.json). */
+export function runJson(out: RunOutput): RunJson {
+  const named = <T extends { readonly table: string }>(x: T): Named<T> => ({ ...x, ...tableNames(x.table) });
+  return {
+    ...out,
+    subject: out.subject && named(out.subject),
+    steps: out.steps.map(named),
+    wipe: out.wipe.map(named),
+    preserved: out.preserved.map(named),
+    tables: out.tables.map(named),
+    reach: out.reach.map((r) => {
+      const from = tableNames(r.from);
+      return { ...named(r), fromSchema: from.schema, fromName: from.name };
+    }),
   };
 }
 
