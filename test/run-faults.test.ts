@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import { describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
 import { BIN, project, purgekit, sleep, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
 import { ROOT } from './helpers/scripts.js';
@@ -194,6 +195,50 @@ describe('the connection lost during COMMIT', () => {
     expect(records.map((x) => [x['event'], x['outcome']])).toEqual([['attempt', 'committing'], ['outcome', 'rolled-back']]);
     expect(records[1]!['runId']).toBe(attempt!['runId']);
     expect(await snapshot(db.sql)).toEqual(before);
+  });
+});
+
+describe('the connection lost during COMMIT, and the server cannot be asked', () => {
+  it('outcome unknown: exit 1, the backup is kept, the message gives the query to run and the attempt record', async () => {
+    const db = await nexus(`CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER slow_commit AFTER DELETE ON user_profiles DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();`);
+    const audit = tempAuditLog();
+    const backup = join(audit, '..', 'backup');
+    const admin = await db.sql.reserve();
+    // ALTER DATABASE must come from another database of the cluster.
+    const cluster = postgres(inject('pgAdminUrl'), { max: 1, onnotice: () => {} });
+    try {
+      const run = purgekit(applyArgs(db, audit, ['--backup', backup]));
+      let pid = 0;
+      await waitFor('the run to sleep inside COMMIT', async () => {
+        const [row] = await admin<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
+          WHERE datname = ${db.name} AND application_name = 'purgekit' AND wait_event = 'PgSleep' AND query ILIKE 'commit%'`;
+        pid = row?.pid ?? 0;
+        return pid !== 0;
+      });
+      // No new connection may reach the database: purgekit cannot ask what became of its COMMIT.
+      await cluster.unsafe(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+      await admin`SELECT pg_terminate_backend(${pid})`;
+      const r = await run;
+      await cluster.unsafe(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      expect(r.code, why(r)).toBe(1);
+      const json = validJson(r);
+      const [attempt] = auditRecords(audit);
+      expect(json).toMatchObject({ outcome: 'unknown', error: { code: 'CONNECTION_LOST', at: 'COMMIT' } });
+      expect(json.error!.message).toMatch(/^OUTCOME UNKNOWN: /);
+      expect(json.error!.message).toContain(`SELECT txid_status(${attempt!['xid']})`);
+      expect(json.error!.message).toContain(`runId ${attempt!['runId']}`);
+      expect(r.stderr).toMatch(/outcome unknown: see above/);
+      expect(existsSync(join(backup, 'manifest.json'))).toBe(true);
+      expect(auditRecords(audit).map((x) => [x['event'], x['outcome']])).toEqual([['attempt', 'committing'], ['outcome', 'unknown']]);
+      // What the message says to run answers it.
+      const [status] = await admin<{ s: string }[]>`SELECT txid_status(${attempt!['xid']}::bigint) AS s`;
+      expect(status!.s).toBe('aborted');
+    } finally {
+      await cluster.unsafe(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await cluster.end();
+      admin.release();
+    }
   });
 });
 
