@@ -329,30 +329,36 @@ describe('personal values in server messages', () => {
   });
 });
 
-describe('work owed after COMMIT', () => {
-  it('the audit outcome record cannot be written (file size limit): COMMITTED with the counts, exit 8, the attempt record is there', async () => {
-    // Calibrate: the same purge on a twin database gives records of the same size.
-    const twin = await nexus();
-    const probe = tempAuditLog();
-    const calibration = await purgekit(['apply', NEXUS, '--email', 'carol@example.com', '--confirm', twin.name, '--connection', twin.url, '--audit-log', probe]);
-    expect(calibration.code, why(calibration)).toBe(0);
-    const [attemptBytes, outcomeBytes] = readFileSync(probe, 'utf8').split('\n').filter(Boolean).map((l) => Buffer.byteLength(l) + 1);
-    // ulimit -f counts 1 KiB blocks: fill the log so that the attempt fits and the outcome does not.
-    const blocks = 64;
-    const audit = tempAuditLog();
-    const filler = blocks * 1024 - attemptBytes! - Math.floor(outcomeBytes! / 2);
-    writeFileSync(audit, `${JSON.stringify({ filler: 'x'.repeat(filler - 15) })}\n`);
-    writeFileSync(`${audit}.key`, readFileSync(`${probe}.key`));
-    const db = await nexus();
-    const r = await new Promise<CliResult>((resolve) => {
-      const args = ['apply', NEXUS, '--email', 'carol@example.com', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit];
-      const child = spawn('bash', ['-c', `ulimit -f ${blocks}; exec "$0" "$@"`, process.execPath, BIN, ...args], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: 0, json: JSON.parse(stdout) as RunJson }));
-    });
+/** An apply of Carol under `ulimit -f` with the audit log filled so that only `room` more bytes fit. */
+async function applyWithAuditRoom(room: (sizes: { attempt: number; outcome: number }) => number, extra: string[] = []): Promise<{ r: CliResult; db: TestDb; audit: string }> {
+  // Calibrate: the same purge on a twin database gives records of the same size.
+  const twin = await nexus();
+  const probe = tempAuditLog();
+  const calibration = await purgekit(['apply', NEXUS, '--email', 'carol@example.com', '--confirm', twin.name, '--connection', twin.url, '--audit-log', probe]);
+  expect(calibration.code, why(calibration)).toBe(0);
+  const [attempt, outcome] = readFileSync(probe, 'utf8').split('\n').filter(Boolean).map((l) => Buffer.byteLength(l) + 1);
+  // ulimit -f counts 1 KiB blocks: fill the log up to the room left.
+  const blocks = 64;
+  const audit = tempAuditLog();
+  const filler = blocks * 1024 - room({ attempt: attempt!, outcome: outcome! });
+  writeFileSync(audit, `${JSON.stringify({ filler: 'x'.repeat(filler - 15) })}\n`);
+  writeFileSync(`${audit}.key`, readFileSync(`${probe}.key`));
+  const db = await nexus();
+  const r = await new Promise<CliResult>((resolve) => {
+    const args = ['apply', NEXUS, '--email', 'carol@example.com', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit, ...extra];
+    const child = spawn('bash', ['-c', `ulimit -f ${blocks}; exec "$0" "$@"`, process.execPath, BIN, ...args], { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, ms: 0, json: JSON.parse(stdout) as RunJson }));
+  });
+  return { r, db, audit };
+}
+
+describe('the audit log fills up', () => {
+  it('the outcome record cannot be written after COMMIT (file size limit): COMMITTED with the counts, exit 8, the attempt record is there', async () => {
+    const { r, db, audit } = await applyWithAuditRoom((s) => s.attempt + Math.floor(s.outcome / 2));
     expect(r.code, why(r)).toBe(8);
     const json = validJson(r);
     expect(json).toMatchObject({ outcome: 'committed', exitCode: 8, error: { code: 'PENDING', message: expect.stringMatching(/^COMMITTED \(\d+ rows deleted from \d+ tables: .*public\.user_profiles 1/) } });
@@ -366,6 +372,19 @@ describe('work owed after COMMIT', () => {
     const records = lines.map((l) => JSON.parse(l) as Record<string, any>);
     expect(records.map((x) => x['event'])).toEqual([undefined, 'attempt']);
     expect(records[1]).toMatchObject({ outcome: 'committing', policy: NEXUS });
+  });
+
+  it('the attempt record cannot be written before COMMIT: rolled back, nothing changed, the backup removed', async () => {
+    const backup = join(tempAuditLog(), '..', 'backup');
+    const { r, db, audit } = await applyWithAuditRoom((s) => Math.floor(s.attempt / 2), ['--backup', backup]);
+    // An untouched twin of the fixture: the database must still equal it.
+    const before = await snapshot((await nexus()).sql);
+    expect(r.code, why(r)).toBe(1);
+    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'AUDIT', message: expect.stringMatching(/attempt record could not be written.*EFBIG/) } });
+    expect(r.stderr).toMatch(/rolled back: nothing was changed/);
+    expect(await snapshot(db.sql)).toEqual(before);
+    expect(existsSync(backup)).toBe(false);
+    expect(readFileSync(audit, 'utf8').split('\n').filter(Boolean)).toHaveLength(1); // the filler only, nothing half-written
   });
 });
 
