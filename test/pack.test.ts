@@ -8,7 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
 import { createTestDatabase } from './harness/db.js';
 import { ROOT } from './helpers/scripts.js';
@@ -58,6 +58,7 @@ it('npm pack, installed into another project as a dev dependency: npx purgekit -
   expect(paths).toContain('dist/cli.js');
   expect(paths).toContain('schema/policy.schema.json');
   expect(paths).toContain('docs/run-output.schema.json');
+  expect(paths).toContain('scripts/patch-postgres.mjs'); // the package's postinstall
   expect(paths.filter((p) => p.startsWith('src/') || p.startsWith('test/') || p.startsWith('node_modules/'))).toEqual([]);
   // An executable with a shebang, as bin needs it.
   expect(packed!.files.find((f) => f.path === 'dist/cli.js')!.mode & 0o111, 'dist/cli.js is executable in the tarball (npm run build)').not.toBe(0);
@@ -70,6 +71,8 @@ it('npm pack, installed into another project as a dev dependency: npx purgekit -
   const manifest = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
   expect(Object.keys(manifest.devDependencies)).toEqual(['purgekit']);
   expect(statSync(join(app, 'node_modules', '.bin', 'purgekit')).mode & 0o111).not.toBe(0);
+  // Its postinstall patched the driver the CLI runs with there too (scripts/patch-postgres.mjs).
+  expect(readFileSync(join(app, 'node_modules', 'postgres', 'src', 'connection.js'), 'utf8')).toContain('purgekit patch: porsager/postgres#1208');
 
   const help = npx(['purgekit', '--help'], app);
   expect(help.code, help.stderr).toBe(0);
@@ -98,4 +101,13 @@ it('npm pack, installed into another project as a dev dependency: npx purgekit -
     ['public.notes', 2],
     ['public.members', 1],
   ]);
+
+  // discover, run there, writes a $schema path that resolves from the file it writes.
+  const out = join(app, 'policies', 'purge-members.yaml');
+  const discover = npx(['purgekit', 'discover', '--table', 'members', '--key', 'id', '--connection', db.url, '--out', out], app);
+  expect(discover.code, discover.stderr).toBe(0);
+  const schemaPath = /\$schema=(\S+)/.exec(readFileSync(out, 'utf8').split('\n')[0]!)?.[1];
+  expect(schemaPath).toBeDefined();
+  expect(existsSync(resolve(dirname(out), schemaPath!)), schemaPath).toBe(true);
+  expect(npx(['purgekit', 'validate'], app).code).toBe(0);
 });

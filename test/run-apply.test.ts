@@ -133,7 +133,7 @@ describe('purgekit apply (nexus-purge-user)', () => {
     const json = validJson(refused);
     expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: 'PK003', message: expect.stringMatching(/2 user_profiles rows matched/) } });
     // The guard raised, but what was found before it is still reported.
-    expect(json.subject).toEqual({ table: 'public.user_profiles', matched: 2 });
+    expect(json.subject).toEqual({ table: 'public.user_profiles', schema: 'public', name: 'user_profiles', matched: 2 });
     expect(refused.stderr).toContain('--force-multi');
     const planned = await purgekit(['plan', NEXUS, '--email', 'shared@example.com', '--connection', db.url, '--json']);
     expect(planned.code, why(planned)).toBe(3);
