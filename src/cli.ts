@@ -3,20 +3,13 @@
  * The command line: wiring only. Each command is a plain function in commands/; this file maps
  * arguments to it and owns exit codes and the printing of errors.
  */
-import yargs, { type Argv } from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import type { Argv } from 'yargs';
 import { ExitCode, InvalidPolicyError, PurgekitError, formatDiagnostic, DriftError } from './errors.js';
-import { validateFiles } from './validate/validateFiles.js';
-import { checkCommand, compileCommand, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/compile.js';
-import { renderCommand } from './commands/render.js';
-import { runCommand } from './commands/run.js';
-import { runJson } from './run/output.js';
-import { countsCommand } from './commands/counts.js';
-import { restoreCommand } from './commands/restore.js';
-import { lintCommand } from './commands/lint.js';
-import { discoverCommand } from './commands/discover.js';
-import { DEFAULT_AUDIT_LOG } from './run/audit.js';
-import { createInterface } from 'node:readline/promises';
+import { DEFAULT_AUDIT_LOG, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/defaults.js';
+
+// Start-up time is part of the interface: this file loads yargs and errors.ts only. Each handler
+// imports its command with import(), so --help loads no command and validate loads neither the
+// formatter nor the database driver (README: Performance; npm run bench:startup).
 
 const stderr = (line: string) => process.stderr.write(`${line}\n`);
 const stdout = (line: string) => process.stdout.write(`${line}\n`);
@@ -29,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let debug = argv.includes('--debug');
   try {
     let exit: number = ExitCode.ok;
+    const { default: yargs } = await import('yargs');
     await yargs(argv as string[])
       .scriptName('purgekit')
       .usage('$0 <command> [options]\n\nTurn YAML purge policies into reviewable SQL and run it safely.')
@@ -40,6 +34,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         (y: Argv) => y.positional('paths', { type: 'string', array: true, describe: 'Policy files or directories (default: --policies)' }),
         async (args) => {
           const paths = (args.paths as string[] | undefined)?.length ? (args.paths as string[]) : [args.policies as string];
+          const { validateFiles } = await import('./validate/validateFiles.js');
           const { policies, diagnostics } = await validateFiles(paths);
           if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
           stderr(`${policies.length} ${policies.length === 1 ? 'policy' : 'policies'} valid`);
@@ -57,6 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           const explicit = (args.paths as string[] | undefined)?.length;
           const paths = explicit ? (args.paths as string[]) : [args.policies as string];
           const out = args.out as string;
+          const { checkCommand, compileCommand } = await import('./commands/compile.js');
           if (args.check) {
             const problems = await checkCommand(paths, out, { orphans: !explicit });
             if (problems.length) throw new DriftError(problems);
@@ -81,6 +77,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false }),
         async (args) => {
           const values = Object.fromEntries(Object.entries(args).filter(([k]) => !RENDER_OWN.has(k)));
+          const { renderCommand } = await import('./commands/render.js');
           const text = await renderCommand(args.policy as string, { policiesDir: args.policies as string, values, pairs: args.param as string[], escapedPairs: args['param-escaped'] as string[] });
           process.stdout.write(text);
         },
@@ -124,6 +121,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('strict', { type: 'boolean', default: false, describe: 'Warnings fail too (exit 1)' })
             .option('verbose', { type: 'boolean', default: false, describe: 'Print long fixes in full (an index on every partition)' }),
         async (args) => {
+          const { lintCommand } = await import('./commands/lint.js');
           const { output, exitCode } = await lintCommand({
             verbose: Boolean(args.verbose),
             paths: (args.paths as string[] | undefined)?.length ? (args.paths as string[]) : [args.policies as string],
@@ -147,6 +145,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('out', { type: 'string', describe: 'Write the policy to this file (never overwrites) instead of stdout' })
             .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' }),
         async (args) => {
+          const { discoverCommand } = await import('./commands/discover.js');
           const { yaml, path } = await discoverCommand({
             table: args.table as string,
             key: args.key as string,
@@ -170,6 +169,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout (README: restore --json)' }),
         async (args) => {
           try {
+            const { restoreCommand } = await import('./commands/restore.js');
             const result = await restoreCommand({
               dir: args.dir as string,
               ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
@@ -199,6 +199,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             .option('schema', { type: 'string', array: true, describe: 'Only these schemas (default: all but the system ones)' })
             .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout' }),
         async (args) => {
+          const { countsCommand } = await import('./commands/counts.js');
           const { output, exitCode, lines } = await countsCommand({
             ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
             critical: (args.critical as string[]).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean),
@@ -279,6 +280,7 @@ async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, un
 
 async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>, interrupt: AbortSignal): Promise<number> {
   const color = Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'];
+  const [{ runCommand }, { runJson }] = await Promise.all([import('./commands/run.js'), import('./run/output.js')]);
   const { output, exitCode } = await runCommand(command, {
     target: args['policy'] as string,
     policiesDir: args['policies'] as string,
@@ -304,6 +306,7 @@ async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<st
 }
 
 async function ask(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return await rl.question(question);
@@ -335,4 +338,14 @@ function report(error: unknown, debug: boolean): number {
   return ExitCode.unexpected;
 }
 
-process.exitCode = await main(hideBin(process.argv));
+/** `purgekit --version` alone: the version of package.json, as yargs prints it, without loading yargs. */
+async function fastVersion(argv: readonly string[]): Promise<boolean> {
+  if (argv.length !== 1 || argv[0] !== '--version') return false;
+  const { readFileSync } = await import('node:fs');
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  stdout(version);
+  return true;
+}
+
+const args = process.argv.slice(2); // what yargs' hideBin returns for `node cli.js ...` and the bin
+if (!(await fastVersion(args))) process.exitCode = await main(args);

@@ -6,8 +6,7 @@ import type { Policy } from '../policy.js';
 import { checksumOf, render } from '../render/render.js';
 import { validateFiles } from '../validate/validateFiles.js';
 
-export const DEFAULT_POLICIES = 'policies';
-export const DEFAULT_OUT = 'generated';
+export { DEFAULT_OUT, DEFAULT_POLICIES } from './defaults.js';
 
 /** The generated file of each policy: path -> text. Pure; writes nothing. */
 export function generate(policies: readonly Policy[], outDir: string): Map<string, string> {

@@ -13,7 +13,7 @@ import { ensureDirectory, writeAll } from './durable.js';
  * in every record, so runs can be correlated, but the log alone does not reveal it (a plain hash
  * of an email is reversed by a dictionary).
  */
-export const DEFAULT_AUDIT_LOG = '.purgekit/audit.jsonl';
+export { DEFAULT_AUDIT_LOG } from '../commands/defaults.js';
 
 export class AuditLog {
   private constructor(
