@@ -1,0 +1,96 @@
+/**
+ * npm run bench:startup: how long a purgekit process takes to start and finish, as a ratio of
+ * `node -e 0` measured in the same run (issue 10, item 4: each command loads only what it needs).
+ *
+ * Each round runs every case once, in turn, so that a busy machine slows all of them alike; a
+ * case's figure is the median wall time of its rounds (spawnSync, performance.now()). Then each
+ * case runs once more with a module hook that names the npm packages it loads.
+ *
+ * Targets: --help and --version <= 2x, validate of one policy <= 3.5x; the other rows have none.
+ *
+ * Environment: BENCH_STARTUP_ROUNDS (default 20, plus 2 warm-up rounds not counted).
+ * Run with `npm run bench:startup` (builds dist/ first: it spawns dist/cli.js).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'dist', 'cli.js');
+const ROUNDS = Number(process.env['BENCH_STARTUP_ROUNDS'] ?? 20);
+const WARMUP = 2;
+
+interface Case {
+  readonly label: string;
+  readonly args: readonly string[];
+  readonly target?: number;
+  /** Exit code the command must end with (a wrong one means the figure measures a failure). */
+  readonly exit: number;
+}
+
+const BASELINE: Case = { label: 'node -e 0', args: ['-e', '0'], exit: 0 };
+const CASES: readonly Case[] = [
+  BASELINE,
+  { label: 'purgekit --help', args: [BIN, '--help'], target: 2, exit: 0 },
+  { label: 'purgekit --version', args: [BIN, '--version'], target: 2, exit: 0 },
+  { label: 'purgekit validate <one policy>', args: [BIN, 'validate', 'policies/nexus-purge-user.yaml'], target: 3.5, exit: 0 },
+  { label: 'purgekit validate (9 policies)', args: [BIN, 'validate'], exit: 0 },
+  { label: 'purgekit compile --check', args: [BIN, 'compile', '--check'], exit: 0 },
+];
+
+function runOnce(c: Case, extra: readonly string[] = []): { ms: number; stderr: string } {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [...extra, ...c.args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const ms = performance.now() - started;
+  if (result.status !== c.exit) throw new Error(`${c.label}: exit ${result.status} (expected ${c.exit})\n${result.stderr}`);
+  return { ms, stderr: result.stderr };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The npm packages a case loads through import (CommonJS require()s inside a package are not seen). */
+const HOOK = `data:text/javascript,${encodeURIComponent(`
+import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(\`
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)\\\\//.exec(r.url);
+  if (m) process.stderr.write('[pkg] ' + m[1] + '\\\\n');
+  return r;
+}\`));
+`)}`;
+
+const DIRECT = new Set(['yargs', 'yaml', 'ajv', 'libpg-query', 'sql-formatter', 'postgres']);
+function packagesOf(c: Case): string {
+  if (c === BASELINE) return '';
+  const { stderr } = runOnce(c, ['--import', HOOK]);
+  const names = new Set([...stderr.matchAll(/^\[pkg\] (\S+)$/gm)].map((m) => m[1]!).filter((n) => DIRECT.has(n)));
+  return [...DIRECT].filter((n) => names.has(n)).join(', ') || '(none)';
+}
+
+if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npx tsc -p . first`);
+const times = new Map(CASES.map((c) => [c, [] as number[]]));
+for (let round = 0; round < WARMUP + ROUNDS; round++) {
+  for (const c of CASES) {
+    const { ms } = runOnce(c);
+    if (round >= WARMUP) times.get(c)!.push(ms);
+  }
+}
+const base = median(times.get(BASELINE)!);
+const rows = CASES.map((c) => {
+  const ms = median(times.get(c)!);
+  const ratio = ms / base;
+  const verdict = c.target === undefined ? '' : ratio <= c.target ? 'met' : 'NOT met';
+  return [c.label, `${ms.toFixed(0)} ms`, `${ratio.toFixed(2)}x`, c.target === undefined ? '' : `<= ${c.target}x`, verdict, packagesOf(c)];
+});
+const header = ['command', 'median', 'ratio', 'target', '', 'packages loaded'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (cells: readonly string[]) => cells.map((cell, i) => (i === 1 || i === 2 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd();
+console.log(`startup, median of ${ROUNDS} rounds (node ${process.version}), ratio against node -e 0 in the same run`);
+console.log(line(header));
+for (const row of rows) console.log(line(row));
