@@ -1,17 +1,18 @@
-import { readFileSync } from 'node:fs';
-import AjvModule, { type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import type { LoadedFile, PathSegment } from '../load/loadPolicy.js';
 import { locate } from '../load/loadPolicy.js';
 import type { Diagnostic } from '../errors.js';
 import { didYouMean } from './didYouMean.js';
+import { validate } from './schemaValidator.js';
 
 /** The published schema (schema/policy.schema.json), the same file editors use. */
 export const SCHEMA_PATH = new URL('../../schema/policy.schema.json', import.meta.url);
-const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as object;
 
-const Ajv = AjvModule.default ?? AjvModule;
-const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-const validateSchema = ajv.compile(schema);
+/**
+ * The schema compiled ahead of time by ajv (scripts/schema-validator.ts writes schemaValidator.ts;
+ * a test keeps it in step with the schema): start-up loads neither ajv's compiler nor the schema.
+ */
+const validateSchema = validate as ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
 export function schemaDiagnostics(file: LoadedFile): Diagnostic[] {
   if (validateSchema(file.raw)) return [];
