@@ -8,6 +8,11 @@
  *
  * Targets: --help and --version <= 2x, validate of one policy <= 3.5x; the other rows have none.
  *
+ * Then the cost of validate, phase by phase, inside one process (median over the rounds, each
+ * round a fresh process): what the yargs, yaml and libpg-query packages (with the parser's WASM)
+ * take to load, the rest of validate's modules (the precompiled schema included), and validating
+ * the policy.
+ *
  * Environment: BENCH_STARTUP_ROUNDS (default 20, plus 2 warm-up rounds not counted).
  * Run with `npm run bench:startup` (builds dist/ first: it spawns dist/cli.js).
  */
@@ -94,3 +99,27 @@ const line = (cells: readonly string[]) => cells.map((cell, i) => (i === 1 || i 
 console.log(`startup, median of ${ROUNDS} rounds (node ${process.version}), ratio against node -e 0 in the same run`);
 console.log(line(header));
 for (const row of rows) console.log(line(row));
+
+/** Each phase's milliseconds, as one child measures them; the phases run in this order. */
+const PHASES: readonly (readonly [string, string])[] = [
+  ['load yargs', "await import('yargs');"],
+  ['load yaml', "await import('yaml');"],
+  ['load libpg-query + compile its WASM', "await (await import('libpg-query')).loadModule();"],
+  ["load validate's own modules", "v = await import('./dist/validate/validateFiles.js');"],
+  ['validate nexus-purge-user.yaml', "await v.validateFiles(['policies/nexus-purge-user.yaml']);"],
+];
+const script = [
+  'let v; const out = []; let last = performance.now();',
+  ...PHASES.map(([, code]) => `${code} out.push(performance.now() - last); last = performance.now();`),
+  'console.log(JSON.stringify(out));',
+].join('\n');
+const phases = PHASES.map(() => [] as number[]);
+for (let round = 0; round < Math.max(5, Math.ceil(ROUNDS / 2)); round++) {
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`breakdown: exit ${result.status}\n${result.stderr}`);
+  (JSON.parse(result.stdout) as number[]).forEach((ms, i) => phases[i]!.push(ms));
+}
+console.log('');
+console.log(`validate of one policy, phase by phase in one process (median of ${phases[0]!.length}; node -e 0 took ${base.toFixed(0)} ms above)`);
+const width = Math.max(...PHASES.map(([label]) => label.length));
+PHASES.forEach(([label], i) => console.log(`${label.padEnd(width)}  ${median(phases[i]!).toFixed(0).padStart(5)} ms`));

@@ -14,8 +14,8 @@ export interface ValidatedFiles {
 
 /** Load and validate every policy under paths; also checks that names are unique across files. */
 export async function validateFiles(paths: readonly string[]): Promise<ValidatedFiles> {
-  await loadParser();
-  const files = await Promise.all((await findPolicyFiles(paths)).map(loadPolicyFile));
+  // The parser's WASM compiles while the files are found and read.
+  const [files] = await Promise.all([findPolicyFiles(paths).then((found) => Promise.all(found.map(loadPolicyFile))), loadParser()]);
   const policies: Policy[] = [];
   const diagnostics: Diagnostic[] = [];
   const byName = new Map<string, string>();
