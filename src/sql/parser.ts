@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 
 /**
@@ -6,6 +7,11 @@ import { loadModule, parseSync, scanSync } from 'libpg-query';
  */
 let loaded: Promise<void> | undefined;
 export function loadParser(): Promise<void> {
+  // Baseline (Liftoff) code only: V8 otherwise recompiles the parser's hot functions with
+  // TurboFan after the first parse, which kept a one-policy validate busy 0.2-0.7 s after its
+  // work was done; the policies' fragments are far too small for optimized code to pay that back.
+  // (README: Performance.)
+  if (!loaded) setFlagsFromString('--liftoff-only');
   loaded ??= loadModule();
   return loaded;
 }
