@@ -104,8 +104,8 @@ for (const row of rows) console.log(line(row));
 const PHASES: readonly (readonly [string, string])[] = [
   ['load yargs', "await import('yargs');"],
   ['load yaml', "await import('yaml');"],
-  ['load libpg-query + compile its WASM', "await (await import('libpg-query')).loadModule();"],
-  ["load validate's own modules", "v = await import('./dist/validate/validateFiles.js');"],
+  ['load libpg-query + compile its WASM', "await (await import('./dist/sql/parser.js')).loadParser();"],
+  ["load validate's own modules (schema precompiled)", "v = await import('./dist/validate/validateFiles.js');"],
   ['validate nexus-purge-user.yaml', "await v.validateFiles(['policies/nexus-purge-user.yaml']);"],
 ];
 const script = [
