@@ -19,6 +19,10 @@ const killer = postgres(url, { max: 1, onnotice() {} });
 const reserved = await sql.reserve();
 const [{ pid }] = await reserved\`SELECT pg_backend_pid() AS pid\`;
 await killer\`SELECT pg_terminate_backend(\${pid})\`;
+// Let the driver see the socket close first: a query sent in the same instant may instead meet
+// ECONNRESET on the still-open socket, a race that makes the repro flaky. Unpatched, the next
+// query's deferred write then finds socket === null and throws the TypeError every time.
+await new Promise((r) => setTimeout(r, 300));
 const codes = [];
 for (let i = 0; i < 3; i++) await reserved\`SELECT 1\`.then(() => codes.push('ok'), (e) => codes.push(e.code));
 console.log(JSON.stringify(codes));
