@@ -9,7 +9,8 @@
  * The run is stopped at a chosen statement by the fixture's own triggers (not purgekit's): a
  * BEFORE DELETE row trigger on each step's table, and a deferred constraint trigger that runs
  * inside COMMIT, take pg_advisory_xact_lock(k) while the test's session holds lock k; the copy
- * of step 2's cascade rows waits on a table lock the test holds. The test waits until
+ * of step 2's cascade rows waits on a table lock the test holds, the locking of the steps' rows
+ * before the first delete on a row lock. The test waits until
  * pg_locks shows the purgekit backend waiting there, then kills. Every case starts from a fresh
  * database made from one template.
  */
@@ -79,6 +80,7 @@ interface Moment {
 
 const advisory = (k: number) => `l.locktype = 'advisory' AND l.objid = ${k}`;
 const MOMENTS: readonly Moment[] = [
+  { name: "locking the steps' rows parents first (before the first delete)", hold: 'SELECT FROM orders WHERE id = 1 FOR UPDATE', waiting: `l.locktype IN ('transactionid', 'tuple')`, at: /^Step 2 of 3: public\.orders \(locking its rows/, filesAtKill: 0 },
   { name: 'step 1 (sessions) DELETE', hold: 'SELECT pg_advisory_xact_lock(901)', waiting: advisory(901), at: /^Step 1 of 3: public\.sessions$/, filesAtKill: 1 },
   { name: "step 2's backup copy of its ON DELETE CASCADE rows (order_items)", hold: 'LOCK TABLE order_items IN ACCESS EXCLUSIVE MODE', waiting: `l.locktype = 'relation' AND l.relation = 'order_items'::regclass`, at: /^Step 2 of 3: public\.orders$/, filesAtKill: 1 },
   { name: 'step 2 (orders, cascading to order_items) DELETE', hold: 'SELECT pg_advisory_xact_lock(902)', waiting: advisory(902), at: /^Step 2 of 3: public\.orders$/, filesAtKill: 3 },
