@@ -254,17 +254,23 @@ async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, un
   // SIGINT/SIGTERM: the run cancels its statement, rolls back, removes an unfinished backup,
   // writes the audit outcome and exits 130/143. A second signal exits at once (the server still
   // rolls back an open transaction when the connection closes).
+  // Once COMMIT is sent, a signal cannot take it back: the run waits for its answer.
   const interrupt = new AbortController();
+  const state = { commitSent: false };
   const onSignal = (signal: NodeJS.Signals) => {
     const code = signal === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted;
     if (interrupt.signal.aborted) process.exit(code);
-    stderr(`purgekit: ${signal}: cancelling the running statement and rolling back (${signal} again to exit at once)`);
+    stderr(
+      state.commitSent
+        ? `purgekit: ${signal}: COMMIT was already sent and cannot be taken back: waiting for its answer (${signal} again to exit at once; the audit log's attempt record then says how to find out)`
+        : `purgekit: ${signal}: cancelling the running statement and rolling back (${signal} again to exit at once)`,
+    );
     interrupt.abort(signal);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await runAndPrint(command, args, interrupt.signal);
+    return await runAndPrint(command, args, interrupt.signal, () => (state.commitSent = true));
   } catch (error) {
     // A pipeline asked for JSON: it gets a document even when the run could not start.
     if (args['json'] && error instanceof PurgekitError) {
@@ -278,7 +284,7 @@ async function run(command: 'plan' | 'apply' | 'verify', args: Record<string, un
   }
 }
 
-async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>, interrupt: AbortSignal): Promise<number> {
+async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<string, unknown>, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
   const color = Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'];
   const [{ runCommand }, { runJson }] = await Promise.all([import('./commands/run.js'), import('./run/output.js')]);
   const { output, exitCode } = await runCommand(command, {
@@ -300,6 +306,7 @@ async function runAndPrint(command: 'plan' | 'apply' | 'verify', args: Record<st
     stderr,
     color,
     interrupt,
+    commitSent,
   });
   if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
   return exitCode;

@@ -43,6 +43,8 @@ export interface RunOptions {
   readonly color: boolean;
   /** Aborted on SIGINT/SIGTERM (reason 'SIGINT' | 'SIGTERM'): cancel, roll back, clean up. */
   readonly interrupt?: AbortSignal;
+  /** apply: called just before COMMIT is sent (from then on an interrupt cannot roll back). */
+  readonly commitSent?: () => void;
 }
 
 const DURATION = /^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$/;
@@ -130,6 +132,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         backup,
         {
           ...(options.interrupt ? { interrupt: options.interrupt } : {}),
+          ...(options.commitSent ? { commitSent: options.commitSent } : {}),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {

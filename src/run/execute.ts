@@ -72,6 +72,8 @@ export interface Progress {
 export interface RunControl {
   /** SIGINT/SIGTERM: cancel the running statement and roll back (ignored once COMMIT is sent). */
   readonly interrupt?: AbortSignal;
+  /** Called just before COMMIT is sent: from here an interrupt cannot roll back. */
+  readonly commitSent?: () => void;
   /**
    * apply: inside the transaction, after every check held and the backup is on disk, just
    * before COMMIT (the audit log's attempt record). A throw rolls back.
@@ -131,8 +133,10 @@ export async function execute(
   let settingsAtStart: SettingsSnapshot | undefined;
   // The query on the wire, so that an interrupt can cancel it (a CancelRequest, no new login).
   let running: postgres.PendingQuery<postgres.Row[]> | undefined;
+  // The latest query of the backup's own (a cascade's rows, a COPY): it can wait on a lock too.
+  let backupQuery: { cancel: () => unknown } | undefined;
   const cancelRunning = () => {
-    if (!commitSent) void running?.cancel();
+    if (!commitSent) void (running ?? backupQuery)?.cancel();
   };
   control.interrupt?.addEventListener('abort', cancelRunning, { once: true });
   const send = (tx: postgres.TransactionSql, text: string) => {
@@ -165,7 +169,7 @@ export async function execute(
           if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
           continue;
         }
-        if (backup && !dryRun) await backUp(tx, backup, plan, rendered, values);
+        if (backup && !dryRun) await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, rendered, values);
         if (control.interrupt?.aborted) throw new Interrupted();
         // After the working tables exist, each statement runs under a savepoint: when one fails
         // (a guard, a check, a timeout), the rows reported so far are read back, so --json still
@@ -226,6 +230,7 @@ export async function execute(
       }
       // From here the driver sends COMMIT: a lost connection leaves the outcome unknown.
       commitSent = true;
+      control.commitSent?.();
     });
     return { committed: true, report, timings, tables, ...(xid ? { xid } : {}) };
   } catch (error) {
@@ -251,6 +256,19 @@ export async function execute(
   } finally {
     control.interrupt?.removeEventListener('abort', cancelRunning);
   }
+}
+
+/** `tx` whose queries (tagged or unsafe) are reported to `sent` as they are made, so that an interrupt can cancel them. */
+function tracked(tx: postgres.TransactionSql, sent: (query: { cancel: () => unknown }) => void): postgres.TransactionSql {
+  const note = <T>(result: T): T => {
+    if (typeof (result as { cancel?: unknown })?.cancel === 'function') sent(result as { cancel: () => unknown });
+    return result;
+  };
+  return new Proxy(tx, {
+    apply: (target, self, args) => note(Reflect.apply(target, self, args)),
+    get: (target, prop, receiver) =>
+      prop === 'unsafe' ? (...args: Parameters<typeof target.unsafe>) => note(target.unsafe(...args)) : Reflect.get(target, prop, receiver),
+  });
 }
 
 function isServerError(error: unknown): error is { code: string; message: string } {
