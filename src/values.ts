@@ -169,7 +169,7 @@ function checkDateTime(type: 'date' | 'timestamptz', value: string): string | un
   return undefined;
 }
 
-export function describeOptions(policy: Policy): string {
+export function describeOptions(policy: Pick<Policy, 'params' | 'flags' | 'kind'>): string {
   const names = [
     ...policy.params.map((p) => `--${kebab(p.name)} <${p.type}>`),
     ...policy.flags.map((f) => `--${kebab(f.name)}`),

@@ -123,7 +123,4 @@ export function checksumOf(text: string): { recorded?: string; actual: string } 
   return { ...(recorded ? { recorded } : {}), actual: sha256(withoutChecksumLine(text)) };
 }
 
-/** The policy file a generated file names in its header, relative to the generated file. */
-export function sourceOf(text: string): string | undefined {
-  return text.match(/^-- Source: +(.+), sha256 [0-9a-f]{64}$/m)?.[1];
-}
+export { sourceOf } from './source.js';

@@ -3,12 +3,13 @@ import { isScalar, Scalar } from 'yaml';
 import type { Diagnostic } from '../errors.js';
 import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
 import type {
-  Expectation, FlagDecl, KeySet, Lookup, ParamDecl, ParamType, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
+  Expectation, KeySet, Lookup, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
 } from '../policy.js';
 import { checkQuery, checkWhere, referencesOf, type FragmentOptions, type FragmentResult } from '../sql/fragment.js';
 import { isAllowed } from '../sql/functionRules.js';
 import { schemaDiagnostics, describe } from './schema.js';
 import { didYouMean } from './didYouMean.js';
+import { flagDecls, paramDecls } from './declarations.js';
 
 /**
  * Untrusted YAML in, a Policy out, or every problem of the file located at file:line:col.
@@ -64,25 +65,17 @@ export function validatePolicy(file: LoadedFile): Validated {
   }
 
   // Params and flags: the names :refs and if: may use.
-  const params: ParamDecl[] = Object.entries(isObject(raw['params']) ? raw['params'] : {}).map(([name, decl]) => {
-    const d = isObject(decl) ? decl : {};
-    const type = (str(d['type']) ?? 'text') as ParamType;
-    if (RESERVED.has(name)) report(['params', name], `"${name}" is reserved`, true);
-    checkIdentifier(['params', name], name);
-    if (d['normalize'] !== undefined && type !== 'text') report(['params', name, 'normalize'], 'normalize applies to text params only');
-    return {
-      name, type,
-      ...(d['normalize'] ? { normalize: d['normalize'] as ParamDecl['normalize'] } : {}),
-      ...(str(d['description']) ? { description: str(d['description']) } : {}),
-      personal: typeof d['personal'] === 'boolean' ? d['personal'] : type === 'text',
-    };
-  });
-  const flags: FlagDecl[] = Object.entries(isObject(raw['flags']) ? raw['flags'] : {}).map(([name, decl]) => {
-    const d = isObject(decl) ? decl : {};
-    if (RESERVED.has(name)) report(['flags', name], `"${name}" is reserved`, true);
-    if (params.some((p) => p.name === name)) report(['flags', name], `"${name}" is both a param and a flag`, true);
-    return { name, default: d['default'] === true, ...(str(d['description']) ? { description: str(d['description']) } : {}) };
-  });
+  const params = paramDecls(raw);
+  for (const p of params) {
+    if (RESERVED.has(p.name)) report(['params', p.name], `"${p.name}" is reserved`, true);
+    checkIdentifier(['params', p.name], p.name);
+    if (p.normalize !== undefined && p.type !== 'text') report(['params', p.name, 'normalize'], 'normalize applies to text params only');
+  }
+  const flags = flagDecls(raw);
+  for (const f of flags) {
+    if (RESERVED.has(f.name)) report(['flags', f.name], `"${f.name}" is reserved`, true);
+    if (params.some((p) => p.name === f.name)) report(['flags', f.name], `"${f.name}" is both a param and a flag`, true);
+  }
   const paramNames = params.map((p) => p.name);
   const flagNames = flags.map((f) => f.name);
   /** `if: <flag>` of a step, preserve rule or expectation. */

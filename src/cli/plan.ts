@@ -1,0 +1,15 @@
+import { type CliContext } from './common.js';
+import { policyCommand } from './policyCommand.js';
+import { RUN_OPTIONS, runPolicy } from './run.js';
+
+export const plan = (ctx: CliContext) =>
+  policyCommand(ctx, {
+    command: 'plan',
+    describe: 'Dry run (read-only): what a policy would remove here; --rehearse runs it for real and rolls back',
+    options: {
+      ...RUN_OPTIONS,
+      rehearse: { type: 'boolean', default: false, describe: 'Run every statement for real (same locks as apply), report exact counts incl. cascades and triggers, then roll back' },
+    },
+    example: 'purgekit plan nexus-purge-user --email a@b.c',
+    run: (input) => runPolicy('plan', input),
+  });

@@ -1,0 +1,82 @@
+/**
+ * What plan, apply and verify share: their options, and a run that a signal cancels cleanly
+ * and that answers --json even when it cannot start.
+ */
+import type { Options } from 'yargs';
+import { DEFAULT_AUDIT_LOG, DEFAULT_OUT } from '../commands/defaults.js';
+import { ExitCode, PurgekitError } from '../errors.js';
+import { ask, CONNECTION, optional, say } from './common.js';
+import type { PolicyInput } from './policyCommand.js';
+
+export type RunCommandName = 'plan' | 'apply' | 'verify';
+
+export const RUN_OPTIONS = {
+  connection: CONNECTION,
+  json: { type: 'boolean', default: false, describe: 'Print one JSON document on stdout (docs/run-output.schema.json)' },
+  'lock-timeout': { type: 'string', default: '5s', describe: 'Give up waiting for a lock after this long' },
+  'statement-timeout': { type: 'string', default: '15min', describe: 'Give up on a statement running longer than this' },
+  generated: { type: 'string', default: DEFAULT_OUT, describe: 'Directory of generated SQL files' },
+  'dangerously-run-unreviewed': { type: 'boolean', default: false, describe: 'Run the policy even when its generated file is missing, stale or edited' },
+} as const satisfies Record<string, Options>;
+
+export async function runPolicy(command: RunCommandName, input: PolicyInput): Promise<number> {
+  // SIGINT/SIGTERM: the run cancels its statement, rolls back, removes an unfinished backup,
+  // writes the audit outcome and exits 130/143. A second signal exits at once (the server still
+  // rolls back an open transaction when the connection closes).
+  // Once COMMIT is sent, a signal cannot take it back: the run waits for its answer.
+  const interrupt = new AbortController();
+  const state = { commitSent: false };
+  const onSignal = (signal: NodeJS.Signals) => {
+    const code = signal === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted;
+    if (interrupt.signal.aborted) process.exit(code);
+    say(
+      state.commitSent
+        ? `purgekit: ${signal}: COMMIT was already sent and cannot be taken back: waiting for its answer (${signal} again to exit at once; the audit log's attempt record then says how to find out)`
+        : `purgekit: ${signal}: cancelling the running statement and rolling back (${signal} again to exit at once)`,
+    );
+    interrupt.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await runAndPrint(command, input, interrupt.signal, () => (state.commitSent = true));
+  } catch (error) {
+    // A pipeline asked for JSON: it gets a document even when the run could not start.
+    if (input.args['json'] && error instanceof PurgekitError) {
+      const doc = { version: 1, command, policy: input.target, outcome: 'error', exitCode: error.exitCode, error: { code: error.name, message: error.message } };
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function runAndPrint(command: RunCommandName, input: PolicyInput, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
+  const { args } = input;
+  const [{ runCommand }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../run/output.js')]);
+  const { output, exitCode } = await runCommand(command, {
+    target: input.target,
+    policiesDir: args['policies'] as string,
+    generatedDir: args['generated'] as string,
+    values: input.values,
+    pairs: input.pairs,
+    escapedPairs: input.escapedPairs,
+    ...optional('connection', args['connection']),
+    lockTimeout: args['lock-timeout'] as string,
+    statementTimeout: args['statement-timeout'] as string,
+    rehearse: Boolean(args['rehearse']),
+    ...optional('confirm', args['confirm']),
+    auditLog: (args['audit-log'] as string | undefined) ?? DEFAULT_AUDIT_LOG,
+    ...optional('backup', args['backup']),
+    dangerouslyRunUnreviewed: Boolean(args['dangerously-run-unreviewed']),
+    ...(process.stdin.isTTY ? { ask } : {}),
+    stderr: say,
+    color: Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'],
+    interrupt,
+    commitSent,
+  });
+  if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
+  return exitCode;
+}
