@@ -14,8 +14,12 @@ import type { DeclaredOptions } from './policyOptions.js';
 export interface PolicyInput {
   readonly target: string;
   readonly args: Args;
-  /** The policy's params and flags as given on the command line (kebab-case keys). */
-  readonly values: Readonly<Record<string, unknown>>;
+  /**
+   * The policy's params and flags as given on the command line (kebab-case keys); a usage error
+   * for an option that is neither the command's nor the policy's. Called by the command, inside
+   * its own error handling (plan --json answers such an error with a document).
+   */
+  readonly values: () => Promise<Readonly<Record<string, unknown>>>;
   readonly pairs: readonly string[];
   readonly escapedPairs: readonly string[];
 }
@@ -56,17 +60,20 @@ export function policyCommand(ctx: CliContext, spec: PolicyCommandSpec): Purgeki
       if (!declared) return y.epilogue(`The policy's params and flags are options too (${spec.command} <policy> --help lists them): ${spec.example}`);
       return declare(y, declared, own);
     },
-    handler: async (args) => {
-      const extra = args._.slice(1);
-      if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(String(extra[0]))}: ${spec.command} takes one policy, and a flag takes no value (--<flag>=false to unset one)`);
-      return spec.run({
+    handler: (args) =>
+      spec.run({
         target: args['policy'] as string,
         args,
-        values: declared ? await givenValues(args, declared, own, spec.command) : Object.fromEntries(Object.entries(args).filter(([k]) => !own.has(k) && !PARSER_KEYS.has(k))),
+        values: async () => {
+          const extra = args._.slice(1);
+          if (extra.length) throw new UsageError(`unexpected argument ${JSON.stringify(String(extra[0]))}: ${spec.command} takes one policy, and a flag takes no value (--<flag>=false to unset one)`);
+          if (declared) return givenValues(args, declared, own, spec.command);
+          // The policy did not load (the command says why): hand it every option that is not its own.
+          return Object.fromEntries(Object.entries(args).filter(([k]) => !own.has(k) && !PARSER_KEYS.has(k)));
+        },
         pairs: args['param'] as string[],
         escapedPairs: args['param-escaped'] as string[],
-      });
-    },
+      }),
   };
 }
 

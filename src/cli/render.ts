@@ -9,6 +9,6 @@ export const render = (ctx: CliContext) =>
     example: 'purgekit render nexus-purge-user --email a@b.c --delete-owned-companies',
     run: async ({ target, args, values, pairs, escapedPairs }) => {
       const { renderCommand } = await import('../commands/render.js');
-      process.stdout.write(await renderCommand(target, { policiesDir: args['policies'] as string, values, pairs, escapedPairs }));
+      process.stdout.write(await renderCommand(target, { policiesDir: args['policies'] as string, values: await values(), pairs, escapedPairs }));
     },
   });

@@ -60,7 +60,7 @@ async function runAndPrint(command: RunCommandName, input: PolicyInput, interrup
     target: input.target,
     policiesDir: args['policies'] as string,
     generatedDir: args['generated'] as string,
-    values: input.values,
+    values: await input.values(),
     pairs: input.pairs,
     escapedPairs: input.escapedPairs,
     ...optional('connection', args['connection']),
