@@ -3,15 +3,18 @@
  * `node -e 0` measured in the same run (issue 10, item 4: each command loads only what it needs).
  *
  * Each round runs every case once, in turn, so that a busy machine slows all of them alike; a
- * case's figure is the median wall time of its rounds (spawnSync, performance.now()). Then each
- * case runs once more with a module hook that names the npm packages it loads.
+ * case's figure is the median wall time of its rounds (spawnSync, performance.now()), and its
+ * ratio the median of its per-round ratios to `node -e 0` of the same round (a machine whose
+ * speed drifts between rounds moves both alike). Then each case runs once more with a module
+ * hook that names the npm packages it loads.
  *
  * Targets: --help and --version <= 2x, validate of one policy <= 3.5x; the other rows have none.
  *
  * Then the cost of validate, phase by phase, inside one process (median over the rounds, each
- * round a fresh process): what the yargs, yaml and libpg-query packages (with the parser's WASM)
- * take to load, the rest of validate's modules (the precompiled schema included), and validating
- * the policy.
+ * round a fresh process): what yargs (as src/cli/yargs.ts starts it), yaml and libpg-query
+ * (with the parser's WASM) take to load, the rest of validate's modules (the precompiled schema
+ * included), and validating the policy. The CLI overlaps the WASM compile with the loading of
+ * yargs and yaml (src/cli.ts), so the phases add up to more than the command takes.
  *
  * Environment: BENCH_STARTUP_ROUNDS (default 20, plus 2 warm-up rounds not counted).
  * Run with `npm run bench:startup` (builds dist/ first: it spawns dist/cli.js).
@@ -41,6 +44,8 @@ const CASES: readonly Case[] = [
   { label: 'purgekit --version', args: [BIN, '--version'], target: 2, exit: 0 },
   { label: 'purgekit validate <one policy>', args: [BIN, 'validate', 'policies/nexus-purge-user.yaml'], target: 3.5, exit: 0 },
   { label: 'purgekit validate (9 policies)', args: [BIN, 'validate'], exit: 0 },
+  { label: 'purgekit apply <policy> --help', args: [BIN, 'apply', 'nexus-purge-user', '--help'], exit: 0 },
+  { label: 'completion of apply <policy> --', args: [BIN, '--get-yargs-completions', 'apply', 'nexus-purge-user', '--'], exit: 0 },
   { label: 'purgekit compile --check', args: [BIN, 'compile', '--check'], exit: 0 },
 ];
 
@@ -80,29 +85,32 @@ function packagesOf(c: Case): string {
 
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npx tsc -p . first`);
 const times = new Map(CASES.map((c) => [c, [] as number[]]));
+const ratios = new Map(CASES.map((c) => [c, [] as number[]]));
 for (let round = 0; round < WARMUP + ROUNDS; round++) {
+  const round_ = new Map(CASES.map((c) => [c, runOnce(c).ms]));
+  if (round < WARMUP) continue;
   for (const c of CASES) {
-    const { ms } = runOnce(c);
-    if (round >= WARMUP) times.get(c)!.push(ms);
+    times.get(c)!.push(round_.get(c)!);
+    ratios.get(c)!.push(round_.get(c)! / round_.get(BASELINE)!);
   }
 }
 const base = median(times.get(BASELINE)!);
 const rows = CASES.map((c) => {
   const ms = median(times.get(c)!);
-  const ratio = ms / base;
+  const ratio = median(ratios.get(c)!);
   const verdict = c.target === undefined ? '' : ratio <= c.target ? 'met' : 'NOT met';
   return [c.label, `${ms.toFixed(0)} ms`, `${ratio.toFixed(2)}x`, c.target === undefined ? '' : `<= ${c.target}x`, verdict, packagesOf(c)];
 });
 const header = ['command', 'median', 'ratio', 'target', '', 'packages loaded'];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 const line = (cells: readonly string[]) => cells.map((cell, i) => (i === 1 || i === 2 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd();
-console.log(`startup, median of ${ROUNDS} rounds (node ${process.version}), ratio against node -e 0 in the same run`);
+console.log(`startup, median of ${ROUNDS} rounds (node ${process.version}); ratio: median of each round's time over node -e 0 in that round`);
 console.log(line(header));
 for (const row of rows) console.log(line(row));
 
 /** Each phase's milliseconds, as one child measures them; the phases run in this order. */
 const PHASES: readonly (readonly [string, string])[] = [
-  ['load yargs', "await import('yargs');"],
+  ['load yargs (src/cli/yargs.ts)', "await (await import('./dist/cli/yargs.js')).yargsFor([]);"],
   ['load yaml', "await import('yaml');"],
   ['load libpg-query + compile its WASM', "await (await import('./dist/sql/parser.js')).loadParser();"],
   ["load validate's own modules (schema precompiled)", "v = await import('./dist/validate/validateFiles.js');"],
