@@ -63,14 +63,24 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** The npm packages a case loads through import (CommonJS require()s inside a package are not seen). */
+/**
+ * The npm packages a case loads: ESM imports through a resolve hook (which runs on a thread of
+ * its own, so it writes synchronously, before a process.exit() can drop the line), CommonJS
+ * require()s through the CommonJS resolver.
+ */
 const HOOK = `data:text/javascript,${encodeURIComponent(`
-import { register } from 'node:module';
+import { register, createRequire } from 'node:module';
+import { writeSync } from 'node:fs';
+const note = (path) => { const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(path); if (m) writeSync(2, '[pkg] ' + m[1] + '\\n'); };
+const Module = createRequire(process.cwd() + '/')('node:module');
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) { const path = resolveFilename.apply(this, args); note(path); return path; };
 register('data:text/javascript,' + encodeURIComponent(\`
+import { writeSync } from 'node:fs';
 export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
   const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)\\\\//.exec(r.url);
-  if (m) process.stderr.write('[pkg] ' + m[1] + '\\\\n');
+  if (m) writeSync(2, '[pkg] ' + m[1] + '\\\\n');
   return r;
 }\`));
 `)}`;

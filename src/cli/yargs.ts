@@ -7,7 +7,6 @@
  * same Node parts and a plain-text width and word wrap; it falls back to `import 'yargs'` if a
  * yargs release moves its files (README: Performance; npm run bench:startup).
  */
-import { notStrictEqual, strictEqual } from 'node:assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
@@ -33,17 +32,18 @@ async function leanFactory(): Promise<Factory> {
     const marker = `${sep}node_modules${sep}${pkg}${sep}`;
     return pathToFileURL(join(found.slice(0, found.lastIndexOf(marker) + marker.length), file)).href;
   };
-  const [{ YargsFactory }, { default: Parser }, { y18n }, { default: y18nShim }, { cliui }, { getProcessArgvBin }] = await Promise.all([
+  // y18n has one bundled CommonJS file: required, it is one module to load instead of two.
+  const y18n = from('y18n') as (opts: object) => unknown;
+  const [{ YargsFactory }, { default: Parser }, { cliui }, { getProcessArgvBin }] = await Promise.all([
     import(pathToFileURL(join(dirname(entry), 'build/lib/yargs-factory.js')).href),
     import(pathToFileURL(from.resolve('yargs-parser')).href),
-    import(near('y18n', 'build/lib/index.js')),
-    import(near('y18n', 'build/lib/platform-shims/node.js')),
     import(near('cliui', 'build/lib/index.js')),
     import(pathToFileURL(join(dirname(entry), 'build/lib/utils/process-argv.js')).href),
   ]);
   const mixin = { stringWidth: width, stripAnsi, wrap };
   const shim = {
-    assert: { notStrictEqual, strictEqual },
+    // yargs asserts its own invariants with these; node:assert would cost more to load than all of them.
+    assert: { notStrictEqual: (a: unknown, b: unknown, message?: string) => check(a !== b, message), strictEqual: (a: unknown, b: unknown, message?: string) => check(a === b, message) },
     cliui: (opts: object) => cliui(opts, mixin),
     // Used to find package.json for a bare .version() and for commandDir(): purgekit uses neither.
     findUp: () => undefined,
@@ -67,9 +67,13 @@ async function leanFactory(): Promise<Factory> {
     require: from,
     getCallerFile: () => entry,
     stringWidth: width,
-    y18n: y18n({ directory: join(dirname(entry), 'locales'), updateFiles: false }, y18nShim),
+    y18n: y18n({ directory: join(dirname(entry), 'locales'), updateFiles: false }),
   };
   return YargsFactory(shim) as Factory;
+}
+
+function check(ok: boolean, message = 'yargs: internal assertion failed'): void {
+  if (!ok) throw new Error(message);
 }
 
 const ANSI = /\u001b\[[0-9;]*m/g;
