@@ -1,3 +1,5 @@
+import { kebab } from './core/names.js';
+
 /**
  * One error base with an exit code; one subclass per kind of failure. User errors are printed
  * as their message alone; anything else is unexpected and prints a stack with --debug.
@@ -60,7 +62,7 @@ export class InvalidPolicyError extends PurgekitError {
 export class UnrenderableValueError extends PurgekitError {
   readonly param: string;
   constructor(param: string, reason: string) {
-    super(`--${param.replaceAll('_', '-')}: ${reason}`, ExitCode.usage);
+    super(`--${kebab(param)}: ${reason}`, ExitCode.usage);
     this.param = param;
   }
 }

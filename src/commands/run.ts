@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { compile, qualified } from '../compile/compile.js';
+import { compile } from '../compile/compile.js';
+import { kebab, qualified } from '../core/names.js';
 import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
@@ -15,7 +16,6 @@ import { execute, type ExecutionResult, type RunFailure, type RunMode } from '..
 import { checkConfirmation, checkDatabase, RefusedError } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
-import { kebab } from '../compile/compile.js';
 import { resolvePolicy, StalePlanError } from './resolvePolicy.js';
 import { sourceLabel } from './compile.js';
 

@@ -6,7 +6,7 @@ import type { RunValues } from '../values.js';
 import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
 import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { qualified } from '../compile/compile.js';
+import { qualified } from '../core/names.js';
 import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
 import { failureKind, type FailureKind } from '../errors.js';
 
