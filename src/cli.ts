@@ -4,7 +4,7 @@
  * arguments to it and owns exit codes and the printing of errors.
  */
 import type { Argv } from 'yargs';
-import { ExitCode, InvalidPolicyError, PurgekitError, formatDiagnostic, DriftError } from './errors.js';
+import { ExitCode, InvalidPolicyError, PurgekitError, formatDiagnostic, DriftError } from './core/errors.js';
 import { DEFAULT_AUDIT_LOG, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/defaults.js';
 
 // Start-up time is part of the interface: this file loads yargs and errors.ts only. Each handler

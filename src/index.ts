@@ -16,7 +16,7 @@ export { collectValues, renderValues, type RunValues } from './values.js';
 export { quoteIdent, quoteLiteral } from './sql/quote.js';
 export { loadParser } from './sql/parser.js';
 export type * from './policy.js';
-export { PurgekitError, UsageError, InvalidPolicyError, UnrenderableValueError, DriftError, ExitCode, type Diagnostic } from './errors.js';
+export { PurgekitError, UsageError, InvalidPolicyError, UnrenderableValueError, DriftError, ExitCode, type Diagnostic } from './core/errors.js';
 export { runCommand, type RunOptions } from './commands/run.js';
 export { restoreCommand } from './commands/restore.js';
 export { countsCommand } from './commands/counts.js';

@@ -1,4 +1,4 @@
-import { UnrenderableValueError, UsageError } from './errors.js';
+import { UnrenderableValueError, UsageError } from './core/errors.js';
 import type { ParamType, Policy } from './policy.js';
 import { quoteLiteral, LiteralError } from './sql/quote.js';
 import { kebab } from './core/names.js';

@@ -1,5 +1,5 @@
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
-import { ExitCode, UsageError } from '../errors.js';
+import { ExitCode, UsageError } from '../core/errors.js';
 import { connect, currentDatabase } from '../run/connect.js';
 import { didYouMean } from '../validate/didYouMean.js';
 

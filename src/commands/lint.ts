@@ -1,4 +1,4 @@
-import { ExitCode, InvalidPolicyError } from '../errors.js';
+import { ExitCode, InvalidPolicyError } from '../core/errors.js';
 import { lintPolicies } from '../lint/lint.js';
 import { count, report, type ReporterName } from '../lint/reporters.js';
 import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';

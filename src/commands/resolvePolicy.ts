@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InvalidPolicyError, PurgekitError, UsageError, ExitCode } from '../errors.js';
+import { InvalidPolicyError, PurgekitError, UsageError, ExitCode } from '../core/errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, sourceOf } from '../render/render.js';
 import { didYouMean } from '../validate/didYouMean.js';

@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type postgres from 'postgres';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
-import { ExitCode, PurgekitError } from '../errors.js';
+import { ExitCode, PurgekitError } from '../core/errors.js';
 import { parseQualified, quoteLiteral } from '../sql/quote.js';
 import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
 import { connect, currentDatabase } from '../run/connect.js';

@@ -7,7 +7,7 @@ import { kebab, qualified } from '../core/names.js';
 import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
-import { ExitCode, TRANSIENT_KINDS, UsageError } from '../errors.js';
+import { ExitCode, TRANSIENT_KINDS, UsageError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, render, renderStatements } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';

@@ -4,7 +4,7 @@ import { chmod, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type postgres from 'postgres';
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
-import { PurgekitError, ExitCode } from '../errors.js';
+import { PurgekitError, ExitCode } from '../core/errors.js';
 import { ensureDirectory } from './durable.js';
 import { parseQualified } from '../sql/quote.js';
 

@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { ExitCode, PurgekitError, UsageError } from '../errors.js';
+import { ExitCode, PurgekitError, UsageError } from '../core/errors.js';
 
 /** The server could not be reached or refused us: exit 5. */
 export class ConnectionError extends PurgekitError {

@@ -8,7 +8,7 @@ import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../core/names.js';
 import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
-import { failureKind, type FailureKind } from '../errors.js';
+import { failureKind, type FailureKind } from '../core/errors.js';
 
 /**
  * Runs a plan's statements one by one inside ONE transaction that this function opens. The

@@ -1,4 +1,4 @@
-import { ExitCode, PurgekitError } from '../errors.js';
+import { ExitCode, PurgekitError } from '../core/errors.js';
 import type { Guard } from '../policy.js';
 
 /** A guard refused the run before anything was sent: exit 6, nothing changed. */

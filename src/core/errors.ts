@@ -1,4 +1,4 @@
-import { kebab } from './core/names.js';
+import { kebab } from './names.js';
 
 /**
  * One error base with an exit code; one subclass per kind of failure. User errors are printed
