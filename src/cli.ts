@@ -4,7 +4,7 @@
  * arguments to it and owns exit codes and the printing of errors.
  */
 import type { Argv } from 'yargs';
-import { ExitCode, InvalidPolicyError, PurgekitError, formatDiagnostic, DriftError } from './core/errors.js';
+import { ExitCode, InvalidPolicyError, PurgekitError, formatDiagnostic, DriftError, UsageError } from './core/errors.js';
 import { DEFAULT_AUDIT_LOG, DEFAULT_OUT, DEFAULT_POLICIES } from './commands/defaults.js';
 
 // Start-up time is part of the interface: this file loads yargs and errors.ts only. Each handler
@@ -219,7 +219,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       .version()
       .fail((message, error) => {
         if (error) throw error;
-        throw new UsageFailure(`${message}\nRun purgekit --help for usage.`);
+        throw new UsageError(`${message}\nRun purgekit --help for usage.`);
       })
       .parseAsync()
       .then((parsed) => {
@@ -319,12 +319,6 @@ async function ask(question: string): Promise<string> {
     return await rl.question(question);
   } finally {
     rl.close();
-  }
-}
-
-class UsageFailure extends PurgekitError {
-  constructor(message: string) {
-    super(message, ExitCode.usage);
   }
 }
 

@@ -1,6 +1,6 @@
-import { UnrenderableValueError, UsageError } from './core/errors.js';
+import { LiteralError, UnrenderableValueError, UsageError } from './core/errors.js';
 import type { ParamType, Policy } from './policy.js';
-import { quoteLiteral, LiteralError } from './sql/quote.js';
+import { quoteLiteral } from './sql/quote.js';
 import { kebab } from './core/names.js';
 
 /**

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { readCatalog } from '../catalog/catalog.js';
 import { discover, policyNameOf } from '../discover/discover.js';
 import { resolveTable } from '../discover/resolve.js';
-import { UsageError } from '../core/errors.js';
-import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { ConnectionError, UsageError } from '../core/errors.js';
+import { connect, describeTarget, isConnectFailure, redact } from '../run/connect.js';
 import { loadParser } from '../sql/parser.js';
 import { SCHEMA_PATH } from '../validate/schema.js';
 

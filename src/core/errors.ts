@@ -22,11 +22,18 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
+/**
+ * The base of every error purgekit means to raise. `code` names the kind of failure for
+ * programs (stable, kebab-case; a database error's SQLSTATE is `sqlState`), `exitCode` is what
+ * the CLI exits with, and a driver or file-system error behind it is the `cause`.
+ */
 export class PurgekitError extends Error {
+  readonly code: string;
   readonly exitCode: ExitCode;
-  constructor(message: string, exitCode: ExitCode, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, exitCode: ExitCode, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
+    this.code = code;
     this.exitCode = exitCode;
   }
 }
@@ -34,7 +41,7 @@ export class PurgekitError extends Error {
 /** Bad command-line input: a missing argument, an unknown option, a file that is not there. */
 export class UsageError extends PurgekitError {
   constructor(message: string) {
-    super(message, ExitCode.usage);
+    super('usage', message, ExitCode.usage);
   }
 }
 
@@ -53,7 +60,7 @@ export function formatDiagnostic(d: Diagnostic): string {
 export class InvalidPolicyError extends PurgekitError {
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
-    super(diagnostics.map(formatDiagnostic).join('\n'), ExitCode.usage);
+    super('invalid-policy', diagnostics.map(formatDiagnostic).join('\n'), ExitCode.usage);
     this.diagnostics = diagnostics;
   }
 }
@@ -62,7 +69,7 @@ export class InvalidPolicyError extends PurgekitError {
 export class UnrenderableValueError extends PurgekitError {
   readonly param: string;
   constructor(param: string, reason: string) {
-    super(`--${kebab(param)}: ${reason}`, ExitCode.usage);
+    super('unrenderable-value', `--${kebab(param)}: ${reason}`, ExitCode.usage);
     this.param = param;
   }
 }
@@ -71,8 +78,112 @@ export class UnrenderableValueError extends PurgekitError {
 export class DriftError extends PurgekitError {
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
-    super(problems.join("\n"), ExitCode.checkFailed);
+    super('drift', problems.join('\n'), ExitCode.checkFailed);
     this.problems = problems;
+  }
+}
+
+/** A string cannot be written as a SQL literal (NUL byte, lone surrogate); values.ts names the option. */
+export class LiteralError extends PurgekitError {
+  constructor(reason: string) {
+    super('unrenderable-literal', reason, ExitCode.usage);
+  }
+}
+
+/** A generated file that no longer matches its policy or was edited by hand. */
+export class StalePlanError extends PurgekitError {
+  readonly file: string;
+  constructor(file: string, reason: string) {
+    super('stale-plan', `${file}: ${reason}`, ExitCode.usage);
+    this.file = file;
+  }
+}
+
+/** A guard refused the run before anything was sent: exit 6, nothing changed. */
+export class RefusedError extends PurgekitError {
+  constructor(message: string) {
+    super('refused', message, ExitCode.refused);
+  }
+}
+
+/**
+ * purgekit restore refused, changing nothing: the backup is incomplete or altered (a file's
+ * sha256 or row count differs from the manifest) or a row to restore already exists.
+ */
+export class RestoreRefused extends PurgekitError {
+  constructor(message: string) {
+    super('restore-refused', message, ExitCode.checkFailed);
+  }
+}
+
+/** The server could not be reached or refused us: exit 5. */
+export class ConnectionError extends PurgekitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('cannot-connect', message, ExitCode.cannotConnect, options);
+  }
+}
+
+/** apply --backup could not write or verify the backup: the run rolls back. */
+export class BackupError extends PurgekitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('backup-failed', message, ExitCode.unexpected, options);
+  }
+}
+
+/**
+ * Not a failure: thrown inside a transaction callback to leave it rolled back on purpose (a
+ * dry run, a lint probe), and caught by the code that threw it.
+ */
+export class Rollback extends Error {}
+
+/**
+ * SQLSTATEs the script raises, so that the runner and people can tell checks apart.
+ * Class PK is not used by PostgreSQL.
+ */
+export const GuardCode = {
+  noLookup: 'PK001',
+  noSubject: 'PK002',
+  multipleSubjects: 'PK003',
+  expectFailed: 'PK004',
+  preserveViolated: 'PK005',
+  countMismatch: 'PK006',
+  keepReached: 'PK007',
+  tableMissing: 'PK008',
+  tooManyRows: 'PK009',
+  settingsChanged: 'PK010',
+  volatileFunction: 'PK011',
+} as const;
+export type GuardName = keyof typeof GuardCode;
+
+const GUARD_NAMES: ReadonlyMap<string, GuardName> = new Map(Object.entries(GuardCode).map(([name, code]) => [code, name as GuardName]));
+
+/** The guard a SQLSTATE is, or undefined when it is not one of the script's PK codes. */
+export function guardOf(code: unknown): GuardName | undefined {
+  return typeof code === 'string' ? GUARD_NAMES.get(code) : undefined;
+}
+
+/**
+ * What a run that stopped at a guard exits with: nothing to purge is not a failure, a missing
+ * lookup or an unvouched VOLATILE function is the caller's input, more subjects than allowed
+ * has its own code, and every other guard is a check that failed.
+ */
+export function guardExitCode(guard: GuardName): ExitCode {
+  switch (guard) {
+    case 'noSubject':
+      return ExitCode.ok;
+    case 'noLookup':
+    case 'volatileFunction':
+      return ExitCode.usage;
+    case 'multipleSubjects':
+      return ExitCode.multipleSubjects;
+    case 'expectFailed':
+    case 'preserveViolated':
+    case 'countMismatch':
+    case 'keepReached':
+    case 'tableMissing':
+    case 'tooManyRows':
+    case 'settingsChanged':
+      return ExitCode.checkFailed;
   }
 }
 
@@ -144,6 +255,124 @@ export function failureKind(error: { code?: unknown; message?: unknown }, timedO
 /** --audit-log cannot be opened or written: found before anything is deleted (exit 2). */
 export class AuditLogError extends PurgekitError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, ExitCode.usage, options);
+    super('audit-log', message, ExitCode.usage, options);
+  }
+}
+
+/** The fields of a server error the driver (postgres.js) hands over, when it has them. */
+interface DriverError {
+  readonly code?: unknown;
+  readonly message?: unknown;
+  readonly detail?: unknown;
+  readonly hint?: unknown;
+  readonly position?: unknown;
+}
+
+/**
+ * A PostgreSQL or driver error, typed: `kind` says what happened (failureKind), `sqlState` the
+ * server's code (or the driver's, such as CONNECTION_CLOSED), and the driver's error is the cause.
+ */
+export class DatabaseError extends PurgekitError {
+  /** guard for GuardError, else failureKind's answer. */
+  readonly kind: FailureKind | 'guard';
+  readonly sqlState: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  /** 1-based character offset of the error in the statement, as the server gives it. */
+  readonly position?: number;
+  constructor(kind: FailureKind | 'guard', error: DriverError, exitCode: ExitCode, code: string = kind) {
+    super(code, typeof error.message === 'string' ? error.message : String(error.message ?? error), exitCode, { cause: error });
+    this.kind = kind;
+    this.sqlState = typeof error.code === 'string' ? error.code : '';
+    if (typeof error.detail === 'string') this.detail = error.detail;
+    if (typeof error.hint === 'string') this.hint = error.hint;
+    if (error.position !== undefined && Number.isFinite(Number(error.position))) this.position = Number(error.position);
+  }
+}
+
+/** One of the script's guards raised (PK001...PK011): the transaction rolled back. */
+export class GuardError extends DatabaseError {
+  readonly guard: GuardName;
+  constructor(guard: GuardName, error: DriverError) {
+    super('guard', error, guardExitCode(guard), `guard-${kebab(guard)}`);
+    this.guard = guard;
+  }
+}
+
+/** 55P03: a lock was not granted within lock_timeout (--lock-timeout). */
+export class LockTimeoutError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('lock-timeout', error, ExitCode.transient);
+  }
+}
+
+/** 57014 from statement_timeout (--statement-timeout). */
+export class StatementTimeoutError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('statement-timeout', error, ExitCode.transient);
+  }
+}
+
+/** 57014 from a cancel request: pg_cancel_backend from another session, or our own on a signal. */
+export class CancelledError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('cancelled', error, ExitCode.transient);
+  }
+}
+
+/** 40P01. */
+export class DeadlockError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('deadlock', error, ExitCode.transient);
+  }
+}
+
+/** 40001. */
+export class SerializationError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('serialization', error, ExitCode.transient);
+  }
+}
+
+/** The connection went away (server shutdown, reset, closed) before an answer came. */
+export class ConnectionLostError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('connection-lost', error, ExitCode.transient);
+  }
+}
+
+/** Class 23: a unique, foreign-key, not-null or check constraint refused a change. */
+export class IntegrityError extends DatabaseError {
+  constructor(error: DriverError) {
+    super('integrity', error, ExitCode.checkFailed);
+  }
+}
+
+/**
+ * The typed error for a driver or server error (slonik's model): a guard's PK code, a timeout,
+ * a deadlock and so on each have their class; anything else is a DatabaseError of kind other.
+ * `timedOut` as for failureKind.
+ */
+export function databaseError(error: DriverError, timedOut = false): DatabaseError {
+  const guard = guardOf(error.code);
+  if (guard) return new GuardError(guard, error);
+  const kind = failureKind(error, timedOut);
+  switch (kind) {
+    case 'lock-timeout':
+      return new LockTimeoutError(error);
+    case 'statement-timeout':
+      return new StatementTimeoutError(error);
+    case 'cancelled':
+      return new CancelledError(error);
+    case 'deadlock':
+      return new DeadlockError(error);
+    case 'serialization':
+      return new SerializationError(error);
+    case 'connection-lost':
+      return new ConnectionLostError(error);
+    case 'integrity':
+      return new IntegrityError(error);
+    case 'other':
+      return new DatabaseError(kind, error, ExitCode.unexpected);
   }
 }

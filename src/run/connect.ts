@@ -1,12 +1,5 @@
 import postgres from 'postgres';
-import { ExitCode, PurgekitError, UsageError } from '../core/errors.js';
-
-/** The server could not be reached or refused us: exit 5. */
-export class ConnectionError extends PurgekitError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, ExitCode.cannotConnect, options);
-  }
-}
+import { ConnectionError, UsageError } from '../core/errors.js';
 
 /** Where a run goes, safe to print: never a password. */
 export interface Target {

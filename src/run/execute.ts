@@ -8,7 +8,7 @@ import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../core/names.js';
 import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
-import { failureKind, type FailureKind } from '../core/errors.js';
+import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
 
 /**
  * Runs a plan's statements one by one inside ONE transaction that this function opens. The
@@ -81,7 +81,6 @@ export interface RunControl {
   readonly beforeCommit?: (attempt: { readonly xid: string; readonly report: readonly ReportRow[]; readonly tables: readonly TableChange[] }) => void | Promise<void>;
 }
 
-class Rollback extends Error {}
 class Interrupted extends Error {}
 class HookFailed extends Error {}
 class RunnerCheckFailed extends Error {
