@@ -5,7 +5,7 @@ import { readCatalog } from '../catalog/catalog.js';
 import { discover, policyNameOf } from '../discover/discover.js';
 import { resolveTable } from '../discover/resolve.js';
 import { ConnectionError, UsageError } from '../core/errors.js';
-import { connect, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { connect, describeTarget, isConnectFailure, redact } from '../db/connect.js';
 import { loadParser } from '../sql/parser.js';
 import { SCHEMA_PATH } from '../validate/schema.js';
 

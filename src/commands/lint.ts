@@ -1,7 +1,7 @@
 import { ConnectionError, ExitCode, InvalidPolicyError } from '../core/errors.js';
 import { lintPolicies } from '../lint/lint.js';
 import { count, report, type ReporterName } from '../lint/reporters.js';
-import { connect, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { connect, describeTarget, isConnectFailure, redact } from '../db/connect.js';
 import { validateFiles } from '../validate/validateFiles.js';
 import { DEFAULT_POLICIES } from './compile.js';
 

@@ -9,7 +9,7 @@ import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { RestoreRefused } from '../core/errors.js';
 import { parseQualified, quoteLiteral } from '../sql/quote.js';
 import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
-import { connect, currentDatabase } from '../run/connect.js';
+import { connect, currentDatabase } from '../db/connect.js';
 import { checkConfirmation } from '../run/guards.js';
 
 

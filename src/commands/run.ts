@@ -11,7 +11,7 @@ import { ExitCode, guardExitCode, guardOf, RefusedError, StalePlanError, TRANSIE
 import type { Policy } from '../policy.js';
 import { checksumOf, render, renderStatements } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
-import { connect, currentDatabase, describeTarget, redact } from '../run/connect.js';
+import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
