@@ -216,15 +216,24 @@ export function describeTarget(t: Target): string {
 }
 
 /**
- * The first round trip of every command that talks to a database: it proves the connection
- * (a failure is ConnectionError, exit 5, with the password redacted) and names the database.
+ * The first round trips of every command that talks to a database go through here: the driver
+ * connects lazily, so a server that cannot be reached or refuses us shows up as the first query's
+ * error, which becomes ConnectionError (exit 5) naming the target, with the password redacted.
+ * Any other error is the work's own and passes through unchanged.
  */
-export async function currentDatabase(conn: Connection): Promise<string> {
+export async function connected<T>(conn: Connection, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   try {
-    const [row] = await conn.sql<{ database: string }[]>`SELECT current_database() AS database`;
-    return row!.database;
+    return await work(conn.sql);
   } catch (e) {
     if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
     throw e;
   }
+}
+
+/** The first round trip of a command that runs statements of its own: proves the connection and names the database. */
+export async function currentDatabase(conn: Connection): Promise<string> {
+  return connected(conn, async (sql) => {
+    const [row] = await sql<{ database: string }[]>`SELECT current_database() AS database`;
+    return row!.database;
+  });
 }
