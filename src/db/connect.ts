@@ -206,7 +206,7 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMED
 /** Authentication failed, no such database or role, too many connections. */
 const CONNECT_SQLSTATES = new Set(['28P01', '28000', '3D000', '53300', '57P03']);
 
-export function isConnectFailure(error: unknown): boolean {
+function isConnectFailure(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return code !== undefined && (CONNECT_CODES.has(code) || CONNECT_SQLSTATES.has(code));
 }
