@@ -112,11 +112,12 @@ describe('databaseError maps what PostgreSQL raises', () => {
     const s = session(db);
     const reserved = await s.reserve(); // a reserved connection is not silently replaced by a new one
     try {
-      const [{ pid }] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      const [row] = await reserved<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      const pid = row!.pid;
       await db.sql`SELECT pg_terminate_backend(${pid})`;
       await waitFor('the backend to be gone', async () => {
-        const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid}`;
-        return row!.n === 0;
+        const [left] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid}`;
+        return left!.n === 0;
       });
       const cause = await rejection(reserved`SELECT 1`);
       const e = databaseError(cause);

@@ -299,54 +299,29 @@ export class GuardError extends DatabaseError {
   }
 }
 
+/** A DatabaseError class for one kind, with the exit code that kind always has. */
+function ofKind(kind: FailureKind, exitCode: ExitCode) {
+  return class extends DatabaseError {
+    constructor(error: DriverError) {
+      super(kind, error, exitCode);
+    }
+  };
+}
+
 /** 55P03: a lock was not granted within lock_timeout (--lock-timeout). */
-export class LockTimeoutError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('lock-timeout', error, ExitCode.transient);
-  }
-}
-
+export class LockTimeoutError extends ofKind('lock-timeout', ExitCode.transient) {}
 /** 57014 from statement_timeout (--statement-timeout). */
-export class StatementTimeoutError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('statement-timeout', error, ExitCode.transient);
-  }
-}
-
+export class StatementTimeoutError extends ofKind('statement-timeout', ExitCode.transient) {}
 /** 57014 from a cancel request: pg_cancel_backend from another session, or our own on a signal. */
-export class CancelledError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('cancelled', error, ExitCode.transient);
-  }
-}
-
+export class CancelledError extends ofKind('cancelled', ExitCode.transient) {}
 /** 40P01. */
-export class DeadlockError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('deadlock', error, ExitCode.transient);
-  }
-}
-
+export class DeadlockError extends ofKind('deadlock', ExitCode.transient) {}
 /** 40001. */
-export class SerializationError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('serialization', error, ExitCode.transient);
-  }
-}
-
+export class SerializationError extends ofKind('serialization', ExitCode.transient) {}
 /** The connection went away (server shutdown, reset, closed) before an answer came. */
-export class ConnectionLostError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('connection-lost', error, ExitCode.transient);
-  }
-}
-
+export class ConnectionLostError extends ofKind('connection-lost', ExitCode.transient) {}
 /** Class 23: a unique, foreign-key, not-null or check constraint refused a change. */
-export class IntegrityError extends DatabaseError {
-  constructor(error: DriverError) {
-    super('integrity', error, ExitCode.checkFailed);
-  }
-}
+export class IntegrityError extends ofKind('integrity', ExitCode.checkFailed) {}
 
 /**
  * The typed error for a driver or server error (slonik's model): a guard's PK code, a timeout,
