@@ -404,7 +404,7 @@ async function checkChanges(tx: postgres.TransactionSql, plan: Plan, before: Sta
 }
 
 function tableOf(r: RenderedStatement): string {
-  return r.statement.table ? `${quoteIdent(r.statement.table.schema)}.${quoteIdent(r.statement.table.name)}` : '';
+  return r.statement.table ? qualified(r.statement.table) : '';
 }
 
 function slowTimer(step: number, r: RenderedStatement, progress: Progress): NodeJS.Timeout {
