@@ -1,5 +1,3 @@
-import { kebab } from './names.js';
-
 /**
  * One error base with an exit code; one subclass per kind of failure. User errors are printed
  * as their message alone; anything else is unexpected and prints a stack with --debug.
@@ -69,7 +67,9 @@ export class InvalidPolicyError extends PurgekitError {
 export class UnrenderableValueError extends PurgekitError {
   readonly param: string;
   constructor(param: string, reason: string) {
-    super('unrenderable-value', `--${kebab(param)}: ${reason}`, ExitCode.usage);
+    // The option's spelling (kebab() of names.ts): this module imports nothing, since every command
+    // loads it and names.ts pulls in the parser-backed quoteIdent.
+    super('unrenderable-value', `--${param.replaceAll('_', '-')}: ${reason}`, ExitCode.usage);
     this.param = param;
   }
 }
@@ -294,7 +294,7 @@ export class DatabaseError extends PurgekitError {
 export class GuardError extends DatabaseError {
   readonly guard: GuardName;
   constructor(guard: GuardName, error: DriverError) {
-    super('guard', error, guardExitCode(guard), `guard-${kebab(guard)}`);
+    super('guard', error, guardExitCode(guard));
     this.guard = guard;
   }
 }
