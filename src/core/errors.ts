@@ -323,6 +323,17 @@ export class ConnectionLostError extends ofKind('connection-lost', ExitCode.tran
 /** Class 23: a unique, foreign-key, not-null or check constraint refused a change. */
 export class IntegrityError extends ofKind('integrity', ExitCode.checkFailed) {}
 
+/** The class of each kind; a new FailureKind without one is a type error here. */
+const CLASS_OF_KIND: { readonly [K in Exclude<FailureKind, 'other'>]: new (error: DriverError) => DatabaseError } = {
+  'lock-timeout': LockTimeoutError,
+  'statement-timeout': StatementTimeoutError,
+  cancelled: CancelledError,
+  deadlock: DeadlockError,
+  serialization: SerializationError,
+  'connection-lost': ConnectionLostError,
+  integrity: IntegrityError,
+};
+
 /**
  * The typed error for a driver or server error (slonik's model): a guard's PK code, a timeout,
  * a deadlock and so on each have their class; anything else is a DatabaseError of kind other.
@@ -332,22 +343,5 @@ export function databaseError(error: DriverError, timedOut = false): DatabaseErr
   const guard = guardOf(error.code);
   if (guard) return new GuardError(guard, error);
   const kind = failureKind(error, timedOut);
-  switch (kind) {
-    case 'lock-timeout':
-      return new LockTimeoutError(error);
-    case 'statement-timeout':
-      return new StatementTimeoutError(error);
-    case 'cancelled':
-      return new CancelledError(error);
-    case 'deadlock':
-      return new DeadlockError(error);
-    case 'serialization':
-      return new SerializationError(error);
-    case 'connection-lost':
-      return new ConnectionLostError(error);
-    case 'integrity':
-      return new IntegrityError(error);
-    case 'other':
-      return new DatabaseError(kind, error, ExitCode.unexpected);
-  }
+  return kind === 'other' ? new DatabaseError(kind, error, ExitCode.unexpected) : new CLASS_OF_KIND[kind](error);
 }
