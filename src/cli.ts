@@ -9,7 +9,7 @@
  * loads no command and validate loads neither the formatter nor the database driver.
  */
 import type { CommandModule } from 'yargs';
-import { ExitCode, InvalidPolicyError, PurgekitError, UsageError, formatDiagnostic } from './errors.js';
+import { ExitCode, InvalidPolicyError, PurgekitError, UsageError, formatDiagnostic } from './core/errors.js';
 import { apply } from './cli/apply.js';
 import { GLOBAL_OPTIONS, say, type CliContext, type PurgekitCommand } from './cli/common.js';
 import { compile } from './cli/compile.js';

@@ -11,12 +11,18 @@ export { GuardCode, type Plan, type PlanStatement, type StatementRole } from './
 export { render, renderStatements, checksumOf, type RenderOptions, type RenderedStatement } from './render/render.js';
 export { generate, compileCommand, checkCommand } from './commands/compile.js';
 export { renderCommand } from './commands/render.js';
-export { resolvePolicy, StalePlanError } from './commands/resolvePolicy.js';
+export { resolvePolicy } from './commands/resolvePolicy.js';
 export { collectValues, renderValues, type RunValues } from './values.js';
 export { quoteIdent, quoteLiteral } from './sql/quote.js';
 export { loadParser } from './sql/parser.js';
 export type * from './policy.js';
-export { PurgekitError, UsageError, InvalidPolicyError, UnrenderableValueError, DriftError, ExitCode, type Diagnostic } from './errors.js';
+export {
+  PurgekitError, UsageError, InvalidPolicyError, UnrenderableValueError, LiteralError, DriftError, StalePlanError, RefusedError,
+  RestoreRefused, ConnectionError, BackupError, AuditLogError, Rollback,
+  DatabaseError, GuardError, LockTimeoutError, StatementTimeoutError, CancelledError, DeadlockError, SerializationError,
+  ConnectionLostError, IntegrityError, databaseError, failureKind, guardOf, guardExitCode, SqlState, TRANSIENT_KINDS,
+  ExitCode, formatDiagnostic, type Diagnostic, type FailureKind, type GuardName,
+} from './core/errors.js';
 export { runCommand, type RunOptions } from './commands/run.js';
 export { restoreCommand } from './commands/restore.js';
 export { countsCommand } from './commands/counts.js';

@@ -1,7 +1,7 @@
-import { UnrenderableValueError, UsageError } from './errors.js';
+import { LiteralError, UnrenderableValueError, UsageError } from './core/errors.js';
 import type { ParamType, Policy } from './policy.js';
-import { quoteLiteral, LiteralError } from './sql/quote.js';
-import { kebab } from './compile/compile.js';
+import { quoteLiteral } from './sql/quote.js';
+import { kebab } from './core/names.js';
 
 /**
  * Run-time values of a policy's params and flags, from command-line options (--user-id x,

@@ -4,7 +4,7 @@
  * themselves are golden folders: test/golden/sql-*.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { formatDiagnostic } from '../src/errors.js';
+import { formatDiagnostic } from '../src/core/errors.js';
 import { parsePolicyText } from '../src/load/loadPolicy.js';
 import { checkValue, checkWhere, MAX_FRAGMENT_BYTES } from '../src/sql/fragment.js';
 import { loadParser } from '../src/sql/parser.js';

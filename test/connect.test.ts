@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from './harness/db.js';
 import { purgekit, why } from './run-helpers.js';
-import { connect, currentDatabase } from '../src/run/connect.js';
+import { connect, currentDatabase } from '../src/db/connect.js';
 
 /** The test database's URL with its password moved into ?password= (and extra parameters). */
 function withQueryPassword(url: string, password: string, extra = ''): string {

@@ -14,7 +14,7 @@ import { discoverCommand, schemaRef } from '../src/commands/discover.js';
 import { runCommand } from '../src/commands/run.js';
 import { discover } from '../src/discover/discover.js';
 import { paramNameOf } from '../src/discover/resolve.js';
-import { ExitCode, UsageError } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/core/errors.js';
 import { loadParser } from '../src/sql/parser.js';
 import { quoteIdent, quoteLiteral } from '../src/sql/quote.js';
 import { validateFiles } from '../src/validate/validateFiles.js';

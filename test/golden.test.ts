@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../src/commands/compile.js';
 import { compile } from '../src/compile/compile.js';
-import { formatDiagnostic } from '../src/errors.js';
+import { formatDiagnostic } from '../src/core/errors.js';
 import { renderStatements } from '../src/render/render.js';
 import { formatSql } from '../src/sql/format.js';
 import { validateFiles } from '../src/validate/validateFiles.js';

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Catalog, ForeignKey, Table } from '../src/catalog/catalog.js';
 import { lintCommand, type LintOptions } from '../src/commands/lint.js';
 import { renderCommand } from '../src/commands/render.js';
-import { InvalidPolicyError } from '../src/errors.js';
+import { InvalidPolicyError } from '../src/core/errors.js';
 import { parsePolicyText } from '../src/load/loadPolicy.js';
 import type { LintDiagnostic } from '../src/lint/diagnostic.js';
 import { createIndexFix, splitQualified } from '../src/lint/graph.js';

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from './harness/db.js';
 import { loadParser } from '../src/sql/parser.js';
-import { LiteralError, parseQualified, quoteIdent, quoteLiteral } from '../src/sql/quote.js';
+import { LiteralError } from '../src/core/errors.js';
+import { parseQualified, quoteIdent, quoteLiteral } from '../src/sql/quote.js';
 
 /** Literals and identifiers are quoted exactly as PostgreSQL itself does: compared on a real server. */
 const ADVERSARIAL = [

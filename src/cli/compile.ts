@@ -1,5 +1,5 @@
 import { DEFAULT_OUT } from '../commands/defaults.js';
-import { DriftError } from '../errors.js';
+import { DriftError } from '../core/errors.js';
 import { PATHS, pathsOf, say, type PurgekitCommand } from './common.js';
 
 export const compile: PurgekitCommand = {

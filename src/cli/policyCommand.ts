@@ -6,7 +6,7 @@
  */
 import type { Argv, Options } from 'yargs';
 import { DEFAULT_POLICIES } from '../commands/defaults.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import type { Args, CliContext, PurgekitCommand } from './common.js';
 import type { DeclaredOptions } from './policyOptions.js';

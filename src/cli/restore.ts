@@ -1,4 +1,4 @@
-import { PurgekitError } from '../errors.js';
+import { PurgekitError } from '../core/errors.js';
 import { ask, CONNECTION, optional, say, type PurgekitCommand } from './common.js';
 
 export const restore: PurgekitCommand = {

@@ -4,7 +4,7 @@
  */
 import type { Options } from 'yargs';
 import { DEFAULT_AUDIT_LOG, DEFAULT_OUT } from '../commands/defaults.js';
-import { ExitCode, PurgekitError } from '../errors.js';
+import { ExitCode, PurgekitError } from '../core/errors.js';
 import { ask, CONNECTION, optional, say } from './common.js';
 import type { PolicyInput } from './policyCommand.js';
 

@@ -1,4 +1,4 @@
-import { InvalidPolicyError } from '../errors.js';
+import { InvalidPolicyError } from '../core/errors.js';
 import { PATHS, pathsOf, say, type PurgekitCommand } from './common.js';
 
 export const validate: PurgekitCommand = {

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { compile } from '../compile/compile.js';
-import { InvalidPolicyError } from '../errors.js';
+import { InvalidPolicyError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, render } from '../render/render.js';
 import { validateFiles } from '../validate/validateFiles.js';

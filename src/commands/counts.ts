@@ -1,6 +1,6 @@
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
-import { ExitCode, UsageError } from '../errors.js';
-import { connect, currentDatabase } from '../run/connect.js';
+import { ExitCode, UsageError } from '../core/errors.js';
+import { connect, currentDatabase } from '../db/connect.js';
 import { didYouMean } from '../validate/didYouMean.js';
 
 /**

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { readCatalog } from '../catalog/catalog.js';
 import { discover, policyNameOf } from '../discover/discover.js';
 import { resolveTable } from '../discover/resolve.js';
-import { UsageError } from '../errors.js';
-import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { UsageError } from '../core/errors.js';
+import { connect, connected } from '../db/connect.js';
 import { loadParser } from '../sql/parser.js';
 import { SCHEMA_PATH } from '../validate/schema.js';
 
@@ -39,13 +39,7 @@ export async function discoverCommand(options: DiscoverCommandOptions): Promise<
   const conn = connect(options.connection);
   let yaml: string;
   try {
-    let catalog;
-    try {
-      catalog = await readCatalog(conn.sql);
-    } catch (e) {
-      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
-      throw e;
-    }
+    const catalog = await connected(conn, (sql) => readCatalog(sql));
     const name = options.name ?? policyNameOf(resolveTable(catalog, options.table, options.schema).name);
     yaml = discover(catalog, {
       table: options.table, key: options.key, name, schemaRef: schemaRef(options.out),

@@ -1,7 +1,7 @@
-import { ExitCode, InvalidPolicyError } from '../errors.js';
+import { ExitCode, InvalidPolicyError } from '../core/errors.js';
 import { lintPolicies } from '../lint/lint.js';
 import { count, report, type ReporterName } from '../lint/reporters.js';
-import { connect, ConnectionError, describeTarget, isConnectFailure, redact } from '../run/connect.js';
+import { connect, connected } from '../db/connect.js';
 import { validateFiles } from '../validate/validateFiles.js';
 import { DEFAULT_POLICIES } from './compile.js';
 
@@ -31,13 +31,7 @@ export async function lintCommand(options: LintOptions): Promise<{ output: strin
   if (invalid.length) throw new InvalidPolicyError(invalid);
   const conn = connect(options.connection);
   try {
-    let diagnostics;
-    try {
-      diagnostics = await lintPolicies(conn.sql, policies, files, { verbose: options.verbose === true });
-    } catch (e) {
-      if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
-      throw e;
-    }
+    const diagnostics = await connected(conn, (sql) => lintPolicies(sql, policies, files, { verbose: options.verbose === true }));
     const { errors, warnings } = count(diagnostics);
     const exitCode = errors || (options.strict && warnings) ? LINT_FAILED : ExitCode.ok;
     return { output: report(options.reporter, diagnostics, { policies: policies.length, verbose: options.verbose === true }), exitCode };

@@ -1,20 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InvalidPolicyError, PurgekitError, UsageError, ExitCode } from '../errors.js';
+import { InvalidPolicyError, StalePlanError, UsageError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, sourceOf } from '../render/render.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import { validateFiles } from '../validate/validateFiles.js';
 import { renderPolicyFile } from './compile.js';
-
-/** A generated file that no longer matches its policy or was edited by hand. */
-export class StalePlanError extends PurgekitError {
-  readonly file: string;
-  constructor(file: string, reason: string) {
-    super(`${file}: ${reason}`, ExitCode.usage);
-    this.file = file;
-  }
-}
 
 export interface ResolvedPolicy {
   readonly policy: Policy;

@@ -6,22 +6,12 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type postgres from 'postgres';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
-import { ExitCode, PurgekitError } from '../errors.js';
+import { RestoreRefused } from '../core/errors.js';
 import { parseQualified, quoteLiteral } from '../sql/quote.js';
 import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
-import { connect, currentDatabase } from '../run/connect.js';
+import { connect, currentDatabase } from '../db/connect.js';
 import { checkConfirmation } from '../run/guards.js';
 
-/**
- * purgekit restore <dir>: puts the rows of a backup back, in one transaction, parents before
- * children. It refuses, changing nothing, when the backup is incomplete or altered (a file's
- * sha256 or row count differs from the manifest) or when a row to restore already exists.
- */
-export class RestoreRefused extends PurgekitError {
-  constructor(message: string) {
-    super(message, ExitCode.checkFailed);
-  }
-}
 
 export interface RestoreOptions {
   readonly dir: string;
@@ -39,6 +29,12 @@ export interface RestoreResult {
   readonly tables: readonly { readonly table: string; readonly schema: string | null; readonly name: string | null; readonly rows: number; readonly reason: string }[];
 }
 
+/**
+ * purgekit restore <dir>: puts the rows of a backup back, in one transaction, parents before
+ * children. It refuses (RestoreRefused), changing nothing, when the backup is incomplete or
+ * altered (a file's sha256 or row count differs from the manifest) or when a row to restore
+ * already exists.
+ */
 export async function restoreCommand(options: RestoreOptions): Promise<RestoreResult> {
   const manifest = await readManifest(options.dir);
   for (const f of manifest.files) await verify(options.dir, f);

@@ -2,21 +2,21 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { compile, qualified } from '../compile/compile.js';
+import { compile } from '../compile/compile.js';
+import { kebab, qualified } from '../core/names.js';
 import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
-import { ExitCode, TRANSIENT_KINDS, UsageError } from '../errors.js';
+import { ExitCode, guardExitCode, guardOf, RefusedError, StalePlanError, TRANSIENT_KINDS, UsageError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, render, renderStatements } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
-import { connect, currentDatabase, describeTarget, redact } from '../run/connect.js';
+import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
-import { checkConfirmation, checkDatabase, RefusedError } from '../run/guards.js';
+import { checkConfirmation, checkDatabase } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
-import { kebab } from '../compile/compile.js';
-import { resolvePolicy, StalePlanError } from './resolvePolicy.js';
+import { resolvePolicy } from './resolvePolicy.js';
 import { sourceLabel } from './compile.js';
 
 export interface RunOptions {
@@ -248,9 +248,9 @@ function verdict(
   if (!failure) return { exitCode: ExitCode.ok, outcome: rolledBack };
   const code = failure.code;
   if (code === 'INTERRUPTED') return { exitCode: interrupt?.reason === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted, outcome: rolledBack };
-  if (code === 'PK002') return { exitCode: ExitCode.ok, outcome: 'nothing-matched' };
-  if (code === 'PK001' || code === 'PK011') return { exitCode: ExitCode.usage, outcome: rolledBack };
-  if (code === 'PK003') return { exitCode: ExitCode.multipleSubjects, outcome: rolledBack };
+  const guard = guardOf(code);
+  if (guard === 'noSubject') return { exitCode: ExitCode.ok, outcome: 'nothing-matched' };
+  if (guard) return { exitCode: guardExitCode(guard), outcome: rolledBack };
   if (failure.kind && TRANSIENT_KINDS.has(failure.kind)) return { exitCode: ExitCode.transient, outcome: rolledBack };
   if (/^PK\d{3}$/.test(code) || code === 'RUNNER' || failure.kind === 'integrity') return { exitCode: ExitCode.checkFailed, outcome: rolledBack };
   return { exitCode: ExitCode.unexpected, outcome: rolledBack };
@@ -281,7 +281,7 @@ function explain(failure: RunFailure, result: ExecutionResult, backupDir: string
     default:
       break;
   }
-  if (failure.code === 'PK003') return `${failure.message} (pass --force-multi to purge them all)`.replace('; set force_multi to purge them all', '');
+  if (guardOf(failure.code) === 'multipleSubjects') return `${failure.message} (pass --force-multi to purge them all)`.replace('; set force_multi to purge them all', '');
   return failure.message;
 }
 

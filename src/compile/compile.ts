@@ -2,6 +2,7 @@ import type { Expectation, FunctionName, KeySet, Policy, Preserve, SqlFragment, 
 import { authorSql, needsCatalogCheck } from '../sql/functionRules.js';
 import { formatSql, indent } from '../sql/format.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import { kebab, oneLine, plural, qualified } from '../core/names.js';
 import { GuardCode, type Plan, type PlanStatement } from './plan.js';
 import { paramsBlock, paramsLegend } from './params.js';
 
@@ -31,15 +32,6 @@ const SETTINGS = 'pg_temp.purgekit_settings';
 /** The working table of a named key set (sets:); set names are lowercase, so no quoting. */
 function setTable(name: string): string {
   return `pg_temp.purgekit_set_${name}`;
-}
-
-export function qualified(t: TableName): string {
-  return `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
-}
-
-/** A table name as shown to people and stored in the report: schema.name, quoted only where SQL needs it. */
-export function display(t: TableName): string {
-  return qualified(t);
 }
 
 class Compiler {
@@ -256,7 +248,7 @@ class Compiler {
         ],
       );
     });
-    body.push(this.reportRow('subject', quoteLiteral(display(s.table)), "'matched'", '_matched', 'NULL'));
+    body.push(this.reportRow('subject', quoteLiteral(qualified(s.table)), "'matched'", '_matched', 'NULL'));
     this.add({
       role: 'guard',
       title: `Guard: one lookup applies and it matched ${s.max === 1 ? 'exactly 1 row' : `between 1 and ${s.max} rows`} (more only with force_multi)${preserved.length ? ', none of them preserved' : ''}.`,
@@ -285,7 +277,7 @@ class Compiler {
     const insert = `INSERT INTO ${setTable(set.name)}\nSELECT ${columns} FROM ${table}\nWHERE ${this.sql(set.where)}`;
     this.add({
       role: 'subject',
-      title: `Set ${set.name}: ${set.key.join(', ')} of the ${display(set.table)} rows where ${oneLine(set.where.text)}`,
+      title: `Set ${set.name}: ${set.key.join(', ')} of the ${qualified(set.table)} rows where ${oneLine(set.where.text)}`,
       notes: [
         ...(set.description ? set.description.trim().split('\n') : []),
         ...(i === 0 ? ['Captured before any step and locked (FOR UPDATE); later SQL reads it as :' + set.name + '.'] : []),
@@ -328,13 +320,13 @@ class Compiler {
     const table = qualified(rule.table);
     // A rule whose flag is not set is reported as skipped, and its check after the steps does nothing.
     const outcome = rule.if ? `CASE WHEN ${this.flag(rule.if)} THEN 'preserved' ELSE 'skipped' END` : "'preserved'";
-    const label = `${quoteLiteral(`preserve ${i + 1}`)}, ${quoteLiteral(display(rule.table))}, ${outcome}`;
+    const label = `${quoteLiteral(`preserve ${i + 1}`)}, ${quoteLiteral(qualified(rule.table))}, ${outcome}`;
     const counted = this.preserveCounted(rule);
     this.add({
       role: 'preserve',
       title: counted
-        ? `Preserve rule ${i + 1}: rows of ${display(rule.table)} that must survive, counted before anything is removed (a step cascades into this table).`
-        : `Preserve rule ${i + 1}: rows of ${display(rule.table)} that must survive; the table's changes so far, to compare after the steps.`,
+        ? `Preserve rule ${i + 1}: rows of ${qualified(rule.table)} that must survive, counted before anything is removed (a step cascades into this table).`
+        : `Preserve rule ${i + 1}: rows of ${qualified(rule.table)} that must survive; the table's changes so far, to compare after the steps.`,
       notes: [`  ${oneLine(rule.where.text)}`, ...(rule.if ? [`Applies only when flag ${rule.if} is set.`] : []), ...(rule.description ? [rule.description] : [])],
       sql: counted
         ? `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) SELECT ${label}, count(*), ${quoteLiteral(oneLine(rule.where.text))} FROM ${table} WHERE ${this.preserved(rule)}`
@@ -353,14 +345,14 @@ class Compiler {
           `SELECT rows INTO _before FROM ${REPORT} WHERE item = ${item};`,
           indentFormatted(`SELECT count(*) INTO _after FROM ${table} WHERE ${this.preserved(rule)};`),
           'IF _after < _before THEN',
-          `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format(${quoteLiteral(`preserve rule ${i + 1} on ${display(rule.table)} violated: %s rows before, %s after`)}, _before, _after);`,
+          `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format(${quoteLiteral(`preserve rule ${i + 1} on ${qualified(rule.table)} violated: %s rows before, %s after`)}, _before, _after);`,
           'END IF;',
         ]
       : [
           `SELECT ${changesOf(table)} - (SELECT mark FROM ${REPORT} WHERE item = ${item}) INTO _changed;`,
-          `SELECT coalesce(sum(rows), 0) INTO _removed FROM ${REPORT} WHERE item LIKE 'step %' AND outcome = 'removed' AND target = ${quoteLiteral(display(rule.table))};`,
+          `SELECT coalesce(sum(rows), 0) INTO _removed FROM ${REPORT} WHERE item LIKE 'step %' AND outcome = 'removed' AND target = ${quoteLiteral(qualified(rule.table))};`,
           'IF _changed <> _removed THEN',
-          `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format(${quoteLiteral(`preserve rule ${i + 1} on ${display(rule.table)}: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them`)}, _changed, _removed);`,
+          `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.preserveViolated}', MESSAGE = format(${quoteLiteral(`preserve rule ${i + 1} on ${qualified(rule.table)}: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them`)}, _changed, _removed);`,
           'END IF;',
         ];
     this.add({
@@ -379,7 +371,7 @@ class Compiler {
   private step(step: Step, i: number): void {
     const n = i + 1;
     const table = qualified(step.table);
-    const target = quoteLiteral(display(step.table));
+    const target = quoteLiteral(qualified(step.table));
     const keepOut = this.preserveCondition(step.table);
     const conditions = [step.where ? `(${this.sql(step.where)})` : undefined, keepOut].filter(Boolean);
     const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
@@ -404,7 +396,7 @@ class Compiler {
     if (step.maxRows !== undefined) {
       body.push(
         `IF _counted > ${step.maxRows} THEN`,
-        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.tooManyRows}', MESSAGE = format(${quoteLiteral(`step ${n} (${display(step.table)}) would remove %s rows, more than its max_rows ${step.maxRows}`)}, _counted);`,
+        `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.tooManyRows}', MESSAGE = format(${quoteLiteral(`step ${n} (${qualified(step.table)}) would remove %s rows, more than its max_rows ${step.maxRows}`)}, _counted);`,
         'END IF;',
       );
     }
@@ -413,21 +405,21 @@ class Compiler {
       indentFormatted(`DELETE FROM ${table}${where};`),
       'GET DIAGNOSTICS _removed = ROW_COUNT;',
       'IF _removed <> _counted THEN',
-      `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.countMismatch}', MESSAGE = format(${quoteLiteral(`step ${n} (${display(step.table)}) removed %s rows but counted %s just before`)}, _removed, _counted);`,
+      `  RAISE EXCEPTION USING ERRCODE = '${GuardCode.countMismatch}', MESSAGE = format(${quoteLiteral(`step ${n} (${qualified(step.table)}) removed %s rows but counted %s just before`)}, _removed, _counted);`,
       'END IF;',
       this.reportRow(`step ${n}`, target, "'removed'", '_removed', 'NULL'),
     );
     const notes: string[] = [];
     if (step.description) notes.push(...step.description.trim().split('\n'));
     notes.push(step.where ? `Removes rows where: ${oneLine(step.where.text)}` : 'Removes every row (all_rows: true).');
-    if (keepOut) notes.push(`Keeps rows matched by a preserve rule of ${display(step.table)}.`);
+    if (keepOut) notes.push(`Keeps rows matched by a preserve rule of ${qualified(step.table)}.`);
     if (step.optional) notes.push('Optional: skipped and reported as absent when the table does not exist.');
     if (step.if) notes.push(`Runs only when flag ${step.if} is set.`);
     if (step.maxRows !== undefined) notes.push(`Fails if it would remove more than ${step.maxRows} ${plural(step.maxRows, 'row')}.`);
-    if (step.cascades.length) notes.push(`Expected to cascade to: ${step.cascades.map(display).join(', ')}.`);
+    if (step.cascades.length) notes.push(`Expected to cascade to: ${step.cascades.map(qualified).join(', ')}.`);
     this.add({
       role: 'step',
-      title: `Step ${n} of ${this.policy.steps.length}: ${display(step.table)}`,
+      title: `Step ${n} of ${this.policy.steps.length}: ${qualified(step.table)}`,
       notes,
       sql: doBlock('step', ['_counted bigint;', '_removed bigint;'], body),
       dryRun: doBlock('step', ['_counted bigint;'], dryRun),
@@ -456,7 +448,7 @@ class Compiler {
         'with the foreign-key path that reaches it.',
         ...(hasKeep
           ? [
-              `Fails if the wipe would reach a keep table or one of its partitions or inheritance children: ${this.policy.keep.map(display).join(', ')}.`,
+              `Fails if the wipe would reach a keep table or one of its partitions or inheritance children: ${this.policy.keep.map(qualified).join(', ')}.`,
               'Keep tables are counted now and again after the TRUNCATE (a trigger could still empty one).',
             ]
           : []),
@@ -744,14 +736,3 @@ function changesOf(table: string): string {
   return `(SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT ${name}::regclass UNION SELECT relid FROM pg_partition_tree(${name})) AS tables (t))`;
 }
 
-export function oneLine(text: string): string {
-  return text.replace(/\s+/g, ' ').trim();
-}
-
-export function kebab(name: string): string {
-  return name.replaceAll('_', '-');
-}
-
-function plural(n: number, word: string): string {
-  return n === 1 ? word : `${word}s`;
-}

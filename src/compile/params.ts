@@ -1,4 +1,5 @@
 import type { FlagDecl, ParamDecl } from '../policy.js';
+import { oneLine } from '../core/names.js';
 import { quoteIdent } from '../sql/quote.js';
 
 /**
@@ -26,7 +27,7 @@ export function paramsBlock(shape: ParamsShape, values: RenderedValues = new Map
 
 /** One comment line per value, for the block's heading (sql-formatter would move trailing comments). */
 export function paramsLegend(shape: ParamsShape): string[] {
-  const describe = (text?: string) => (text ? `: ${text.replace(/\s+/g, ' ').trim()}` : '');
+  const describe = (text?: string) => (text ? `: ${oneLine(text)}` : '');
   return [
     ...shape.params.map((p) => `  ${p.name} (${p.type}${p.normalize ? `, compared as ${p.normalize}(value)` : ''})${describe(p.description)}`),
     ...shape.flags.map((f) => `  ${f.name} (flag, default ${f.default})${describe(f.description)}`),

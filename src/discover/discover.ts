@@ -1,5 +1,5 @@
 import type { Catalog, ForeignKey, Table } from '../catalog/catalog.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { quoteIdent } from '../sql/quote.js';
 import { dependencies, type BrokenKey, type Dependencies } from './graph.js';
 import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, resolveTable } from './resolve.js';

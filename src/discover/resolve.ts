@@ -1,5 +1,5 @@
 import type { Catalog, Column, Table } from '../catalog/catalog.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import type { ParamType } from '../policy.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import { cmp } from './graph.js';

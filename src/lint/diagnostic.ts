@@ -1,3 +1,4 @@
+import { oneLine } from '../core/names.js';
 import { locate, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
 
 /**
@@ -37,7 +38,7 @@ export type RuleCode = keyof typeof RULES;
 /** A diagnostic of `rule` at a YAML path of the policy file (its default severity unless given). */
 export function diagnostic(file: LoadedFile, path: readonly PathSegment[], rule: RuleCode, message: string, severity: Severity = RULES[rule].severity): LintDiagnostic {
   const { line, col } = locate(file, path);
-  return { file: file.path, line, col, rule, severity, message: message.replace(/\s+/g, ' ').trim() };
+  return { file: file.path, line, col, rule, severity, message: oneLine(message) };
 }
 
 export function byPosition(a: LintDiagnostic, b: LintDiagnostic): number {

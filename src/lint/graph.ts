@@ -1,5 +1,5 @@
 import { dependents, referencing, type Catalog, type ForeignKey } from '../catalog/catalog.js';
-import { qualified } from '../compile/compile.js';
+import { qualified } from '../core/names.js';
 import type { TableName } from '../policy.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { VolatileCatalog } from './volatileFunctions.js';

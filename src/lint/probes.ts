@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import { compile } from '../compile/compile.js';
+import { Rollback } from '../core/errors.js';
 import type { LoadedFile } from '../load/loadPolicy.js';
 import type { Policy } from '../policy.js';
 import { renderStatements } from '../render/render.js';
@@ -60,7 +61,6 @@ export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: P
   return out;
 }
 
-class Rollback extends Error {}
 
 interface ServerError {
   readonly message: string;

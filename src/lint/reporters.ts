@@ -1,3 +1,4 @@
+import { plural } from '../core/names.js';
 import { RULES, type LintDiagnostic } from './diagnostic.js';
 
 /**
@@ -54,8 +55,8 @@ function text(diagnostics: readonly LintDiagnostic[], summary: LintSummary): str
     );
   }
   const { errors, warnings } = count(diagnostics);
-  const policies = plural(summary.policies, 'policy', 'policies');
-  const found = [errors && plural(errors, 'error'), warnings && plural(warnings, 'warning')].filter(Boolean).join(' and ');
+  const policies = counted(summary.policies, 'policy', 'policies');
+  const found = [errors && counted(errors, 'error'), warnings && counted(warnings, 'warning')].filter(Boolean).join(' and ');
   lines.push(found ? `${found} in ${policies}` : `no problems in ${policies}`);
   return `${lines.join('\n')}\n`;
 }
@@ -75,6 +76,6 @@ export function count(diagnostics: readonly LintDiagnostic[]): { errors: number;
   return { errors, warnings: diagnostics.length - errors };
 }
 
-function plural(n: number, word: string, words = `${word}s`): string {
-  return `${n} ${n === 1 ? word : words}`;
+function counted(n: number, word: string, words?: string): string {
+  return `${n} ${plural(n, word, words)}`;
 }

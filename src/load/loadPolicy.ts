@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Alias, type Document, type Node } from 'yaml';
-import type { Diagnostic } from '../errors.js';
+import type { Diagnostic } from '../core/errors.js';
 
 /** A policy file as read from disk: text, YAML document with positions, and the untrusted value. */
 export interface LoadedFile {

@@ -1,6 +1,6 @@
 import type { Plan, PlanStatement } from '../compile/plan.js';
 import { paramsBlock, type RenderedValues } from '../compile/params.js';
-import { oneLine } from '../compile/compile.js';
+import { oneLine } from '../core/names.js';
 import { formatSql } from '../sql/format.js';
 import { sha256 } from '../validate/validatePolicy.js';
 

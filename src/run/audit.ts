@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AuditLogError } from '../errors.js';
+import { AuditLogError } from '../core/errors.js';
 import { ensureDirectory, writeAll } from './durable.js';
 
 /**

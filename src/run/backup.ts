@@ -4,7 +4,7 @@ import { chmod, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type postgres from 'postgres';
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
-import { PurgekitError, ExitCode } from '../errors.js';
+import { BackupError } from '../core/errors.js';
 import { ensureDirectory } from './durable.js';
 import { parseQualified } from '../sql/quote.js';
 
@@ -51,12 +51,6 @@ export interface Manifest {
   readonly files: readonly BackupFile[];
   /** Sequences of the copied tables before anything ran (a wipe's RESTART IDENTITY resets them). */
   readonly sequences: readonly SequenceState[];
-}
-
-export class BackupError extends PurgekitError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, ExitCode.unexpected, options);
-  }
 }
 
 export class BackupWriter {

@@ -1,5 +1,5 @@
 import type { Plan } from '../compile/plan.js';
-import { qualified } from '../compile/compile.js';
+import { qualified } from '../core/names.js';
 
 /**
  * Which tables a run changed that its plan does not account for. Pure: it compares two reads

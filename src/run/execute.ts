@@ -6,9 +6,9 @@ import type { RunValues } from '../values.js';
 import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
 import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { qualified } from '../compile/compile.js';
+import { qualified } from '../core/names.js';
 import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
-import { failureKind, type FailureKind } from '../errors.js';
+import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
 
 /**
  * Runs a plan's statements one by one inside ONE transaction that this function opens. The
@@ -81,7 +81,6 @@ export interface RunControl {
   readonly beforeCommit?: (attempt: { readonly xid: string; readonly report: readonly ReportRow[]; readonly tables: readonly TableChange[] }) => void | Promise<void>;
 }
 
-class Rollback extends Error {}
 class Interrupted extends Error {}
 class HookFailed extends Error {}
 class RunnerCheckFailed extends Error {
@@ -405,7 +404,7 @@ async function checkChanges(tx: postgres.TransactionSql, plan: Plan, before: Sta
 }
 
 function tableOf(r: RenderedStatement): string {
-  return r.statement.table ? `${quoteIdent(r.statement.table.schema)}.${quoteIdent(r.statement.table.name)}` : '';
+  return r.statement.table ? qualified(r.statement.table) : '';
 }
 
 function slowTimer(step: number, r: RenderedStatement, progress: Progress): NodeJS.Timeout {

@@ -1,12 +1,5 @@
-import { ExitCode, PurgekitError } from '../errors.js';
+import { RefusedError } from '../core/errors.js';
 import type { Guard } from '../policy.js';
-
-/** A guard refused the run before anything was sent: exit 6, nothing changed. */
-export class RefusedError extends PurgekitError {
-  constructor(message: string) {
-    super(message, ExitCode.refused);
-  }
-}
 
 /** guard.databases: shell-style globs (* and ?) on current_database(). */
 export function databaseAllowed(guard: Guard, database: string): boolean {

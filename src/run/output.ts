@@ -1,6 +1,6 @@
 import type { ReportRow, TableChange } from './changes.js';
 import type { RunMode, StepTiming } from './execute.js';
-import type { Target } from './connect.js';
+import type { Target } from '../db/connect.js';
 import type { Reach } from './reach.js';
 import { parseQualified } from '../sql/quote.js';
 

@@ -1,3 +1,4 @@
+import { LiteralError } from '../core/errors.js';
 import { scan } from './parser.js';
 
 /**
@@ -31,8 +32,6 @@ export function parseQualified(text: string): { schema: string; name: string } |
   const unquote = (p: string) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p);
   return { schema: unquote(m[1]!), name: unquote(m[2]!) };
 }
-
-export class LiteralError extends Error {}
 
 /** format('%L', value): doubled quotes; E'' with doubled backslashes when a backslash is present. */
 export function quoteLiteral(value: string): string {

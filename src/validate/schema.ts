@@ -1,7 +1,7 @@
 import type { ErrorObject } from 'ajv';
 import type { LoadedFile, PathSegment } from '../load/loadPolicy.js';
 import { locate } from '../load/loadPolicy.js';
-import type { Diagnostic } from '../errors.js';
+import type { Diagnostic } from '../core/errors.js';
 import { didYouMean } from './didYouMean.js';
 import { validate } from './schemaValidator.js';
 

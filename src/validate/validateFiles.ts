@@ -1,4 +1,4 @@
-import type { Diagnostic } from '../errors.js';
+import type { Diagnostic } from '../core/errors.js';
 import { findPolicyFiles } from '../load/findPolicyFiles.js';
 import { loadPolicyFile, locate, type LoadedFile } from '../load/loadPolicy.js';
 import type { Policy } from '../policy.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isScalar, Scalar } from 'yaml';
-import type { Diagnostic } from '../errors.js';
+import type { Diagnostic } from '../core/errors.js';
 import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
 import type {
   Expectation, KeySet, Lookup, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,

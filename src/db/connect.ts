@@ -1,12 +1,5 @@
 import postgres from 'postgres';
-import { ExitCode, PurgekitError, UsageError } from '../errors.js';
-
-/** The server could not be reached or refused us: exit 5. */
-export class ConnectionError extends PurgekitError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, ExitCode.cannotConnect, options);
-  }
-}
+import { ConnectionError, UsageError } from '../core/errors.js';
 
 /** Where a run goes, safe to print: never a password. */
 export interface Target {
@@ -213,7 +206,7 @@ const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMED
 /** Authentication failed, no such database or role, too many connections. */
 const CONNECT_SQLSTATES = new Set(['28P01', '28000', '3D000', '53300', '57P03']);
 
-export function isConnectFailure(error: unknown): boolean {
+function isConnectFailure(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return code !== undefined && (CONNECT_CODES.has(code) || CONNECT_SQLSTATES.has(code));
 }
@@ -223,15 +216,24 @@ export function describeTarget(t: Target): string {
 }
 
 /**
- * The first round trip of every command that talks to a database: it proves the connection
- * (a failure is ConnectionError, exit 5, with the password redacted) and names the database.
+ * The first round trips of every command that talks to a database go through here: the driver
+ * connects lazily, so a server that cannot be reached or refuses us shows up as the first query's
+ * error, which becomes ConnectionError (exit 5) naming the target, with the password redacted.
+ * Any other error is the work's own and passes through unchanged.
  */
-export async function currentDatabase(conn: Connection): Promise<string> {
+export async function connected<T>(conn: Connection, work: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   try {
-    const [row] = await conn.sql<{ database: string }[]>`SELECT current_database() AS database`;
-    return row!.database;
+    return await work(conn.sql);
   } catch (e) {
     if (isConnectFailure(e)) throw new ConnectionError(`cannot connect to ${describeTarget(conn.target)}: ${redact((e as Error).message, conn.secrets)}`, { cause: e });
     throw e;
   }
+}
+
+/** The first round trip of a command that runs statements of its own: proves the connection and names the database. */
+export async function currentDatabase(conn: Connection): Promise<string> {
+  return connected(conn, async (sql) => {
+    const [row] = await sql<{ database: string }[]>`SELECT current_database() AS database`;
+    return row!.database;
+  });
 }
