@@ -8,6 +8,7 @@
  * file loads a lean yargs and errors.ts; a handler imports its command with import(), so --help
  * loads no command and validate loads neither the formatter nor the database driver.
  */
+import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { ExitCode, InvalidPolicyError, PurgekitError, UsageError, formatDiagnostic } from './core/errors.js';
 import { apply } from './cli/apply.js';
@@ -49,7 +50,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts or discover')
       .strict()
       .help()
-      .version()
+      .version(packageVersion())
       .fail((message, error) => {
         if (error) throw error;
         throw new UsageError(`${withHint(message, y)}\nRun purgekit --help for usage.`);
@@ -88,14 +89,12 @@ function report(error: unknown, debug: boolean): number {
   return ExitCode.unexpected;
 }
 
-/** `purgekit --version` alone: the version of package.json, as yargs prints it, without loading yargs. */
-async function fastVersion(argv: readonly string[]): Promise<boolean> {
-  if (argv.length !== 1 || argv[0] !== '--version') return false;
-  const { readFileSync } = await import('node:fs');
-  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  process.stdout.write(`${version}\n`);
-  return true;
+/** purgekit's own version (a bare .version() would look for the package.json above the cwd). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 const args = process.argv.slice(2); // what yargs' hideBin returns for `node cli.js ...` and the bin
-if (!(await fastVersion(args))) process.exitCode = await main(args);
+// `purgekit --version` alone is answered before yargs is loaded.
+if (args.length === 1 && args[0] === '--version') process.stdout.write(`${packageVersion()}\n`);
+else process.exitCode = await main(args);
