@@ -1,5 +1,6 @@
 import type { Catalog, ForeignKey, Table } from '../catalog/catalog.js';
-import { cmp, type Dependencies } from './graph.js';
+import { cmp } from '../graph/graph.js';
+import type { Dependencies } from '../graph/purge.js';
 import { paramNameOf } from './resolve.js';
 
 /**
