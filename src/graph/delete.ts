@@ -12,8 +12,9 @@ export interface DeleteReach<E extends Edge = ForeignKey> {
   /** Tables whose rows ON DELETE SET NULL / SET DEFAULT updates (the deleted table too, for a self-reference). */
   readonly nulled: readonly Reached<E>[];
   /**
-   * NO ACTION / RESTRICT keys from a table the delete does not remove rows from into one it
-   * does: a referencing row there makes the delete fail.
+   * NO ACTION / RESTRICT keys into the deleted table or one its cascades remove rows from: a
+   * referencing row the delete does not remove too makes it fail (a table the cascade reaches
+   * loses only the rows it reaches, so its own such keys count).
    */
   readonly blockers: readonly Reached<E>[];
 }
@@ -23,13 +24,12 @@ const cascades = (fk: Edge) => fk.onDelete === 'cascade';
 /** What deleting rows of `table` does through foreign keys, nearest first. */
 export function deleteReach<E extends Edge>(graph: Graph<E>, table: string): DeleteReach<E> {
   const removed = walk(graph.foreignKeys.filter(cascades), [table]);
-  const gone = new Set([table, ...removed.map((r) => r.table)]);
   const nulled: Reached<E>[] = [];
   const blockers: Reached<E>[] = [];
   for (const from of [{ table, path: [] as readonly E[] }, ...removed]) {
     for (const fk of referencing(graph, from.table)) {
       if (detaches(fk) && !nulled.some((n) => n.table === fk.table)) nulled.push({ table: fk.table, path: [...from.path, fk] });
-      if (blocks(fk) && !gone.has(fk.table)) blockers.push({ table: fk.table, path: [...from.path, fk] });
+      if (blocks(fk)) blockers.push({ table: fk.table, path: [...from.path, fk] });
     }
   }
   return { removed, nulled, blockers };
