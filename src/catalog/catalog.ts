@@ -153,23 +153,22 @@ export async function readForeignKeys(sql: postgres.Sql): Promise<{ readonly for
 
 async function readKeys(sql: postgres.Sql): Promise<Key[]> {
   const rows = await sql<{ name: string; table: string; columns: string[]; references: string; referenced_columns: string[]; action: string }[]>`
-    SELECT con.conname AS name,
-           (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = coalesce(pg_partition_root(con.conrelid), con.conrelid)) AS table,
+    SELECT con.conname AS name, format('%I.%I', tn.nspname, t.relname) AS table,
            array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
-           (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = coalesce(pg_partition_root(con.confrelid), con.confrelid)) AS references,
+           format('%I.%I', rn.nspname, r.relname) AS references,
            array(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.ord) AS referenced_columns,
            con.confdeltype AS action
-    FROM pg_constraint con JOIN pg_namespace cn ON cn.oid = con.connamespace
+    FROM pg_constraint con
+    JOIN pg_class t ON t.oid = coalesce(pg_partition_root(con.conrelid), con.conrelid) JOIN pg_namespace tn ON tn.oid = t.relnamespace
+    JOIN pg_class r ON r.oid = coalesce(pg_partition_root(con.confrelid), con.confrelid) JOIN pg_namespace rn ON rn.oid = r.relnamespace
     WHERE con.contype = 'f'
       -- Constraints cloned onto partitions (or onto a partitioned referenced table's partitions)
       -- repeat their parent constraint.
       AND con.conparentid = 0
-      AND cn.nspname NOT IN ${sql.unsafe(SYSTEM_SCHEMAS)} AND cn.nspname NOT LIKE 'pg\\_temp\\_%' AND cn.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
-    ORDER BY coalesce(pg_partition_root(con.conrelid), con.conrelid)::int, con.conname`;
+      AND tn.nspname NOT IN ${sql.unsafe(SYSTEM_SCHEMAS)} AND tn.nspname NOT LIKE 'pg\\_temp\\_%' AND tn.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    ORDER BY t.oid::int, con.conname`;
   const keys: Key[] = [];
   // A key declared on each partition (not on the partitioned table) reads as the same key of the
   // parent once per partition: it is one edge, kept under its first name.
