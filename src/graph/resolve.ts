@@ -1,5 +1,5 @@
 import type { Catalog, Table } from '../catalog/catalog.js';
-import { parseQualified } from '../sql/quote.js';
+import { parseQualified } from '../sql/qualified.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import { cmp } from './graph.js';
 
