@@ -117,8 +117,6 @@ describe('purgekit discover: a documenso-shaped schema', () => {
     const { yaml } = await discoverCommand({ connection: db.url, table: 'User', key: 'id' });
     const dir = await project(yaml);
     const sql = readFileSync(join(dir, 'generated', 'purge-user.sql'), 'utf8');
-    writeFileSync('/tmp/dd/purge-user.yaml', yaml);
-    writeFileSync('/tmp/dd/purge-user.sql', sql);
     // The Envelope <- Team <- Organisation path is spelled out once, in the set that names it.
     expect(yaml.split('"ownerUserId" IN').length - 1).toBe(1);
     // 1,413 lines before sets (each path inlined into every step below it); what is left is

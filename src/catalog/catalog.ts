@@ -90,23 +90,6 @@ export async function readCatalog(sql: postgres.Sql, options: { schemas?: readon
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
     WHERE i.indrelid IN (SELECT unnest(${tableRows.map((t) => t.oid)}::int[])::oid)
     ORDER BY 1, 2`;
-  const fkRows = await sql<{ name: string; table: number; columns: string[]; references: number; referenced_columns: string[]; action: string }[]>`
-    SELECT con.conname AS name,
-           coalesce(pg_partition_root(con.conrelid), con.conrelid)::int AS table,
-           array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
-           coalesce(pg_partition_root(con.confrelid), con.confrelid)::int AS references,
-           array(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.ord) AS referenced_columns,
-           con.confdeltype AS action
-    FROM pg_constraint con
-    WHERE con.contype = 'f'
-      -- Constraints cloned onto partitions (or onto a partitioned referenced table's partitions)
-      -- repeat their parent constraint.
-      AND con.conparentid = 0
-    ORDER BY 2, 1`;
-
-  const byOid = new Map(tableRows.map((t) => [t.oid, t.qualified]));
   const columns = groupBy(columnRows, (c) => c.table);
   const indexes = groupBy(indexRows, (i) => i.table);
   const partitions = groupBy(partitionRows, (p) => p.root);
@@ -126,24 +109,11 @@ export async function readCatalog(sql: postgres.Sql, options: { schemas?: readon
     });
   }
   const foreignKeys: ForeignKey[] = [];
-  // A key declared on each partition (not on the partitioned table) reads as the same key of the
-  // parent once per partition: it is one edge, kept under its first name.
-  const shapes = new Set<string>();
-  for (const fk of fkRows) {
-    const table = byOid.get(fk.table);
-    const references = byOid.get(fk.references);
-    if (!table || !references) continue; // outside the schemas read
-    const shape = JSON.stringify([table, fk.columns, references, fk.referenced_columns, fk.action]);
-    if (shapes.has(shape)) continue;
-    shapes.add(shape);
-    const t = tables.get(table)!;
+  for (const fk of await readKeys(sql)) {
+    const t = tables.get(fk.table);
+    if (!t || !tables.has(fk.references)) continue; // outside the schemas read
     foreignKeys.push({
-      name: fk.name,
-      table,
-      columns: fk.columns,
-      references,
-      referencedColumns: fk.referenced_columns,
-      onDelete: ON_DELETE[fk.action] ?? 'no action',
+      ...fk,
       nullable: fk.columns.some((c) => t.columns.find((col) => col.name === c)?.nullable !== false),
       indexed: t.indexes.some((i) => !i.partial && coversLeading(i.columns, fk.columns)),
     });
@@ -170,31 +140,45 @@ function groupBy<T, K>(rows: readonly T[], key: (row: T) => K): Map<K, T[]> {
   return out;
 }
 
-/** Foreign keys that point at a table (its referencing side). */
-export function referencing(catalog: Catalog, table: string): ForeignKey[] {
-  return catalog.foreignKeys.filter((fk) => fk.references === table);
-}
+/** A foreign key as the graph needs it, without what reading the tables' columns and indexes adds. */
+export type Key = Omit<ForeignKey, 'nullable' | 'indexed'>;
 
 /**
- * Every table that references `table` through a chain of foreign keys, with the chain, nearest
- * first (breadth-first, each table once, self-references not followed).
+ * Every foreign key of the database outside the system schemas (one catalog query): what the
+ * runner needs to know what its deletes fire, without reading every table's columns and indexes.
  */
-export function dependents(catalog: Catalog, table: string): { table: string; path: readonly ForeignKey[] }[] {
-  const seen = new Set([table]);
-  const out: { table: string; path: readonly ForeignKey[] }[] = [];
-  let frontier: { table: string; path: readonly ForeignKey[] }[] = [{ table, path: [] }];
-  while (frontier.length) {
-    const next: typeof frontier = [];
-    for (const { table: parent, path } of frontier) {
-      for (const fk of referencing(catalog, parent)) {
-        if (seen.has(fk.table)) continue;
-        seen.add(fk.table);
-        const entry = { table: fk.table, path: [...path, fk] };
-        out.push(entry);
-        next.push(entry);
-      }
-    }
-    frontier = next;
+export async function readForeignKeys(sql: postgres.Sql): Promise<{ readonly foreignKeys: readonly Key[] }> {
+  return { foreignKeys: await readKeys(sql) };
+}
+
+async function readKeys(sql: postgres.Sql): Promise<Key[]> {
+  const rows = await sql<{ name: string; table: string; columns: string[]; references: string; referenced_columns: string[]; action: string }[]>`
+    SELECT con.conname AS name, format('%I.%I', tn.nspname, t.relname) AS table,
+           array(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
+           format('%I.%I', rn.nspname, r.relname) AS references,
+           array(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.ord) AS referenced_columns,
+           con.confdeltype AS action
+    FROM pg_constraint con
+    JOIN pg_class t ON t.oid = coalesce(pg_partition_root(con.conrelid), con.conrelid) JOIN pg_namespace tn ON tn.oid = t.relnamespace
+    JOIN pg_class r ON r.oid = coalesce(pg_partition_root(con.confrelid), con.confrelid) JOIN pg_namespace rn ON rn.oid = r.relnamespace
+    WHERE con.contype = 'f'
+      -- Constraints cloned onto partitions (or onto a partitioned referenced table's partitions)
+      -- repeat their parent constraint.
+      AND con.conparentid = 0
+      AND tn.nspname NOT IN ${sql.unsafe(SYSTEM_SCHEMAS)} AND tn.nspname NOT LIKE 'pg\\_temp\\_%' AND tn.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    ORDER BY t.oid::int, con.conname`;
+  const keys: Key[] = [];
+  // A key declared on each partition (not on the partitioned table) reads as the same key of the
+  // parent once per partition: it is one edge, kept under its first name.
+  const shapes = new Set<string>();
+  for (const fk of rows) {
+    const shape = JSON.stringify([fk.table, fk.columns, fk.references, fk.referenced_columns, fk.action]);
+    if (shapes.has(shape)) continue;
+    shapes.add(shape);
+    const { name, table, columns, references } = fk;
+    keys.push({ name, table, columns, references, referencedColumns: fk.referenced_columns, onDelete: ON_DELETE[fk.action] ?? 'no action' });
   }
-  return out;
+  return keys;
 }

@@ -1,7 +1,7 @@
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { connect, currentDatabase } from '../db/connect.js';
-import { didYouMean } from '../validate/didYouMean.js';
+import { resolveTable } from '../graph/resolve.js';
 
 /**
  * purgekit counts: rows per table, the before/after check seed 002 asks for around maintenance.
@@ -31,7 +31,7 @@ export async function countsCommand(options: CountsOptions): Promise<{ output: C
   try {
     const database = await currentDatabase(conn);
     const catalog = await readCatalog(conn.sql, options.schemas ? { schemas: options.schemas } : {});
-    const critical = new Set(options.critical.map((name) => resolveTable(catalog, name)));
+    const critical = new Set(options.critical.map((name) => criticalTable(catalog, name)));
     const tables = [];
     for (const table of catalog.tables.values()) {
       let rows: number | null;
@@ -52,22 +52,11 @@ export async function countsCommand(options: CountsOptions): Promise<{ output: C
 }
 
 /** schema.table as SQL spells it, or a bare name: in public, else the one schema that has it. */
-function resolveTable(catalog: Catalog, name: string): string {
-  const all = [...catalog.tables.values()];
-  const unquote = (s: string) => s.replace(/^"(.*)"$/, '$1').replaceAll('""', '"');
-  const dot = name.indexOf('.');
-  const matches =
-    dot > 0
-      ? all.filter((t) => t.schema === unquote(name.slice(0, dot)) && t.name === unquote(name.slice(dot + 1)))
-      : (() => {
-          const bare = all.filter((t) => t.name === unquote(name));
-          const inPublic = bare.filter((t) => t.schema === 'public');
-          return inPublic.length ? inPublic : bare;
-        })();
-  if (matches.length === 1) return matches[0]!.qualified;
-  if (matches.length > 1) throw new UsageError(`--critical ${name} is ambiguous: ${matches.map((t) => t.qualified).join(', ')}; name the schema`);
-  const hint = didYouMean(name, all.flatMap((t) => [t.name, `${t.schema}.${t.name}`]));
-  throw new UsageError(`--critical ${name}: no such table${hint ? ` (did you mean ${hint}?)` : ''}`);
+function criticalTable(catalog: Catalog, name: string): string {
+  const r = resolveTable(catalog, name, { anySchema: true });
+  if (r.kind === 'found') return r.table.qualified;
+  if (r.kind === 'ambiguous') throw new UsageError(`--critical ${name} is ambiguous: ${r.tables.map((t) => t.qualified).join(', ')}; name the schema`);
+  throw new UsageError(`--critical ${name}: no such table${r.hint ? ` (did you mean ${r.hint}?)` : ''}`);
 }
 
 function humanCounts(out: CountsOutput): string[] {

@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCatalog } from '../catalog/catalog.js';
 import { discover, policyNameOf } from '../discover/discover.js';
-import { resolveTable } from '../discover/resolve.js';
+import { tableOption } from '../discover/resolve.js';
 import { UsageError } from '../core/errors.js';
 import { connect, connected } from '../db/connect.js';
 import { loadParser } from '../sql/parser.js';
@@ -40,7 +40,7 @@ export async function discoverCommand(options: DiscoverCommandOptions): Promise<
   let yaml: string;
   try {
     const catalog = await connected(conn, (sql) => readCatalog(sql));
-    const name = options.name ?? policyNameOf(resolveTable(catalog, options.table, options.schema).name);
+    const name = options.name ?? policyNameOf(tableOption(catalog, options.table, options.schema).name);
     yaml = discover(catalog, {
       table: options.table, key: options.key, name, schemaRef: schemaRef(options.out),
       ...(options.schema !== undefined ? { schema: options.schema } : {}),

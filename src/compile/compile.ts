@@ -5,6 +5,7 @@ import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { kebab, oneLine, plural, qualified } from '../core/names.js';
 import { GuardCode, type Plan, type PlanStatement } from './plan.js';
 import { paramsBlock, paramsLegend } from './params.js';
+import { WIPE_CASCADE_WALK, WIPE_CHILDREN_WALK, WIPE_REACH as REACH, WIPE_REACH_TABLE } from '../graph/truncate.js';
 
 /**
  * Policy -> Plan. Pure: the same policy always yields the same statements. The statements are
@@ -26,7 +27,6 @@ export function compile(policy: Policy): Plan {
 const PARAMS = 'pg_temp.purgekit_params';
 const SUBJECT = 'pg_temp.purgekit_subject';
 const REPORT = 'pg_temp.purgekit_report';
-const REACH = 'pg_temp.purgekit_wipe_reach';
 const SETTINGS = 'pg_temp.purgekit_settings';
 
 /** The working table of a named key set (sets:); set names are lowercase, so no quoting. */
@@ -453,7 +453,7 @@ class Compiler {
             ]
           : []),
       ],
-      sql: 'CREATE TEMP TABLE purgekit_wipe_reach (relid regclass PRIMARY KEY, reason text NOT NULL, path text NOT NULL) ON COMMIT DROP',
+      sql: WIPE_REACH_TABLE,
       verbatim: true,
     });
     this.add({
@@ -462,39 +462,8 @@ class Compiler {
       notes: [],
       sql: doBlock('reach', ['_added bigint;', '_kept text;', '_table record;', '_rows bigint;'], [
         `INSERT INTO ${REACH} SELECT t, 'listed', t::text FROM unnest(ARRAY[${listed}]::regclass[]) AS t;`,
-        '-- TRUNCATE without ONLY also empties the partitions and inheritance children of a listed table.',
-        'LOOP',
-        `  INSERT INTO ${REACH}`,
-        "  SELECT i.inhrelid, format('%s of %s', CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, i.inhparent::regclass),",
-        "    format('%s <- %s (%s)', r.path, i.inhrelid::regclass, CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END)",
-        `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN ${REACH} r ON r.relid = i.inhparent`,
-        '  ORDER BY i.inhrelid',
-        '  ON CONFLICT DO NOTHING;',
-        '  GET DIAGNOSTICS _added = ROW_COUNT;',
-        '  EXIT WHEN _added = 0;',
-        'END LOOP;',
-        ...(w.cascade
-          ? [
-              '-- CASCADE then empties every table with a foreign key to an emptied one, and its partitions',
-              '-- (not its inheritance children).',
-              'LOOP',
-              `  INSERT INTO ${REACH}`,
-              "  SELECT DISTINCT ON (con.conrelid) con.conrelid, format('references %s (foreign key %s)', con.confrelid::regclass, con.conname),",
-              "    format('%s <- %s (%s)', r.path, con.conrelid::regclass, con.conname)",
-              `  FROM pg_constraint con JOIN ${REACH} r ON r.relid = con.confrelid`,
-              `  WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT relid FROM ${REACH})`,
-              '  ORDER BY con.conrelid, con.conname',
-              '  ON CONFLICT DO NOTHING;',
-              '  GET DIAGNOSTICS _added = ROW_COUNT;',
-              `  INSERT INTO ${REACH}`,
-              "  SELECT i.inhrelid, format('partition of %s', i.inhparent::regclass), format('%s <- %s (partition)', r.path, i.inhrelid::regclass)",
-              `  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid AND c.relispartition JOIN ${REACH} r ON r.relid = i.inhparent`,
-              '  ORDER BY i.inhrelid',
-              '  ON CONFLICT DO NOTHING;',
-              '  EXIT WHEN _added = 0 AND NOT FOUND;',
-              'END LOOP;',
-            ]
-          : []),
+        ...WIPE_CHILDREN_WALK,
+        ...(w.cascade ? WIPE_CASCADE_WALK : []),
         ...(hasKeep
           ? [
               '-- A row lost from a partition or inheritance child of a keep table is lost from the keep table.',

@@ -1,8 +1,8 @@
 import type { Catalog, ForeignKey, Table } from '../catalog/catalog.js';
 import { UsageError } from '../core/errors.js';
 import { quoteIdent } from '../sql/quote.js';
-import { dependencies, type BrokenKey, type Dependencies } from './graph.js';
-import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, resolveTable } from './resolve.js';
+import { dependencies, type BrokenKey, type Dependencies } from '../graph/purge.js';
+import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, tableOption } from './resolve.js';
 import { keySets, type KeySets, type OwnedParent } from './sets.js';
 import { comment, scalar, sqlEntry, whereEntry } from './yaml.js';
 import { tuple, WhereClauses } from './where.js';
@@ -31,7 +31,7 @@ const NAME = /^[a-z0-9][a-z0-9-]*$/;
  * the same bytes. Needs loadParser() first (identifiers are quoted like quote_ident).
  */
 export function discover(catalog: Catalog, options: DiscoverOptions): string {
-  const root = resolveTable(catalog, options.table, options.schema);
+  const root = tableOption(catalog, options.table, options.schema);
   const keyColumn = resolveColumn(root, options.key);
   if (!NAME.test(options.name) || options.name.length > 100) {
     throw new UsageError(`--name ${options.name}: a policy name is lowercase letters, digits and -, starting with a letter or digit (at most 100)`);

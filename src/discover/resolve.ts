@@ -2,25 +2,15 @@ import type { Catalog, Column, Table } from '../catalog/catalog.js';
 import { UsageError } from '../core/errors.js';
 import type { ParamType } from '../policy.js';
 import { didYouMean } from '../validate/didYouMean.js';
-import { cmp } from './graph.js';
+import { resolveTable } from '../graph/resolve.js';
 
-/**
- * --table and --key against the catalog: names as the database spells them, `schema.table` or a
- * bare name in `schema` (default public), with a did-you-mean when there is no such thing.
- */
-export function resolveTable(catalog: Catalog, reference: string, defaultSchema = 'public'): Table {
-  const dot = reference.indexOf('.');
-  const [schema, name] = dot > 0 ? [reference.slice(0, dot), reference.slice(dot + 1)] : [defaultSchema, reference];
-  const tables = [...catalog.tables.values()].sort((a, b) => cmp(a.schema, b.schema) || cmp(a.name, b.name));
-  const found = tables.find((t) => t.schema === schema && t.name === name);
-  if (found) return found;
-
-  const spelled = (t: Table) => (t.schema === schema && dot < 0 ? t.name : `${t.schema}.${t.name}`);
-  // The same name in another schema, or with other capitals ("User" vs user), before edit distance.
-  const sameName = tables.filter((t) => t.name.toLowerCase() === name.toLowerCase()).map(spelled);
-  const hint = sameName.length ? sameName.join(' or ') : didYouMean(dot > 0 ? reference : name, tables.map(spelled));
-  const where = tables.some((t) => t.schema === schema) ? `in schema ${schema}` : `in schema ${schema} (which has no tables)`;
-  throw new UsageError(`--table ${reference}: no table ${name} ${where}${hint ? ` (did you mean ${hint}?)` : ''}`);
+/** --table against the catalog (graph/resolve.ts), with a did-you-mean when there is no such table. */
+export function tableOption(catalog: Catalog, reference: string, defaultSchema = 'public'): Table {
+  const r = resolveTable(catalog, reference, { defaultSchema });
+  if (r.kind === 'found') return r.table;
+  if (r.kind === 'ambiguous') throw new UsageError(`--table ${reference} is ambiguous: ${r.tables.map((t) => t.qualified).join(', ')}; name the schema`);
+  const where = r.schemaHasTables ? `in schema ${r.schema}` : `in schema ${r.schema} (which has no tables)`;
+  throw new UsageError(`--table ${reference}: no table ${r.name} ${where}${r.hint ? ` (did you mean ${r.hint}?)` : ''}`);
 }
 
 export function resolveColumn(table: Table, name: string): Column {

@@ -1,5 +1,6 @@
 import type { Catalog, ForeignKey, Table } from '../catalog/catalog.js';
-import { cmp, type Dependencies } from './graph.js';
+import { cmp, referencing } from '../graph/graph.js';
+import type { Dependencies } from '../graph/purge.js';
 import { paramNameOf } from './resolve.js';
 
 /**
@@ -77,7 +78,7 @@ export function keySets(catalog: Catalog, deps: Dependencies, key: string, reser
     const table = catalog.tables.get(parent);
     if (!table) continue;
     const fks = outward.get(parent)!.sort((a, b) => cmp(a.table, b.table) || cmp(a.name, b.name));
-    const referencedBy = catalog.foreignKeys.filter((f) => f.references === parent).sort((a, b) => cmp(a.table, b.table) || cmp(a.name, b.name));
+    const referencedBy = referencing(catalog, parent).sort((a, b) => cmp(a.table, b.table) || cmp(a.name, b.name));
     const oneToOne = fks.some((fk) => unique(catalog.tables.get(fk.table)!, fk.columns));
     // Referenced only from the purge, and not a peer in a cycle with it (its own keys lead back
     // into the purge): then nobody else is expected to share its rows.

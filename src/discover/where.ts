@@ -1,6 +1,7 @@
 import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { quoteIdent } from '../sql/quote.js';
-import { cmp, type Dependencies } from './graph.js';
+import { cmp } from '../graph/graph.js';
+import type { Dependencies } from '../graph/purge.js';
 import type { KeySets } from './sets.js';
 
 /**

@@ -1,13 +1,10 @@
-import { dependents, referencing, type Catalog, type ForeignKey } from '../catalog/catalog.js';
-import { qualified } from '../core/names.js';
-import type { TableName } from '../policy.js';
+import type { Catalog, ForeignKey } from '../catalog/catalog.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { VolatileCatalog } from './volatileFunctions.js';
 
 /**
- * What the lint rules read from the catalog besides the catalog itself. Pure helpers over the
- * foreign-key graph: which tables a delete removes (ON DELETE CASCADE) or changes (SET NULL,
- * SET DEFAULT), the path that leads there, and the text of a fix.
+ * What the lint rules read from the catalog besides the catalog itself, and the text they print
+ * about its foreign keys: paths, keys, fixes. What the keys reach is src/graph's.
  */
 export interface LintContext {
   readonly catalog: Catalog;
@@ -21,52 +18,6 @@ export interface LintContext {
 
 export function fkKey(fk: { readonly table: string; readonly name: string }): string {
   return `${fk.table}\u0000${fk.name}`;
-}
-
-/** The catalog key of a table a policy names; a partition stands for its partitioned root. */
-export function resolveTable(catalog: Catalog, t: TableName): string | undefined {
-  const key = qualified(t);
-  if (catalog.tables.has(key)) return key;
-  for (const table of catalog.tables.values()) if (table.partitions.includes(key)) return table.qualified;
-  return undefined;
-}
-
-/** A NO ACTION or RESTRICT foreign key: a referenced row cannot go while a referencing row stays. */
-export function blocks(fk: ForeignKey): boolean {
-  return fk.onDelete === 'no action' || fk.onDelete === 'restrict';
-}
-
-export interface Reached {
-  readonly table: string;
-  /** The foreign keys from the deleted table outward: path[0] references it. */
-  readonly path: readonly ForeignKey[];
-}
-
-export interface DeleteReach {
-  /** Tables ON DELETE CASCADE removes rows from, transitively (not the deleted table itself). */
-  readonly removed: readonly Reached[];
-  /** Tables whose rows ON DELETE SET NULL / SET DEFAULT updates (the deleted table too, for a self-reference). */
-  readonly nulled: readonly Reached[];
-}
-
-/** What deleting rows of `table` does through foreign keys, nearest first. */
-export function deleteReach(catalog: Catalog, table: string): DeleteReach {
-  const cascadeOnly: Catalog = { tables: catalog.tables, foreignKeys: catalog.foreignKeys.filter((fk) => fk.onDelete === 'cascade') };
-  const removed = dependents(cascadeOnly, table);
-  const nulled: Reached[] = [];
-  for (const from of [{ table, path: [] as readonly ForeignKey[] }, ...removed]) {
-    for (const fk of referencing(catalog, from.table)) {
-      if (fk.onDelete !== 'set null' && fk.onDelete !== 'set default') continue;
-      if (nulled.some((n) => n.table === fk.table)) continue;
-      nulled.push({ table: fk.table, path: [...from.path, fk] });
-    }
-  }
-  return { removed, nulled };
-}
-
-/** The tables a delete from `table` removes rows from: itself and its ON DELETE CASCADE reach. */
-export function removedBy(catalog: Catalog, table: string): Map<string, readonly ForeignKey[]> {
-  return new Map([[table, []], ...deleteReach(catalog, table).removed.map((r) => [r.table, r.path] as const)]);
 }
 
 /** `app."User" <- app."Post" ("Post_authorId_fkey") <- ...`, the form the generated wipe reach uses. */

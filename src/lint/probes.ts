@@ -6,7 +6,8 @@ import type { Policy } from '../policy.js';
 import { renderStatements } from '../render/render.js';
 import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
-import { resolveTable, type LintContext } from './graph.js';
+import type { LintContext } from './graph.js';
+import { tableKey as resolveTable } from '../graph/resolve.js';
 
 /**
  * PK-L010: the author's SQL (step and lookup where clauses, preserve rules, expect queries)

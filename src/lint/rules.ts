@@ -1,4 +1,8 @@
-import { dependents, referencing, type Catalog, type ForeignKey } from '../catalog/catalog.js';
+import type { ForeignKey } from '../catalog/catalog.js';
+import { removedBy, deleteReach } from '../graph/delete.js';
+import { blocks, dependents, detaches, referencing } from '../graph/graph.js';
+import { tableKey } from '../graph/resolve.js';
+import { truncateReach } from '../graph/truncate.js';
 import { qualified } from '../core/names.js';
 import type { LoadedFile, PathSegment } from '../load/loadPolicy.js';
 import type { Policy, TableName } from '../policy.js';
@@ -8,7 +12,7 @@ import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
 import { volatileFunctions } from './volatileFunctions.js';
 import {
-  blocks, createIndexFix, createIndexFixSummary, deleteReach, fkKey, fkText, pathText, policyRef, removedBy, resolveTable, type LintContext,
+  createIndexFix, createIndexFixSummary, fkKey, fkText, pathText, policyRef, type LintContext,
 } from './graph.js';
 
 /**
@@ -26,14 +30,14 @@ interface PresentStep {
 
 function presentSteps(ctx: LintContext, policy: Policy): PresentStep[] {
   return policy.steps.flatMap((s, index) => {
-    const table = resolveTable(ctx.catalog, s.table);
+    const table = tableKey(ctx.catalog, s.table);
     return table ? [{ index, table }] : [];
   });
 }
 
 /** Tables some step declares it changes (`cascades:`): the runner accepts changes there. */
 function declaredCascades(ctx: LintContext, policy: Policy): Set<string> {
-  return new Set(policy.steps.flatMap((s) => s.cascades.flatMap((c) => resolveTable(ctx.catalog, c) ?? [])));
+  return new Set(policy.steps.flatMap((s) => s.cascades.flatMap((c) => tableKey(ctx.catalog, c) ?? [])));
 }
 
 const stepPath = (s: PresentStep): PathSegment[] => ['steps', s.index, 'table'];
@@ -43,7 +47,7 @@ export const missingTables: Rule = (ctx, policy, file) => {
   const out: LintDiagnostic[] = [];
   const names = [...ctx.catalog.tables.keys()].map((t) => policyRef(ctx.catalog, t, policy.schema));
   const check = (t: TableName, path: PathSegment[], consequence: string, severity?: 'warning') => {
-    if (resolveTable(ctx.catalog, t)) return;
+    if (tableKey(ctx.catalog, t)) return;
     const written = t.schema === policy.schema ? t.name : `${t.schema}.${t.name}`;
     const hint = didYouMean(written, names);
     out.push(diagnostic(file, path, 'PK-L001', `${describe(path)}: table ${qualified(t)} does not exist${hint ? ` (did you mean ${hint}?)` : ''}; ${consequence}`, severity));
@@ -63,7 +67,7 @@ export const missingTables: Rule = (ctx, policy, file) => {
 /** PK-L002: a column the policy names (the subject key) is absent from its table. */
 export const missingColumns: Rule = (ctx, policy, file) => {
   const s = policy.subject;
-  const table = s && resolveTable(ctx.catalog, s.table);
+  const table = s && tableKey(ctx.catalog, s.table);
   if (!s || !table) return [];
   const columns = ctx.catalog.tables.get(table)!.columns.map((c) => c.name);
   if (columns.includes(s.key)) return [];
@@ -125,7 +129,7 @@ export const stepOrder: Rule = (ctx, policy, file) => {
  */
 export const coverage: Rule = (ctx, policy, file) => {
   const s = policy.subject;
-  const subject = s && resolveTable(ctx.catalog, s.table);
+  const subject = s && tableKey(ctx.catalog, s.table);
   if (policy.kind !== 'purge' || !s || !subject) return [];
   const { catalog } = ctx;
   const steps = presentSteps(ctx, policy);
@@ -142,8 +146,7 @@ export const coverage: Rule = (ctx, policy, file) => {
   if (!removed.has(subject)) return [];
 
   const out: LintDiagnostic[] = [];
-  const belonging: Catalog = { tables: catalog.tables, foreignKeys: catalog.foreignKeys.filter((fk) => fk.onDelete !== 'set null' && fk.onDelete !== 'set default') };
-  for (const { table, path } of dependents(belonging, subject)) {
+  for (const { table, path } of dependents(catalog, subject, (fk) => !detaches(fk))) {
     if (stepTables.has(table) || declared.has(table)) continue;
     const blocker = catalog.foreignKeys.find((fk) => fk.table === table && fk.references !== table && removed.has(fk.references) && blocks(fk));
     const reached = removed.get(table);
@@ -241,7 +244,7 @@ export const wipeReach: Rule = (ctx, policy, file) => {
   if (!w) return [];
   const { catalog } = ctx;
   const listed = w.tables.flatMap((t, i) => {
-    const table = resolveTable(catalog, t);
+    const table = tableKey(catalog, t);
     return table ? [{ i, table }] : [];
   });
   const listedTables = new Set(listed.map((l) => l.table));
@@ -264,18 +267,11 @@ export const wipeReach: Rule = (ctx, policy, file) => {
   }
   const keep = new Map<string, number>();
   policy.keep.forEach((t, k) => {
-    const table = resolveTable(catalog, t);
+    const table = tableKey(catalog, t);
     if (table && !keep.has(table)) keep.set(table, k);
   });
-  const accepted = new Set(w.reach.flatMap((t) => resolveTable(catalog, t) ?? []));
-  const reach = new Map<string, { i: number; from: string; path: readonly ForeignKey[] }>();
-  for (const l of listed) {
-    for (const d of dependents(catalog, l.table)) {
-      const known = reach.get(d.table);
-      if (listedTables.has(d.table) || (known && known.path.length <= d.path.length)) continue;
-      reach.set(d.table, { i: l.i, from: l.table, path: d.path });
-    }
-  }
+  const accepted = new Set(w.reach.flatMap((t) => tableKey(catalog, t) ?? []));
+  const reach = truncateReach(catalog, listed.map((l) => l.table));
   for (const [table, r] of reach) {
     const k = keep.get(table);
     if (k !== undefined) {
@@ -291,7 +287,7 @@ export const wipeReach: Rule = (ctx, policy, file) => {
       out.push(
         diagnostic(
           file,
-          ['wipe', 'tables', r.i],
+          ['wipe', 'tables', listed.find((l) => l.table === r.from)!.i],
           'PK-L008',
           `TRUNCATE ... CASCADE also empties ${table}, which is not listed: ${pathText(r.from, r.path)}; list it in wipe.tables or wipe.reach if that is intended, or add it to keep to make the wipe refuse`,
         ),

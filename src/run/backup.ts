@@ -3,9 +3,10 @@ import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { chmod, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type postgres from 'postgres';
-import type { Catalog, ForeignKey } from '../catalog/catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
 import { BackupError } from '../core/errors.js';
 import { ensureDirectory } from './durable.js';
+import { cascadeTargets } from '../graph/delete.js';
 import { parseQualified } from '../sql/quote.js';
 
 /**
@@ -228,46 +229,6 @@ export async function ownedSequences(sql: postgres.Sql | postgres.TransactionSql
 
 export function quoteColumn(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** A table ON DELETE CASCADE reaches from a step's table, and the keys it is reached by. */
-interface CascadeTarget {
-  readonly table: string;
-  /** The cascading foreign keys into it from tables in the reach (a self-reference included). */
-  readonly via: readonly ForeignKey[];
-  /** Longest chain of cascades from the step's table, self-references aside: children sort first. */
-  readonly depth: number;
-}
-
-/**
- * Tables ON DELETE CASCADE reaches from `table`, transitively, with the keys that reach each one
- * (the step's own table too, if a self-reference or a cycle leads back to it), deepest first.
- */
-function cascadeTargets(catalog: Catalog, table: string): CascadeTarget[] {
-  const cascading = catalog.foreignKeys.filter((fk) => fk.onDelete === 'cascade');
-  const reached = new Set<string>();
-  for (let frontier = [table]; frontier.length; ) {
-    const next: string[] = [];
-    for (const fk of cascading) {
-      if (frontier.includes(fk.references) && !reached.has(fk.table)) {
-        reached.add(fk.table);
-        next.push(fk.table);
-      }
-    }
-    frontier = next;
-  }
-  // Longest path, relaxed as often as there are tables: a cycle stops growing there.
-  const depth = new Map<string, number>([[table, 0]]);
-  for (let round = 0; round <= reached.size; round++) {
-    for (const fk of cascading) {
-      if (fk.table === fk.references || !reached.has(fk.table) || !depth.has(fk.references)) continue;
-      const d = Math.min(depth.get(fk.references)! + 1, reached.size);
-      if (d > (depth.get(fk.table) ?? -1)) depth.set(fk.table, d);
-    }
-  }
-  return [...reached]
-    .map((t) => ({ table: t, via: cascading.filter((fk) => fk.table === t && (fk.references === table || reached.has(fk.references))), depth: depth.get(t) ?? 0 }))
-    .sort((a, b) => b.depth - a.depth || a.table.localeCompare(b.table));
 }
 
 /**

@@ -1,9 +1,12 @@
 import type postgres from 'postgres';
+import { readForeignKeys } from '../catalog/catalog.js';
+import { firedKeys } from '../graph/delete.js';
+import { cmp } from '../graph/graph.js';
 
 /**
- * Tables that deleting from the steps' tables can change through foreign keys, read from
- * pg_catalog: ON DELETE CASCADE (followed transitively), SET NULL and SET DEFAULT. Partitions'
- * cloned constraints are folded into their partitioned root. Read-only, costs one catalog query.
+ * Tables that deleting from the steps' tables can change through foreign keys: ON DELETE
+ * CASCADE (followed transitively), SET NULL and SET DEFAULT, as src/graph computes them over the
+ * keys read now (partitions folded into their partitioned root). Read-only, one catalog query.
  */
 export interface Reach {
   readonly table: string;
@@ -14,32 +17,9 @@ export interface Reach {
 
 export async function cascadeReach(sql: postgres.Sql, stepTables: readonly string[]): Promise<Reach[]> {
   if (!stepTables.length) return [];
-  const rows = await sql<{ table: string; from: string; constraint: string; action: string }[]>`
-    WITH RECURSIVE fk AS (
-      SELECT con.conrelid, con.confrelid, con.conname, con.confdeltype
-      FROM pg_constraint con
-      WHERE con.contype = 'f' AND con.conparentid = 0 AND con.confdeltype IN ('c', 'n', 'd')
-    ), reach (relid, from_relid, conname, action, depth) AS (
-      SELECT fk.conrelid, fk.confrelid, fk.conname, fk.confdeltype, 1
-      FROM fk
-      WHERE fk.confrelid IN (SELECT to_regclass(t) FROM unnest(${sql.array(stepTables as string[])}::text[]) AS t)
-      UNION
-      SELECT fk.conrelid, fk.confrelid, fk.conname, fk.confdeltype, r.depth + 1
-      FROM reach r JOIN fk ON fk.confrelid = r.relid
-      WHERE r.action = 'c' AND r.depth < 32
-    )
-    SELECT DISTINCT
-      format('%I.%I', tn.nspname, t.relname) AS table,
-      format('%I.%I', fn.nspname, f.relname) AS from,
-      r.conname AS constraint,
-      CASE r.action WHEN 'c' THEN 'cascade' WHEN 'n' THEN 'set null' ELSE 'set default' END AS action
-    FROM reach r
-    JOIN pg_class t ON t.oid = coalesce(pg_partition_root(r.relid), r.relid)
-    JOIN pg_namespace tn ON tn.oid = t.relnamespace
-    JOIN pg_class f ON f.oid = coalesce(pg_partition_root(r.from_relid), r.from_relid)
-    JOIN pg_namespace fn ON fn.oid = f.relnamespace
-    ORDER BY 1, 2, 3`;
-  return rows.map((r) => ({ table: r.table, from: r.from, constraint: r.constraint, action: r.action as Reach['action'] }));
+  return firedKeys(await readForeignKeys(sql), stepTables)
+    .map((fk): Reach => ({ table: fk.table, from: fk.references, constraint: fk.name, action: fk.onDelete }))
+    .sort((a, b) => cmp(a.table, b.table) || cmp(a.from, b.from) || cmp(a.constraint, b.constraint));
 }
 
 /**

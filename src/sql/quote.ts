@@ -21,17 +21,8 @@ function isKeyword(word: string): boolean {
   return kind !== 'NO_KEYWORD' && kind !== 'UNRESERVED_KEYWORD';
 }
 
-/**
- * The inverse of `schema.name` as quoteIdent() spells it: `public."Account"` -> public, Account.
- * null for anything else.
- */
-export function parseQualified(text: string): { schema: string; name: string } | null {
-  const part = '([^".]+|"(?:[^"]|"")+")';
-  const m = new RegExp(`^${part}\\.${part}$`).exec(text);
-  if (!m) return null;
-  const unquote = (p: string) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p);
-  return { schema: unquote(m[1]!), name: unquote(m[2]!) };
-}
+// Parser-free, for modules that must not load the PostgreSQL parser (graph/resolve.ts).
+export { parseQualified } from './qualified.js';
 
 /** format('%L', value): doubled quotes; E'' with doubled backslashes when a backslash is present. */
 export function quoteLiteral(value: string): string {

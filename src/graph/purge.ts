@@ -1,4 +1,5 @@
 import type { Catalog, ForeignKey, Table } from '../catalog/catalog.js';
+import { cmp, push, stronglyConnected, walk } from './graph.js';
 
 /**
  * What has to go when rows of a root table go, read from the foreign keys alone. Pure.
@@ -93,22 +94,9 @@ export function dependencies(catalog: Catalog, root: string): Dependencies {
   };
 }
 
-/** Breadth-first from the root against the direction of the keys: every table whose rows depend on it. */
+/** Every table whose rows depend on the root, by foreign-key distance (0 for the root). */
 function reachable(root: string, edges: readonly ForeignKey[], isBroken: (fk: ForeignKey) => boolean): { depth: Map<string, number> } {
-  const depth = new Map([[root, 0]]);
-  let frontier = [root];
-  for (let level = 1; frontier.length; level++) {
-    const next: string[] = [];
-    for (const parent of frontier) {
-      for (const e of edges) {
-        if (e.references !== parent || isBroken(e) || depth.has(e.table)) continue;
-        depth.set(e.table, level);
-        next.push(e.table);
-      }
-    }
-    frontier = next.sort();
-  }
-  return { depth };
+  return { depth: new Map([[root, 0], ...walk(edges.filter((e) => !isBroken(e)), [root]).map((r) => [r.table, r.path.length] as const)]) };
 }
 
 /**
@@ -128,55 +116,6 @@ function childrenFirst(root: string, edges: readonly ForeignKey[], catalog: Cata
   };
   visit(root);
   return order;
-}
-
-/** Tarjan's strongly connected components, in a stable order. */
-function stronglyConnected(nodes: readonly string[], edges: readonly ForeignKey[]): string[][] {
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
-  const out: string[][] = [];
-  let counter = 0;
-  const visit = (v: string) => {
-    index.set(v, counter);
-    low.set(v, counter);
-    counter++;
-    stack.push(v);
-    onStack.add(v);
-    for (const e of edges.filter((x) => x.table === v)) {
-      const w = e.references;
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v)!, low.get(w)!));
-      } else if (onStack.has(w)) {
-        low.set(v, Math.min(low.get(v)!, index.get(w)!));
-      }
-    }
-    if (low.get(v) === index.get(v)) {
-      const component: string[] = [];
-      let w: string;
-      do {
-        w = stack.pop()!;
-        onStack.delete(w);
-        component.push(w);
-      } while (w !== v);
-      out.push(component.sort());
-    }
-  };
-  for (const n of nodes) if (!index.has(n)) visit(n);
-  return out.sort((a, b) => cmp(a[0]!, b[0]!));
-}
-
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
-}
-
-/** Code-point order: the same on every machine, whatever its locale. */
-export function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function byKey(a: ForeignKey, b: ForeignKey): number {
