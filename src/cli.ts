@@ -213,7 +213,55 @@ export async function main(argv: readonly string[]): Promise<number> {
           exit = exitCode;
         },
       )
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts or discover')
+      .command(
+        'residue <policy>',
+        "Where a purge policy's subject still appears outside what the policy removes (docs/RESIDUE.md); exit 4 on a finding or an incomplete scan",
+        (y: Argv) =>
+          y
+            .positional('policy', { type: 'string', describe: 'A purge policy: name or file' })
+            .option('param', { type: 'string', array: true, default: [], describe: 'A lookup parameter as name=value (also: --<name> <value>)' })
+            .option('param-escaped', { type: 'string', array: true, default: [], describe: 'A parameter as name=value, value with JSON string escapes' })
+            .option('value', { type: 'string', array: true, default: [], describe: 'An identifying value given directly: name=value (the subject key, an identifier column, a lookup param)' })
+            .option('connection', { type: 'string', describe: 'PostgreSQL URL (default: DATABASE_URL, else the PG* variables)' })
+            .option('schema', { type: 'string', array: true, describe: 'Only these schemas' })
+            .option('include', { type: 'string', array: true, default: [], describe: 'Only these tables (name or schema.name, * as wildcard)' })
+            .option('exclude', { type: 'string', array: true, default: [], describe: 'Not these tables' })
+            .option('estimate', { type: 'boolean', default: false, describe: 'Read nothing: print what a scan would read (pg_class, pg_stats) and how (EXPLAIN)' })
+            .option('max-seconds', { type: 'string', describe: 'Stop after this many seconds and name the tables not scanned' })
+            .option('keys', { type: 'string', default: '5', describe: 'Primary keys shown per finding' })
+            .option('substring', { type: 'boolean', default: true, describe: 'Also search values as substrings (--no-substring: exact, JSON and array matches only)' })
+            .option('audit-log', { type: 'string', default: DEFAULT_AUDIT_LOG, describe: "Its key (<log>.key), if present, gives each value's HMAC in the report" })
+            .option('json', { type: 'boolean', default: false, describe: 'Print one JSON document on stdout (docs/residue-output.schema.json)' })
+            .strict(false)
+            .parserConfiguration({ 'camel-case-expansion': false, 'parse-numbers': false, 'parse-positional-numbers': false, 'dot-notation': false }),
+        async (args) => {
+          const own = new Set([...RENDER_OWN, 'value', 'connection', 'schema', 'include', 'exclude', 'estimate', 'max-seconds', 'keys', 'substring', 'audit-log', 'json']);
+          const seconds = args['max-seconds'] === undefined ? undefined : Number(args['max-seconds']);
+          const { residueCommand } = await import('./commands/residue.js');
+          const { output, lines, exitCode } = await residueCommand({
+            target: args.policy as string,
+            policiesDir: args.policies as string,
+            values: Object.fromEntries(Object.entries(args).filter(([k]) => !own.has(k))),
+            pairs: args.param as string[],
+            escapedPairs: args['param-escaped'] as string[],
+            valuePairs: args.value as string[],
+            ...(typeof args.connection === 'string' ? { connection: args.connection } : {}),
+            ...(args.schema ? { schemas: args.schema as string[] } : {}),
+            include: args.include as string[],
+            exclude: args.exclude as string[],
+            estimate: Boolean(args.estimate),
+            ...(seconds !== undefined ? { maxSeconds: Number.isNaN(seconds) ? -1 : seconds } : {}),
+            keys: /^\d+$/.test(String(args.keys)) ? Number(args.keys) : -1,
+            substring: args.substring !== false,
+            auditLog: args['audit-log'] as string,
+            stderr,
+          });
+          if (args.json) process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+          for (const line of lines) (args.json ? stderr : stdout)(line);
+          exit = exitCode;
+        },
+      )
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts, discover or residue')
       .strict()
       .help()
       .version()
