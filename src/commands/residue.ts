@@ -108,7 +108,7 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
       columnBytes: s.table.columnBytes,
       ...s.outcome,
     }));
-    const complete = scans.every((s) => s.outcome.status === 'scanned' && !s.skippedColumns.length);
+    const complete = scans.every((s) => (s.outcome.status === 'scanned' || s.outcome.status === 'planned') && !s.skippedColumns.length);
     const exitCode = options.estimate ? ExitCode.ok : findings.length || !complete ? ExitCode.checkFailed : ExitCode.ok;
     const output: ResidueOutput = {
       version: 1,

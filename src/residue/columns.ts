@@ -42,15 +42,15 @@ export async function searchableTables(sql: postgres.Sql, schemas?: readonly str
     )
     SELECT format('%I.%I', n.nspname, c.relname) AS table, n.nspname AS schema, c.relname AS name,
            c.relkind = 'p' AS partitioned,
-           has_table_privilege(c.oid, 'SELECT') AS readable,
+           has_any_column_privilege(c.oid, 'SELECT') AS readable,
            (SELECT array_agg(a.attname ORDER BY k.i)
               FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, i)
               JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
              WHERE x.indrelid = c.oid AND x.indisprimary) AS primary_key,
            (SELECT coalesce(sum(p.relpages), 0)::bigint * current_setting('block_size')::bigint
-              FROM pg_partition_tree(c.oid) AS t JOIN pg_class p ON p.oid = t.relid)::text AS bytes,
+              FROM pg_class p WHERE p.oid = c.oid OR p.oid IN (SELECT relid FROM pg_partition_tree(c.oid)))::text AS bytes,
            (SELECT CASE WHEN bool_and(p.reltuples < 0) THEN -1 ELSE sum(greatest(p.reltuples, 0)) END
-              FROM pg_partition_tree(c.oid) AS t JOIN pg_class p ON p.oid = t.relid WHERE t.isleaf)::bigint::text AS rows,
+              FROM pg_class p WHERE (p.oid = c.oid OR p.oid IN (SELECT relid FROM pg_partition_tree(c.oid))) AND p.relkind <> 'p')::bigint::text AS rows,
            (SELECT json_agg(json_build_object(
                      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'base', typ.base, 'elem', typ.elem,
                      'readable', has_column_privilege(c.oid, a.attnum, 'SELECT'),
@@ -76,7 +76,7 @@ export async function searchableTables(sql: postgres.Sql, schemas?: readonly str
         schema: r.schema,
         name: r.name,
         partitioned: r.partitioned,
-        readable: r.readable || columns.length > 0,
+        readable: r.readable,
         primaryKey: r.primary_key ?? [],
         columns,
         skippedColumns: all.filter((c) => !c.readable).map((c) => ({ column: c.name, reason: 'permission denied: the role may not read this column' })),

@@ -53,7 +53,7 @@ export function humanResidue(out: ResidueOutput): string[] {
     const rows = out.tables.reduce((n, t) => n + Math.max(0, t.estimatedRows), 0);
     const bytes = out.tables.reduce((n, t) => n + t.bytes, 0);
     lines.push(`estimate: ${out.tables.length} tables, ~${rows.toLocaleString('en-US')} rows, ${size(bytes)} on disk (searched columns ~${size(out.tables.reduce((n, t) => n + (t.columnBytes ?? 0), 0))})`);
-    for (const t of out.tables) lines.push(`  ${t.table}: ~${Math.max(0, t.estimatedRows).toLocaleString('en-US')} rows, ${size(t.bytes)}, ${t.columns.length} columns, ${t.status === 'scanned' ? t.access : t.reason}`);
+    for (const t of out.tables) lines.push(`  ${t.table}: ~${Math.max(0, t.estimatedRows).toLocaleString('en-US')} rows, ${size(t.bytes)}, ${t.columns.length} columns, ${t.status === 'planned' || t.status === 'scanned' ? t.access : t.reason}`);
     return lines;
   }
   if (!out.findings.length) lines.push(out.complete ? 'no residue: none of the values appears outside what the policy removes' : 'no residue found in what was scanned (incomplete: see below)');
@@ -64,7 +64,7 @@ export function humanResidue(out: ResidueOutput): string[] {
     for (const l of f.suggestion.split('\n')) lines.push(`    ${l}`);
   }
   for (const t of out.tables) {
-    if (t.status !== 'scanned') lines.push(`${t.status === 'skipped' ? 'skipped' : 'not scanned'}: ${t.table}: ${t.reason}`);
+    if (t.status === 'skipped' || t.status === 'not-scanned') lines.push(`${t.status === 'skipped' ? 'skipped' : 'not scanned'}: ${t.table}: ${t.reason}`);
     for (const c of t.skippedColumns) lines.push(`skipped column: ${t.table}.${c.column}: ${c.reason}`);
   }
   const scanned = out.tables.filter((t) => t.status === 'scanned').length;

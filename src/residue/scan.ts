@@ -90,6 +90,8 @@ function describe(o: TableOutcome): string {
   switch (o.status) {
     case 'scanned':
       return `${o.access}, ${o.matchedRows} matching ${o.matchedRows === 1 ? 'row' : 'rows'}, ${o.ms} ms`;
+    case 'planned':
+      return `would read it by ${o.access}`;
     case 'skipped':
     case 'not-scanned':
       return `${o.status}: ${o.reason}`;
@@ -111,7 +113,7 @@ async function scanOne(
     const started = performance.now();
     try {
       const access = await accessPath(session, query.text, query.params);
-      if (settings.explainOnly) return { table, outcome: { status: 'scanned', matchedRows: 0, ms: 0, access }, skippedColumns: skipped };
+      if (settings.explainOnly) return { table, outcome: { status: 'planned', access }, skippedColumns: skipped };
       const local = new Map<string, RawFinding>();
       let matchedRows = 0;
       await session.unsafe(query.text, query.params as never[]).cursor(1000, (rows) => {

@@ -76,5 +76,6 @@ export interface Finding {
 
 export type TableOutcome =
   | { readonly status: 'scanned'; readonly matchedRows: number; readonly ms: number; readonly access: string }
+  | { readonly status: 'planned'; readonly access: string } // --estimate: planned, not read
   | { readonly status: 'skipped'; readonly reason: string }
   | { readonly status: 'not-scanned'; readonly reason: string };
