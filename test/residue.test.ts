@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AjvModule from 'ajv';
@@ -298,5 +299,51 @@ describe('purgekit residue: bad input (exit 2)', () => {
     const lint = await purgekit(['lint', policy, '--connection', db.url]);
     expect(lint.stdout).toContain(`${policy}:15:24: error PK-L002`);
     expect(lint.stdout).toMatch(/subject\.identifiers\[1\]: column usrname of public.users does not exist \(did you mean username\?\)/);
+  });
+});
+
+describe('purgekit residue: the nexus fixture (seed 000)', () => {
+  it("finds the analytics table's copied email, a JSON copy of the business email, and the company a flag would have removed", async () => {
+    const db = await createTestDatabase(loadFixture('nexus'));
+    const log = tempAuditLog();
+    writeFileSync(`${log}.key`, Buffer.alloc(32, 7));
+    const r = await purgekit(['residue', 'nexus-purge-user', '--email', 'alice@example.com', '--connection', db.url, '--json', '--audit-log', log]);
+    expect(r.code, why(r)).toBe(4);
+    const json = JSON.parse(r.stdout) as ResidueJson;
+    expect(validateOutput(json) ? [] : validateOutput.errors).toEqual([]);
+    const found = json.findings.map((f) => `${f.table}.${f.column} ${f.kind}${f.path ? ` ${f.path}` : ''} ${f.value} ${f.rows}`);
+    expect(found).toEqual([
+      'public.analytics_events.user_email exact email 1',
+      'public.analytics_events.properties json invited.email business_email 1',
+      'public.companies.owner_id exact user_id 1',
+    ]);
+    const hmac = (v: string) => `hmac-sha256:${createHmac('sha256', Buffer.alloc(32, 7)).update(v, 'utf8').digest('hex')}`;
+    expect(json.findings[0]!.digest).toBe(hmac('Alice@Example.com'));
+    expect(json.values.find((v) => v.name === 'business_email')!.digest).toBe(hmac('alice@corp.example'));
+    // With the flag, the policy removes the companies too: not residue.
+    const flagged = await purgekit(['residue', 'nexus-purge-user', '--email', 'alice@example.com', '--delete-owned-companies', '--connection', db.url]);
+    expect(flagged.stdout).not.toMatch(/RESIDUE public.companies/);
+    expect(flagged.stdout).toMatch(/not searched, the policy removes them: .*public.companies/);
+    expect(flagged.stdout).toMatch(/RESIDUE public.analytics_events.user_email: email \(exact\) in 1 row \(id 1\)\n {4}- table: analytics_events\n {6}where: user_email IN \(SELECT t.email::text FROM user_profiles AS t WHERE t.user_id IN :subject\)/);
+  });
+});
+
+describe('purgekit residue: the suggested step', () => {
+  it('added to the policy, the purge removes the residue and a scan after it finds none', async () => {
+    const db = await createTestDatabase(loadFixture('rephlo'));
+    const dir = project();
+    const before = await residue(db, ['rephlo-purge-user', '--user-id', ALICE], dir);
+    const step = before.json.findings.find((f) => f.table === 'public.oidc_models')!.suggestion;
+    const file = join(dir, 'policies', 'rephlo-purge-user.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('steps:\n', `steps:\n${step.replace(/^/gm, '  ')}\n`));
+    const compiled = await purgekit(['compile'], { cwd: dir });
+    expect(compiled.code, why(compiled)).toBe(0);
+    const apply = await purgekit(['apply', 'rephlo-purge-user', '--user-id', ALICE, '--connection', db.url, '--confirm', db.name, '--audit-log', tempAuditLog()], { cwd: dir });
+    expect(apply.code, why(apply)).toBe(0);
+    const [left] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM oidc_models WHERE payload->>'accountId' = ${ALICE}`;
+    expect(left!.n).toBe(0);
+    const after = await residue(db, ['rephlo-purge-user', '--value', `id=${ALICE}`, '--value', 'email=free.user@example.com'], dir);
+    expect(after.r.code, why(after.r)).toBe(0);
+    expect(after.json.findings).toEqual([]);
   });
 });

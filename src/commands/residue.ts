@@ -66,7 +66,9 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
 
     // What the policy removes is not residue: its steps' tables, and what ON DELETE CASCADE empties from them.
     const plan = compile(policy);
-    const stepTables = [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : [])))];
+    // A step behind a flag (if:) removes nothing unless the flag is on: its table is searched then.
+    const runs = (flag: string | undefined) => !flag || (values.flags.get(flag) ?? policy.flags.find((f) => f.name === flag)?.default ?? false);
+    const stepTables = [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table && runs(st.flag) ? [qualified(st.table)] : [])))];
     const reach = await cascadeReach(conn.sql, stepTables);
     const excluded = new Map<string, string>(stepTables.map((t) => [t, 'a step of the policy deletes from it']));
     for (const r of reach) if (r.action === 'cascade' && !excluded.has(r.table)) excluded.set(r.table, `ON DELETE CASCADE from ${r.from} (${r.constraint})`);

@@ -59,8 +59,9 @@ export function humanResidue(out: ResidueOutput): string[] {
   if (!out.findings.length) lines.push(out.complete ? 'no residue: none of the values appears outside what the policy removes' : 'no residue found in what was scanned (incomplete: see below)');
   for (const f of out.findings) {
     const where = `${f.table}.${f.column}${f.path !== null ? ` at ${f.path || '(the whole document)'}` : ''}`;
+    const names = f.keys.length ? Object.keys(f.keys[0]!).join('/') : '';
     const keys = f.keys.map((k) => Object.values(k).join('/')).join(', ');
-    lines.push(`RESIDUE ${where}: ${f.value} (${f.kind}) in ${f.rows} ${f.rows === 1 ? 'row' : 'rows'}${keys ? `: ${keys}${f.rows > f.keys.length ? ', ...' : ''}` : ''}`);
+    lines.push(`RESIDUE ${where}: ${f.value} (${f.kind}) in ${f.rows} ${f.rows === 1 ? 'row' : 'rows'}${keys ? ` (${names} ${keys}${f.rows > f.keys.length ? ', ...' : ''})` : ''}`);
     for (const l of f.suggestion.split('\n')) lines.push(`    ${l}`);
   }
   for (const t of out.tables) {
