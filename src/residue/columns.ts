@@ -21,7 +21,7 @@ interface Row {
   primary_key: string[] | null;
   bytes: string;
   rows: string;
-  columns: { name: string; type: string; base: string; elem: string | null; readable: boolean; width: number | null }[] | null;
+  columns: { name: string; type: string; base: string; elem: string | null; readable: boolean; trigram: boolean; width: number | null }[] | null;
 }
 
 const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'citext']);
@@ -54,6 +54,9 @@ export async function searchableTables(sql: postgres.Sql, schemas?: readonly str
            (SELECT json_agg(json_build_object(
                      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod), 'base', typ.base, 'elem', typ.elem,
                      'readable', has_column_privilege(c.oid, a.attnum, 'SELECT'),
+                     'trigram', EXISTS (SELECT FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, i)
+                                        JOIN pg_opclass oc ON oc.oid = x.indclass[k.i - 1]
+                                        WHERE x.indrelid = c.oid AND k.attnum = a.attnum AND oc.opcname IN ('gin_trgm_ops', 'gist_trgm_ops')),
                      'width', (SELECT s.avg_width FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = a.attname))
                    ORDER BY a.attnum)
               FROM pg_attribute a JOIN typ ON typ.oid = a.atttypid
@@ -67,7 +70,7 @@ export async function searchableTables(sql: postgres.Sql, schemas?: readonly str
   return rows.flatMap((r) => {
     const all = r.columns ?? [];
     if (!all.length) return [];
-    const columns: SearchColumn[] = all.filter((c) => c.readable).map((c) => ({ name: c.name, type: c.type, ...kindOf(c.base, c.elem, c.type) }));
+    const columns: SearchColumn[] = all.filter((c) => c.readable).map((c) => ({ name: c.name, type: c.type, trigram: c.trigram, ...kindOf(c.base, c.elem, c.type) }));
     const readableWidths = all.filter((c) => c.readable).map((c) => c.width);
     const rowCount = Number(r.rows);
     return [

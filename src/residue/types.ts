@@ -34,6 +34,8 @@ export interface SearchColumn {
   readonly type: string;
   /** text/varchar compare as they are (their indexes answer); char, citext and domains are read as text. */
   readonly plain: boolean;
+  /** A pg_trgm index covers the column: substrings are searched with ILIKE, which it answers. */
+  readonly trigram: boolean;
 }
 
 export interface SearchTable {
