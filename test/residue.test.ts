@@ -157,9 +157,9 @@ describe('purgekit residue: match kinds', () => {
     const { db, policy } = await app();
     const { json } = await residue(db, [policy, '--email', 'alice@example.com']);
     expect(json.excluded).toEqual([
-      { table: 'public.profiles', reason: 'a step of the policy deletes from it' },
-      { table: 'public.users', reason: 'a step of the policy deletes from it' },
-      { table: 'public.sessions', reason: 'ON DELETE CASCADE from public.users (sessions_user_id_fkey)' },
+      { table: 'public.profiles', schema: 'public', name: 'profiles', reason: 'a step of the policy deletes from it' },
+      { table: 'public.users', schema: 'public', name: 'users', reason: 'a step of the policy deletes from it' },
+      { table: 'public.sessions', schema: 'public', name: 'sessions', reason: 'ON DELETE CASCADE from public.users (sessions_user_id_fkey)' },
     ]);
     const tables = json.findings.map((f) => f.table);
     for (const t of ['public.profiles', 'public.users', 'public.sessions']) expect(tables).not.toContain(t);

@@ -12,6 +12,7 @@ import { identifyingValues, parseValuePairs } from '../residue/values.js';
 import { pathText } from '../residue/classify.js';
 import { cascadeReach } from '../run/reach.js';
 import { connect, currentDatabase, redact } from '../run/connect.js';
+import { parseQualified } from '../sql/quote.js';
 import { collectValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
 
@@ -89,8 +90,11 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
       const t = catalog.find((c) => c.table === table);
       return t && t.schema === policy.schema ? t.name : t ? `${t.schema}.${t.name}` : table;
     };
+    // As in every --json of purgekit: schema and name as the database spells them, next to table.
+    const names = (table: string) => parseQualified(table) ?? { schema: null, name: null };
     const findings: Finding[] = raw.map((f) => ({
       table: f.table,
+      ...names(f.table),
       column: f.column.name,
       kind: f.kind,
       path: f.path ? pathText(f.path) : null,
@@ -103,6 +107,8 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
     }));
     const tables = scans.map((s) => ({
       table: s.table.table,
+      schema: s.table.schema,
+      name: s.table.name,
       columns: s.table.columns.map((c) => c.name),
       skippedColumns: s.skippedColumns,
       estimatedRows: s.table.rows,
@@ -121,7 +127,7 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
       lookup: found.lookup,
       subjects: found.subjects,
       values: found.values.map((v) => ({ name: v.name, source: v.source, digest: digest(v.value), matching: matchingKinds(v) })),
-      excluded: [...excluded].map(([table, reason]) => ({ table, reason })),
+      excluded: [...excluded].map(([table, reason]) => ({ table, ...names(table), reason })),
       tables,
       findings,
       notScanned: scans.filter((s) => s.outcome.status === 'not-scanned').map((s) => s.table.table),

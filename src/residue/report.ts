@@ -17,9 +17,11 @@ export interface ResidueOutput {
   readonly subjects: number | null;
   readonly values: readonly { readonly name: string; readonly source: IdentifyingValue['source']; readonly digest: string | null; readonly matching: readonly MatchKind[] }[];
   /** Tables not searched because the policy's steps delete from them (or a cascade from those does). */
-  readonly excluded: readonly { readonly table: string; readonly reason: string }[];
+  readonly excluded: readonly { readonly table: string; readonly schema: string | null; readonly name: string | null; readonly reason: string }[];
   readonly tables: readonly ({
     readonly table: string;
+    readonly schema: string;
+    readonly name: string;
     readonly columns: readonly string[];
     readonly skippedColumns: readonly { readonly column: string; readonly reason: string }[];
     readonly estimatedRows: number;

@@ -60,6 +60,8 @@ export type MatchKind = 'exact' | 'case-insensitive' | 'json' | 'array-element' 
 
 export interface Finding {
   readonly table: string;
+  readonly schema: string | null;
+  readonly name: string | null;
   readonly column: string;
   readonly kind: MatchKind;
   /** For JSON: the path of the matching value (`accountId`, `owner.contacts[*].email`). */
