@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { failureKind } from '../errors.js';
+import { failureKind } from '../core/errors.js';
 import { classifyCell, pathText } from './classify.js';
 import type { CatalogTable } from './columns.js';
 import { scanQuery, valueSets, type ValueSets } from './query.js';

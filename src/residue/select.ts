@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import type { CatalogTable } from './columns.js';
 

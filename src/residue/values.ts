@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
-import { InvalidPolicyError, UsageError } from '../errors.js';
-import { kebab, qualified } from '../compile/compile.js';
+import { InvalidPolicyError, UsageError } from '../core/errors.js';
+import { kebab, qualified } from '../core/names.js';
 import { loadPolicyFile, locate, type PathSegment } from '../load/loadPolicy.js';
 import type { ParamType, Policy, Subject } from '../policy.js';
 import { quoteIdent } from '../sql/quote.js';
