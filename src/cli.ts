@@ -20,6 +20,7 @@ import { discover } from './cli/discover.js';
 import { lint } from './cli/lint.js';
 import { plan } from './cli/plan.js';
 import { render } from './cli/render.js';
+import { residue } from './cli/residue.js';
 import { restore } from './cli/restore.js';
 import { validate } from './cli/validate.js';
 import { verify } from './cli/verify.js';
@@ -27,7 +28,7 @@ import { yargsFor } from './cli/yargs.js';
 import { didYouMean } from './validate/didYouMean.js';
 
 /** Commands whose options include a policy's params and flags. */
-const POLICY_COMMANDS = new Set(['render', 'plan', 'apply', 'verify']);
+const POLICY_COMMANDS = new Set(['render', 'plan', 'apply', 'verify', 'residue']);
 /** Commands that validate policies, and so parse SQL. */
 const PARSING_COMMANDS = new Set([...POLICY_COMMANDS, 'validate', 'compile', 'lint', 'discover']);
 
@@ -43,11 +44,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     const ctx: CliContext = { argv, ...(policies ? { policies } : {}) };
     let exit: number = ExitCode.ok;
     const wire = (c: PurgekitCommand): CommandModule => ({ ...c, handler: async (args) => void (exit = (await c.handler(args as never)) ?? ExitCode.ok) });
-    const commands = [validate, compile, render(ctx), plan(ctx), apply(ctx), verify(ctx), lint, discover, restore, counts];
+    const commands = [validate, compile, render(ctx), plan(ctx), apply(ctx), verify(ctx), lint, discover, restore, counts, residue(ctx)];
     await commands
       .reduce((acc, c) => acc.command(wire(c)), y.scriptName('purgekit').usage('$0 <command> [options]\n\nTurn YAML purge policies into reviewable SQL and run it safely.').options(GLOBAL_OPTIONS))
       .completion('completion', 'Print a bash or zsh completion script: purgekit completion >> ~/.bashrc', completion(ctx, POLICY_COMMANDS))
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts or discover')
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts, discover or residue')
       .strict()
       .help()
       .version(packageVersion())

@@ -54,6 +54,8 @@ export interface Subject {
   readonly key: string;
   readonly lookup: readonly Lookup[];
   readonly max: number;
+  /** Columns of the subject table whose values identify the person (subject.identifiers): what `residue` searches for. */
+  readonly identifiers: readonly string[];
 }
 
 /**

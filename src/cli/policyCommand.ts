@@ -25,7 +25,7 @@ export interface PolicyInput {
 }
 
 export interface PolicyCommandSpec {
-  readonly command: 'render' | 'plan' | 'apply' | 'verify';
+  readonly command: 'render' | 'plan' | 'apply' | 'verify' | 'residue';
   readonly describe: string;
   /** The command's own options (besides --param, --param-escaped and the global ones). */
   readonly options: Readonly<Record<string, Options>>;

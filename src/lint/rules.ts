@@ -70,9 +70,12 @@ export const missingColumns: Rule = (ctx, policy, file) => {
   const table = s && tableKey(ctx.catalog, s.table);
   if (!s || !table) return [];
   const columns = ctx.catalog.tables.get(table)!.columns.map((c) => c.name);
-  if (columns.includes(s.key)) return [];
-  const hint = didYouMean(s.key, columns);
-  return [diagnostic(file, ['subject', 'key'], 'PK-L002', `subject.key: column ${quoteIdent(s.key)} of ${table} does not exist${hint ? ` (did you mean ${hint}?)` : ''}`)];
+  const named: [PathSegment[], string][] = [[['subject', 'key'], s.key], ...s.identifiers.map((c, i): [PathSegment[], string] => [['subject', 'identifiers', i], c])];
+  return named.flatMap(([path, column]) => {
+    if (columns.includes(column)) return [];
+    const hint = didYouMean(column, columns);
+    return [diagnostic(file, path, 'PK-L002', `${describe(path)}: column ${quoteIdent(column)} of ${table} does not exist${hint ? ` (did you mean ${hint}?)` : ''}`)];
+  });
 };
 
 /**

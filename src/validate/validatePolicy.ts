@@ -156,7 +156,9 @@ export function validatePolicy(file: LoadedFile): Validated {
     });
     const key = str(s['key']) ?? '';
     checkIdentifier(['subject', 'key'], key);
-    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1 };
+    const identifiers = list(s['identifiers']).filter((c): c is string => typeof c === 'string');
+    identifiers.forEach((c, i) => checkIdentifier(['subject', 'identifiers', i], c));
+    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1, identifiers };
   } else if (kind === 'purge') {
     report([], 'a purge policy needs a subject (the rows being removed, found by a lookup)');
   }

@@ -1,0 +1,151 @@
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { compile } from '../compile/compile.js';
+import { qualified } from '../core/names.js';
+import { ExitCode, UsageError } from '../core/errors.js';
+import { searchableTables } from '../residue/columns.js';
+import { humanResidue, matchingKinds, type ResidueOutput } from '../residue/report.js';
+import { scanTables } from '../residue/scan.js';
+import { checkSchemas, selectTables } from '../residue/select.js';
+import { suggestStep } from '../residue/suggest.js';
+import type { Finding } from '../residue/types.js';
+import { identifyingValues, parseValuePairs } from '../residue/values.js';
+import { pathText } from '../residue/classify.js';
+import { cascadeReach } from '../run/reach.js';
+import { connect, currentDatabase, redact } from '../db/connect.js';
+import { parseQualified } from '../sql/quote.js';
+import { collectValues } from '../values.js';
+import { resolvePolicy } from './resolvePolicy.js';
+
+/**
+ * purgekit residue <purge policy>: where the subject's identifying values still appear outside
+ * the rows the policy removes (docs/RESIDUE.md). Read-only. Exit 0: scanned everything, found
+ * nothing; 4: a finding, or a table or column that could not be scanned (absence unproven).
+ */
+export interface ResidueOptions {
+  readonly target: string;
+  readonly policiesDir: string;
+  readonly values: Readonly<Record<string, unknown>>;
+  readonly pairs: readonly string[];
+  readonly escapedPairs?: readonly string[];
+  /** --value name=value */
+  readonly valuePairs: readonly string[];
+  readonly connection?: string;
+  readonly schemas?: readonly string[];
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly estimate: boolean;
+  readonly maxSeconds?: number;
+  /** Primary keys shown per finding. */
+  readonly keys: number;
+  /** Search values as substrings of text and JSON strings (default true). */
+  readonly substring: boolean;
+  /** The audit log whose key (<log>.key) gives each value's HMAC, when it exists. */
+  readonly auditLog: string;
+  readonly stderr: (line: string) => void;
+}
+
+export async function residueCommand(options: ResidueOptions): Promise<{ output: ResidueOutput; lines: string[]; exitCode: number }> {
+  if (options.maxSeconds !== undefined && !(options.maxSeconds >= 0)) throw new UsageError('--max-seconds: expected a number of seconds (0 or more)');
+  if (!Number.isInteger(options.keys) || options.keys < 0) throw new UsageError('--keys: expected a whole number (0 or more)');
+  const { policy } = await resolvePolicy(options.target, options.policiesDir);
+  if (policy.kind !== 'purge' || !policy.subject) throw new UsageError(`${policy.name} is a ${policy.kind} policy: residue needs a purge policy (its subject says what identifies a person)`);
+  const subject = policy.subject;
+  const values = collectValues(policy, options.values, options.pairs, options.escapedPairs);
+  const pairs = parseValuePairs(options.valuePairs);
+  const lookupGiven = subject.lookup.some((l) => l.by.every((b) => values.params.has(b)));
+  if (!lookupGiven && !pairs.length && ![...values.params.keys()].length) {
+    throw new UsageError(`${policy.name}: name the person: a lookup's params (${subject.lookup.map((l) => l.by.map((b) => `--${b.replaceAll('_', '-')}`).join(' + ')).join(', or ')}) or --value name=value`);
+  }
+  const conn = connect(options.connection);
+  const say = (line: string) => options.stderr(redact(line, conn.secrets));
+  try {
+    const database = await currentDatabase(conn);
+    if (options.schemas) await checkSchemas(conn.sql, options.schemas);
+    const found = await identifyingValues(conn.sql, policy, values, pairs, { substring: options.substring });
+    if (!found.values.length) throw new UsageError(`${policy.name}: no identifying value to search for`);
+    if (found.subjects === 0) say(`the lookup matched no ${subject.table.name} row: searching for the given values only`);
+
+    // What the policy removes is not residue: its steps' tables, and what ON DELETE CASCADE empties from them.
+    const plan = compile(policy);
+    // A step behind a flag (if:) removes nothing unless the flag is on: its table is searched then.
+    const runs = (flag: string | undefined) => !flag || (values.flags.get(flag) ?? policy.flags.find((f) => f.name === flag)?.default ?? false);
+    const stepTables = [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table && runs(st.flag) ? [qualified(st.table)] : [])))];
+    const reach = await cascadeReach(conn.sql, stepTables);
+    const excluded = new Map<string, string>(stepTables.map((t) => [t, 'a step of the policy deletes from it']));
+    for (const r of reach) if (r.action === 'cascade' && !excluded.has(r.table)) excluded.set(r.table, `ON DELETE CASCADE from ${r.from} (${r.constraint})`);
+
+    const catalog = await searchableTables(conn.sql, options.schemas);
+    const selected = (await selectTables(conn.sql, catalog, options)).filter((t) => !excluded.has(t.table));
+    say(`purgekit residue ${policy.name}: ${found.values.length} identifying ${found.values.length === 1 ? 'value' : 'values'} (${found.values.map((v) => `${v.name}: ${v.source}`).join(', ')}), ${selected.length} tables to ${options.estimate ? 'estimate' : 'scan'}`);
+    const { scans, findings: raw } = await scanTables(conn.sql, selected, found.values, {
+      ...(options.maxSeconds !== undefined ? { budgetMs: options.maxSeconds * 1000 } : {}),
+      keys: options.keys,
+      explainOnly: options.estimate,
+      progress: (line) => say(`  ${line}`),
+    });
+
+    const key = readKey(`${options.auditLog}.key`);
+    const digest = (value: string) => (key ? `hmac-sha256:${createHmac('sha256', key).update(value, 'utf8').digest('hex')}` : null);
+    const ref = (table: string) => {
+      const t = catalog.find((c) => c.table === table);
+      return t && t.schema === policy.schema ? t.name : t ? `${t.schema}.${t.name}` : table;
+    };
+    // As in every --json of purgekit: schema and name as the database spells them, next to table.
+    const names = (table: string) => parseQualified(table) ?? { schema: null, name: null };
+    const findings: Finding[] = raw.map((f) => ({
+      table: f.table,
+      ...names(f.table),
+      column: f.column.name,
+      kind: f.kind,
+      path: f.path ? pathText(f.path) : null,
+      value: f.value.name,
+      source: f.value.source,
+      digest: digest(f.value.value),
+      rows: f.rows,
+      keys: f.keys,
+      suggestion: suggestStep({ table: ref(f.table), column: f.column, kind: f.kind, path: f.path, value: f.value, subject, subjectTable: ref(qualified(subject.table)) }),
+    }));
+    const tables = scans.map((s) => ({
+      table: s.table.table,
+      schema: s.table.schema,
+      name: s.table.name,
+      columns: s.table.columns.map((c) => c.name),
+      skippedColumns: s.skippedColumns,
+      estimatedRows: s.table.rows,
+      bytes: s.table.bytes,
+      columnBytes: s.table.columnBytes,
+      ...s.outcome,
+    }));
+    const complete = scans.every((s) => (s.outcome.status === 'scanned' || s.outcome.status === 'planned') && !s.skippedColumns.length);
+    const exitCode = options.estimate ? ExitCode.ok : findings.length || !complete ? ExitCode.checkFailed : ExitCode.ok;
+    const output: ResidueOutput = {
+      version: 1,
+      command: 'residue',
+      policy: policy.name,
+      database,
+      estimate: options.estimate,
+      lookup: found.lookup,
+      subjects: found.subjects,
+      values: found.values.map((v) => ({ name: v.name, source: v.source, digest: digest(v.value), matching: matchingKinds(v) })),
+      excluded: [...excluded].map(([table, reason]) => ({ table, ...names(table), reason })),
+      tables,
+      findings,
+      notScanned: scans.filter((s) => s.outcome.status === 'not-scanned').map((s) => s.table.table),
+      complete,
+      exitCode,
+    };
+    return { output, lines: humanResidue(output), exitCode };
+  } finally {
+    await conn.sql.end({ timeout: 5 });
+  }
+}
+
+/** The audit log's HMAC key, if a run has made one; residue never creates it (it writes nothing). */
+function readKey(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
