@@ -40,8 +40,11 @@ import postgres from 'postgres';
 import { runCommand, type RunOptions } from '../src/commands/run.js';
 import { resolvePolicy } from '../src/commands/resolvePolicy.js';
 import { sourceLabel } from '../src/commands/compile.js';
-import { compile, qualified } from '../src/compile/compile.js';
-import { checksumOf, render, renderStatements, type RenderedStatement } from '../src/render/render.js';
+import { qualified } from '../src/compile/compile.js';
+import type { PlanNode } from '../src/plan/nodes.js';
+import { applyStatement, dryRunStatement } from '../src/plan/print/index.js';
+import { steps as planSteps } from '../src/plan/query.js';
+import { checksumOf, render } from '../src/render/render.js';
 import { execute } from '../src/run/execute.js';
 import { appendAudit, pseudonymize } from '../src/run/audit.js';
 import { checkConfirmation, checkDatabase } from '../src/run/guards.js';
@@ -189,15 +192,14 @@ async function viaInproc(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> 
 }
 
 /** Which part of apply's transaction a statement belongs to (the rendered plan's roles, refined). */
-function categorize(text: string, byText: Map<string, RenderedStatement>): { part: string; step?: number } {
-  const r = byText.get(text);
-  const sql = r?.sql ?? text;
-  const role = r?.statement.role;
-  if (role === 'step') return { part: 'steps 1-13: DO { count; DELETE; compare; report row }', step: r!.statement.step! };
-  if (role === 'preserve') return { part: 'preserve: INSERT report row with the pg_stat_xact_user_tables mark (before the steps)' };
-  if (role === 'check' && /_changed bigint/.test(sql)) return { part: 'preserve check: pg_stat_xact_user_tables delta vs rows the steps removed (DO)' };
-  if (role === 'expect') return { part: "expect: EXISTS (role = 'admin') (DO)" };
-  if (role === 'check') return { part: 'expect check: any failed expectation? (DO)' };
+function categorize(text: string, byText: Map<string, PlanNode>): { part: string; step?: number } {
+  const node = byText.get(text);
+  const sql = text;
+  if (node?.kind === 'step') return { part: 'steps 1-13: DO { count; DELETE; compare; report row }', step: node.step };
+  if (node?.kind === 'preserve') return { part: 'preserve: INSERT report row with the pg_stat_xact_user_tables mark (before the steps)' };
+  if (node?.kind === 'preserve-check') return { part: 'preserve check: pg_stat_xact_user_tables delta vs rows the steps removed (DO)' };
+  if (node?.kind === 'expect') return { part: "expect: EXISTS (role = 'admin') (DO)" };
+  if (node?.kind === 'verdict' || node?.kind === 'settings-check') return { part: 'checks: any failed expectation? settings unchanged? (DO)' };
   const parts: [RegExp, string][] = [
     [/^begin/i, 'BEGIN'],
     [/^commit/i, 'COMMIT'],
@@ -238,16 +240,15 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
   })();
   const options = runOptions(ctx, id, flag);
   // reviewedPlan(): resolve and validate the policy, render it, compare with the generated file.
-  const { policy } = await resolvePolicy(options.target, options.policiesDir);
-  lap('load + validate policy');
-  const expected = render(compile(policy), { sourceLabel: sourceLabel(policy, options.generatedDir) });
+  const { policy, plan } = await resolvePolicy(options.target, options.policiesDir);
+  lap('load + validate + compile policy');
+  const expected = render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });
   const fileText = readFileSync(join(options.generatedDir, `${POLICY}.sql`), 'utf8');
   if (fileText.replace(/\r\n?/g, '\n') !== expected || checksumOf(fileText).recorded !== checksumOf(fileText).actual) throw new Error('generated file is stale');
   lap('render + compare with generated file');
   const values = collectValues(policy, options.values, options.pairs);
-  const plan = compile(policy);
   const planSha256 = checksumOf(expected).actual;
-  lap('collect values + compile');
+  lap('collect values');
 
   const startedAt = new Date();
   const sent: { t: number; text: string }[] = [];
@@ -267,18 +268,17 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     lap('connect + current_database + system id');
     checkDatabase(policy.guard, database);
     await checkConfirmation(policy.guard, database, options.confirm, options.ask);
-    const cascades = new Set(plan.statements.flatMap((st) => (st.cascades ?? []).map(qualified)));
-    const reach = (await cascadeReach(sql, [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : [])))])).map((r) => ({
+    const cascades = new Set(planSteps(plan).flatMap((st) => st.cascades.map(qualified)));
+    const reach = (await cascadeReach(sql, [...new Set(planSteps(plan).map((st) => qualified(st.table)))])).map((r) => ({
       ...r,
       declared: cascades.has(r.table),
     }));
     lap('guards + cascadeReach (catalog query)');
-    const statements = renderStatements(plan);
-    const byText = new Map(statements.map((r) => [r.sql, r]));
-    lap('render statements');
+    const byText = new Map(plan.nodes.flatMap((node) => [applyStatement(node), dryRunStatement(node)].flatMap((text) => (text === null ? [] : [[text, node] as const]))));
+    lap('print statements');
     tracing = true;
     const t0 = performance.now();
-    const result = await execute(sql, plan, statements, values, 'apply', options);
+    const result = await execute(sql, plan, values, 'apply', options);
     const t1 = performance.now();
     tracing = false;
     if (!result.committed || result.failure) throw new Error(`tx apply: ${result.failure?.message ?? 'not committed'}`);
@@ -296,7 +296,7 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
       if (step) steps[step] = (steps[step] ?? 0) + d;
     });
     parts['(driver: execute() call to first query)'] = sent.length ? sent[0]!.t - t0 : 0;
-    const rows = result.report.filter((r) => r.item.startsWith('step ')).reduce((a, r) => a + (r.rows ?? 0), 0);
+    const rows = result.report.filter((r) => r.item.kind === 'step').reduce((a, r) => a + (r.rows ?? 0), 0);
     return { rows, wallMs: t1 - t0, txMs: t1 - t0, parts, steps, around };
   } finally {
     await sql.end({ timeout: 5 });

@@ -7,9 +7,10 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../src/commands/compile.js';
-import { compile } from '../src/compile/compile.js';
+import { compile } from '../src/plan/compile.js';
+import { fileStatement } from '../src/plan/print/index.js';
+import { isFormatted } from '../src/plan/query.js';
 import { formatDiagnostic } from '../src/errors.js';
-import { renderStatements } from '../src/render/render.js';
 import { formatSql } from '../src/sql/format.js';
 import { validateFiles } from '../src/validate/validateFiles.js';
 
@@ -35,8 +36,9 @@ describe('golden', () => {
           expect(generate(policies, dir).get(path)).toBe(text);
           // Every line that is not SQL of ours is a whole comment: nothing from the policy runs.
           expect(text.split(/\r\n?|\n/).filter((l) => /DELETE FROM keepme/.test(l) && !l.startsWith('--'))).toEqual([]);
-          for (const { statement, sql } of renderStatements(compile(policies.find((p) => path.endsWith(`${p.name}.sql`))!))) {
-            if (!statement.verbatim) expect(formatSql(sql)).toBe(sql);
+          for (const node of compile(policies.find((p) => path.endsWith(`${p.name}.sql`))!).nodes) {
+            const sql = fileStatement(node);
+            if (isFormatted(node)) expect(formatSql(sql)).toBe(sql);
           }
         }
       } else {
