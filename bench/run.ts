@@ -194,30 +194,21 @@ async function viaInproc(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> 
 /** Which part of apply's transaction a statement belongs to (the rendered plan's roles, refined). */
 function categorize(text: string, byText: Map<string, PlanNode>): { part: string; step?: number } {
   const node = byText.get(text);
-  const sql = text;
-  if (node?.kind === 'step') return { part: 'steps 1-13: DO { count; DELETE; compare; report row }', step: node.step };
-  if (node?.kind === 'preserve') return { part: 'preserve: INSERT report row with the pg_stat_xact_user_tables mark (before the steps)' };
-  if (node?.kind === 'preserve-check') return { part: 'preserve check: pg_stat_xact_user_tables delta vs rows the steps removed (DO)' };
-  if (node?.kind === 'expect') return { part: "expect: EXISTS (role = 'admin') (DO)" };
-  if (node?.kind === 'verdict' || node?.kind === 'settings-check') return { part: 'checks: any failed expectation? settings unchanged? (DO)' };
+  if (node?.kind === 'step') return { part: 'steps 1-13: WITH removed AS (DELETE ... RETURNING 1) INSERT report row', step: node.step };
+  if (node) return { part: `plan: ${node.kind}` };
   const parts: [RegExp, string][] = [
     [/^begin/i, 'BEGIN'],
     [/^commit/i, 'COMMIT'],
-    [/^SET LOCAL|set_config/, 'SET LOCAL search_path, timeouts (3 statements)'],
-    [/^DO \$report\$/, 'DO: drop a leftover report table (first DO: loads PL/pgSQL)'],
-    [/^CREATE TEMP TABLE purgekit_report/, 'CREATE TEMP TABLE report (first temp table of the backend)'],
-    [/^CREATE TEMP TABLE purgekit_params/, 'CREATE TEMP TABLE params AS SELECT'],
-    [/purgekit_params SET/, 'bind parameters (UPDATE params)'],
-    [/_missing text/, 'guard: every table exists (DO)'],
-    [/^CREATE TEMP TABLE purgekit_subject/, 'CREATE TEMP TABLE subject'],
-    [/^INSERT INTO\s+pg_temp\.purgekit_subject/, 'subject lookups: 2 INSERT ... SELECT ... FOR UPDATE'],
-    [/_matched bigint/, 'guard: subjects matched, none preserved (DO)'],
-    [/^ANALYZE/, 'ANALYZE of the subject temp table'],
-    [/pg_stat_xact_user_tables/, "runner: pg_stat_xact_user_tables of all tables, read twice (unplanned-change check)"],
-    [/FROM\s+pg_temp\.purgekit_report\s+ORDER BY/, 'report SELECT'],
+    [/set_config/, 'runner: set_config timeouts'],
+    [/purgekit_params SET/, 'runner: bind parameters (UPDATE params)'],
+    [/FOR UPDATE$/, 'runner: lock the steps\' rows parents first (SELECT ... FOR UPDATE per step)'],
+    [/to_regclass\(\$1\)/, 'runner: optional table exists?'],
+    [/pg_stat_xact_user_tables/, 'runner: pg_stat_xact_user_tables of all tables, read twice (unplanned-change check)'],
+    [/session_replication_role/, 'runner: guarded settings, read twice'],
+    [/txid_current/, 'runner: txid_current()'],
   ];
-  for (const [re, part] of parts) if (re.test(sql)) return { part };
-  return { part: `other: ${text.slice(0, 40)}` };
+  for (const [re, part] of parts) if (re.test(text)) return { part };
+  return { part: `other: ${text.replace(/\s+/g, ' ').trim().slice(0, 40)}` };
 }
 
 /**
@@ -274,7 +265,7 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
       declared: cascades.has(r.table),
     }));
     lap('guards + cascadeReach (catalog query)');
-    const byText = new Map(plan.nodes.flatMap((node) => [applyStatement(node), dryRunStatement(node)].flatMap((text) => (text === null ? [] : [[text, node] as const]))));
+    const byText = new Map(plan.nodes.flatMap((node) => [applyStatement(node), dryRunStatement(node)].flatMap((sent) => (sent === null ? [] : [[sent.sql, node] as const, ...(sent.readBack ? [[sent.readBack, node] as const] : [])]))));
     lap('print statements');
     tracing = true;
     const t0 = performance.now();

@@ -166,7 +166,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     const failure = committed ? undefined : result.failure;
     if (writer && !committed && !unknown) await writer.discard();
     // Only what the server said can name a person: scrub every message before it is printed or logged.
-    const output0: RunOutput = {
+    let output: RunOutput = {
       ...base,
       ...scrubSummary(summarize(result.report, result.timings), scrub),
       reach,
@@ -176,8 +176,6 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       error: failure ? { code: failure.code, message: scrub(redact(explain(plan, failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null } : null,
       durationMs: elapsed(startedAt),
     };
-    let output = output0;
-    if (!output.subject && result.subjectMatched !== undefined && policy.subject) output = { ...output, subject: { table: qualified(policy.subject.table), matched: result.subjectMatched } };
     if (committed) {
       // Past COMMIT nothing may turn into a failure of the purge: it happened. Whatever is owed
       // now (the backup summary, the outcome record) is reported as pending work, exit 8.
@@ -285,7 +283,7 @@ function explain(plan: Plan, failure: RunFailure, result: ExecutionResult, backu
   if (failure.code === GuardCode.multipleSubjects) {
     // Said in the runner's words: the file's message tells a psql user to set force_multi.
     const guard = plan.nodes.find((n) => n.kind === 'subject-guard');
-    const matched = result.subjectMatched;
+    const matched = result.report.find((r) => r.item.kind === 'subject')?.rows ?? undefined;
     if (guard && matched !== undefined) return `${matched} ${guard.table.name} rows matched, more than ${guard.max} (pass --force-multi to purge them all)`;
     return `${failure.message} (pass --force-multi to purge them all)`;
   }

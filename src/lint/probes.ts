@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import { compile } from '../plan/compile.js';
-import { applyStatement, probeStatement } from '../plan/print/index.js';
+import { fileStatement, probeStatement } from '../plan/print/index.js';
 import { isSetup } from '../plan/query.js';
 import type { LoadedFile } from '../load/loadPolicy.js';
 import type { Policy } from '../policy.js';
@@ -29,11 +29,11 @@ export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: P
       let subjectReady = false;
       for (const node of nodes) {
         if (isSetup(node) || node.kind === 'params') {
-          await tx.unsafe(applyStatement(node)!);
+          await tx.unsafe(fileStatement(node));
         } else if ((node.kind === 'subject-table' || node.kind === 'set-table') && subjectTable) {
           // Fails when the key column is missing, which PK-L002 reports; probes using :subject are then skipped.
           // A set's working table (purgekit_set_<name>) is created the same way; its own probe reports a problem.
-          const created = await attempt(tx, applyStatement(node)!).then((e) => e === undefined);
+          const created = await attempt(tx, fileStatement(node)).then((e) => e === undefined);
           if (node.kind === 'subject-table') subjectReady = created;
         }
       }

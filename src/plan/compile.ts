@@ -32,6 +32,7 @@ export function compile(policy: Policy): Plan {
     { kind: 'lock-timeout' },
     { kind: 'report-reset' },
     { kind: 'report-table' },
+    { kind: 'raise-function' },
     { kind: 'settings-snapshot' },
   ];
   if (hasParams) nodes.push({ kind: 'params', policy: p.name, shape: { params: p.params, flags: p.flags, forceMulti, maxSubjects } });
@@ -58,6 +59,7 @@ export function compile(policy: Policy): Plan {
         source: ['subject', 'lookup', i, 'where'],
       }),
     );
+    nodes.push({ kind: 'subject-count', table: s.table });
     nodes.push({ kind: 'subject-guard', table: s.table, key: s.key, max: s.max, lookups: s.lookup.map((l) => l.by), preserved: rulesOf(s.table) });
     nodes.push({ kind: 'analyze', of: { kind: 'subject' } });
   }

@@ -26,6 +26,8 @@ export function heading(node: PlanNode): Heading {
     case 'report-table':
     case 'wipe-reach':
       return none;
+    case 'raise-function':
+      return { title: 'Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.', notes: [] };
     case 'settings-snapshot':
       return { title: 'Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.', notes: [] };
     case 'params': {
@@ -52,6 +54,8 @@ export function heading(node: PlanNode): Heading {
         title: `Lookup ${node.lookup} of ${node.count}, used when ${node.by.join(' and ')} ${node.by.length > 1 ? 'are' : 'is'} given${node.lookup > 1 ? ' and no earlier lookup applies' : ''}:`,
         notes: [`  ${oneLine(node.where.text)}`, 'Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.'],
       };
+    case 'subject-count':
+      return { title: 'The rows the lookups matched, counted into the report before the guard: a run the guard stops still says how many.', notes: [] };
     case 'subject-guard':
       return {
         title: `Guard: one lookup applies and it matched ${node.max === 1 ? 'exactly 1 row' : `between 1 and ${node.max} rows`} (more only with force_multi)${node.preserved.length ? ', none of them preserved' : ''}.`,

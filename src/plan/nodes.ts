@@ -50,6 +50,7 @@ export type PlanNode =
   | { readonly kind: 'lock-timeout' }
   | { readonly kind: 'report-reset' }
   | { readonly kind: 'report-table' }
+  | { readonly kind: 'raise-function' }
   | { readonly kind: 'settings-snapshot' }
   | { readonly kind: 'params'; readonly policy: string; readonly shape: ParamsShape }
   | { readonly kind: 'read-only' }
@@ -57,6 +58,7 @@ export type PlanNode =
   | { readonly kind: 'functions-guard'; readonly functions: readonly FunctionName[]; readonly allowFunctions: boolean }
   | { readonly kind: 'subject-table'; readonly table: TableName; readonly key: string }
   | LookupNode
+  | { readonly kind: 'subject-count'; readonly table: TableName }
   | SubjectGuardNode
   | { readonly kind: 'analyze'; readonly of: { readonly kind: 'subject' } | { readonly kind: 'set'; readonly name: string } }
   | SetTableNode

@@ -6,37 +6,38 @@ import { itemLabel, type NodeKind, type Plan, type PlanNode, type ReportItem, ty
  *
  *   setup      session settings and the report table: the first statements, before parameters
  *   creates    it creates one of the script's working tables (pg_temp)
- *   formatted  its SQL goes through the formatter (the rest the compiler lays out itself)
  */
-const TRAITS: Record<NodeKind, { readonly setup?: true; readonly creates?: true; readonly formatted?: true }> = {
-  begin: { formatted: true },
+const TRAITS: Record<NodeKind, { readonly setup?: true; readonly creates?: true }> = {
+  begin: {},
   'search-path': { setup: true },
   'lock-timeout': { setup: true },
   'report-reset': { setup: true },
   'report-table': { setup: true, creates: true },
+  'raise-function': { setup: true },
   'settings-snapshot': { setup: true, creates: true },
   params: { creates: true },
   'read-only': { setup: true },
-  'tables-guard': { formatted: true },
-  'functions-guard': { formatted: true },
+  'tables-guard': {},
+  'functions-guard': {},
   'subject-table': { creates: true },
-  lookup: { formatted: true },
-  'subject-guard': { formatted: true },
+  lookup: {},
+  'subject-count': {},
+  'subject-guard': {},
   analyze: {},
   'set-table': { creates: true },
   'set-fill': {},
-  expect: { formatted: true },
-  verdict: { formatted: true },
-  preserve: { formatted: true },
-  'preserve-check': { formatted: true },
-  step: { formatted: true },
+  expect: {},
+  verdict: {},
+  preserve: {},
+  'preserve-check': {},
+  step: {},
   'wipe-reach-table': { creates: true },
-  'wipe-reach': { formatted: true },
+  'wipe-reach': {},
   wipe: {},
-  'keep-check': { formatted: true },
-  'settings-check': { formatted: true },
-  commit: { formatted: true },
-  report: { formatted: true },
+  'keep-check': {},
+  'settings-check': {},
+  commit: {},
+  report: {},
 };
 
 export function isSetup(node: PlanNode): boolean {
@@ -45,10 +46,6 @@ export function isSetup(node: PlanNode): boolean {
 
 export function createsWorkingTable(node: PlanNode): boolean {
   return TRAITS[node.kind].creates === true;
-}
-
-export function isFormatted(node: PlanNode): boolean {
-  return TRAITS[node.kind].formatted === true;
 }
 
 /** The statement removes rows: a step's DELETE or the wipe's TRUNCATE. */

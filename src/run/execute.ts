@@ -46,8 +46,6 @@ export interface ExecutionResult {
   /** apply: the transaction's id, for txid_status() when the answer to COMMIT was lost. */
   readonly xid?: string;
   readonly report: readonly ReportRow[];
-  /** A guard stopped the run before the report had the subject row: how many rows the lookups matched. */
-  readonly subjectMatched?: number;
   readonly timings: readonly StepTiming[];
   readonly tables: readonly TableChange[];
   /** Set when the run stopped: a guard raised, a check failed, the database refused, the connection went. */
@@ -104,8 +102,6 @@ export interface BackupPlan {
   readonly finish: () => Promise<unknown>;
 }
 
-const SAVEPOINT = 'purgekit_statement';
-
 export async function execute(
   sql: postgres.Sql,
   plan: Plan,
@@ -118,22 +114,19 @@ export async function execute(
 ): Promise<ExecutionResult> {
   const dryRun = mode === 'plan' || mode === 'verify';
   const timings: StepTiming[] = [];
-  let report: ReportRow[] = [];
+  const report: ReportRow[] = [];
   let tables: readonly TableChange[] = [];
   let current: string | undefined;
   let failure: RunFailure | undefined;
   let xid: string | undefined;
   let commitSent = false;
   let statementStarted = 0;
-  let subjectMatched: number | undefined;
   const nodes = plan.nodes;
   const print = dryRun ? dryRunStatement : applyStatement;
   const items = reportItems(plan);
   const lastCreate = nodes.reduce((at, node, i) => (createsWorkingTable(node) ? i : at), -1);
   const firstChange = nodes.findIndex(removesRows);
   const setupEnd = nodes.findIndex((node, i) => i > 0 && !isSetup(node));
-  const reportNode = nodes.find((node) => node.kind === 'report');
-  const reportText = reportNode && print(reportNode);
   let statsBefore: StatsByTable = new Map();
   let settingsAtStart: SettingsSnapshot | undefined;
   // The query on the wire, so that an interrupt can cancel it (a CancelRequest, no new login).
@@ -168,36 +161,19 @@ export async function execute(
         }
         if (text === null) continue;
         current = heading(node).title || current;
-        if (node.kind === 'report') {
-          report = toReport(await send(tx, text), items);
-          if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
-          continue;
-        }
         if (backup && !dryRun) await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
         if (control.interrupt?.aborted) throw new Interrupted();
-        // After the working tables exist, each statement runs under a savepoint: when one fails
-        // (a guard, a check, a timeout), the rows reported so far are read back, so --json still
-        // says what matched and every expectation's value.
-        const reportable = i > lastCreate && reportText !== undefined && reportText !== null; 
         const started = performance.now();
         statementStarted = started;
         const timer = node.kind === 'step' ? slowTimer(node, progress) : undefined;
+        // Each statement that writes a report row returns it (or is followed by the SELECT of
+        // what its DO block wrote): the report is collected here as the run goes, so when a
+        // statement fails (a guard, a check, a timeout) --json still says what matched and
+        // every expectation's value, with no savepoint and nothing to read back.
         try {
-          if (reportable) await tx.unsafe(`SAVEPOINT ${SAVEPOINT}`);
-          await send(tx, text);
-          if (reportable) await tx.unsafe(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-        } catch (e) {
-          if (reportable && isServerError(e) && failureKind(e) !== 'connection-lost') {
-            report = await tx
-              .unsafe(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`)
-              .then(() => tx.unsafe(reportText!))
-              .then((rows) => toReport(rows, items), () => report);
-            // The subject guard raises before it reports what matched (PK003): count it here.
-            if (!report.some((r) => r.item.kind === 'subject')) {
-              subjectMatched = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_temp.purgekit_subject`.then(([row]) => row?.n, () => undefined);
-            }
-          }
-          throw e;
+          const rows = await send(tx, text.sql);
+          if (text.returnsReport) report.push(...toReport(rows, items));
+          if (text.readBack) report.push(...toReport(await send(tx, text.readBack), items));
         } finally {
           if (timer) clearInterval(timer);
         }
@@ -205,6 +181,7 @@ export async function execute(
         if (node.kind === 'params') await bindValues(tx, plan, values);
         if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
       }
+      if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
       const changed = settingsAtStart && (await changedSettings(tx, settingsAtStart));
       if (changed) throw new RunnerCheckFailed(changed, tables);
       if (mode !== 'apply') throw new Rollback();
@@ -256,7 +233,7 @@ export async function execute(
     } else if (isServerError(error)) {
       failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}) };
     } else throw error;
-    return { committed: false, report, timings, tables, failure, ...(subjectMatched !== undefined ? { subjectMatched } : {}) };
+    return { committed: false, report, timings, tables, failure };
   } finally {
     control.interrupt?.removeEventListener('abort', cancelRunning);
   }

@@ -1,26 +1,27 @@
 import { display, oneLine, qualified } from '../../compile/compile.js';
 import { quoteLiteral } from '../../sql/quote.js';
 import { GuardCode, itemLabel, type ExpectNode, type PreserveCheckNode, type PreserveNode } from '../nodes.js';
-import { changesOf, doBlock, flagRead, indentFormatted, preservedSql, raise, REPORT, reportRow } from '../sql.js';
+import { changesOf, doBlock, flagRead, indent, preservedSql, raise, raiseCall, REPORT } from '../sql.js';
 import { wanted } from '../heading.js';
 
 /** Expectations, preserve rules and the checks after the steps. */
 
+/** An expectation's value into the report, ok or failed; the verdict after them raises. */
 export function expectation(node: ExpectNode): string {
   const failures = [
-    node.equals !== undefined && `_value <> ${node.equals}`,
-    node.min !== undefined && `_value < ${node.min}`,
-    node.max !== undefined && `_value > ${node.max}`,
+    node.equals !== undefined && `value <> ${node.equals}`,
+    node.min !== undefined && `value < ${node.min}`,
+    node.max !== undefined && `value > ${node.max}`,
   ].filter(Boolean);
-  const item = itemLabel({ kind: 'expect', expect: node.expect });
-  const name = quoteLiteral(oneLine(node.name));
-  return doBlock('expect', ['_value numeric;'], [
-    ...(node.flag
-      ? [`IF NOT ${flagRead(node.flag)} THEN`, `  ${reportRow(item, name, "'skipped'", 'NULL', quoteLiteral(`flag ${node.flag} is not set`))}`, '  RETURN;', 'END IF;']
-      : []),
-    indentFormatted(`_value := (${node.query.sql});`),
-    reportRow(item, name, `CASE WHEN _value IS NULL OR ${failures.join(' OR ')} THEN 'failed' ELSE 'ok' END`, 'NULL', `format(${quoteLiteral(`value %s, wanted ${wanted(node)}`)}, coalesce(_value::text, 'NULL'))`),
-  ]);
+  const label = `${quoteLiteral(itemLabel({ kind: 'expect', expect: node.expect }))}, ${quoteLiteral(oneLine(node.name))}`;
+  const outcome = `WHEN value IS NULL OR ${failures.join(' OR ')} THEN 'failed' ELSE 'ok' END`;
+  const detail = `format(${quoteLiteral(`value %s, wanted ${wanted(node)}`)}, coalesce(value::text, 'NULL'))`;
+  const query = `(\n${indent(node.query.sql, 2)}\n)::numeric`;
+  // With a flag that is not set, the query is not run at all (CASE evaluates only the branch it takes).
+  const select = node.flag
+    ? `SELECT ${label}, CASE WHEN NOT ${flagRead(node.flag)} THEN 'skipped' ${outcome}, CASE WHEN NOT ${flagRead(node.flag)} THEN ${quoteLiteral(`flag ${node.flag} is not set`)} ELSE ${detail} END\nFROM (SELECT CASE WHEN ${flagRead(node.flag)} THEN ${query} END AS value) AS measured`
+    : `SELECT ${label}, CASE ${outcome}, ${detail}\nFROM (SELECT ${query} AS value) AS measured`;
+  return `INSERT INTO ${REPORT} (item, target, outcome, detail)\n${select}`;
 }
 
 export function expectProbe(node: ExpectNode): string {
@@ -28,13 +29,11 @@ export function expectProbe(node: ExpectNode): string {
 }
 
 /** Raise once for all failed expectations of a phase, so the message names every one. */
-export const VERDICT = doBlock('check', ['_failed text;'], [
-  "SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed",
-  `FROM ${REPORT} WHERE item LIKE 'expect %' AND outcome = 'failed';`,
-  'IF _failed IS NOT NULL THEN',
-  `  ${raise(GuardCode.expectFailed, "'expectation failed: ' || _failed")}`,
-  'END IF;',
-]);
+export const VERDICT = [
+  `SELECT ${raiseCall(GuardCode.expectFailed, "'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq)")}`,
+  `FROM ${REPORT} WHERE item LIKE 'expect %' AND outcome = 'failed'`,
+  'HAVING count(*) > 0',
+].join('\n');
 
 /**
  * A preserve rule is checked without counting its table: the steps' deletes exclude preserved
@@ -50,9 +49,10 @@ export function preserve(node: PreserveNode): string {
   // A rule whose flag is not set is reported as skipped, and its check after the steps does nothing.
   const outcome = c.flag ? `CASE WHEN ${flagRead(c.flag)} THEN 'preserved' ELSE 'skipped' END` : "'preserved'";
   const label = `${quoteLiteral(itemLabel({ kind: 'preserve', rule: node.rule }))}, ${quoteLiteral(display(node.table))}, ${outcome}`;
+  const text = quoteLiteral(oneLine(c.where.text));
   return node.counted
-    ? `INSERT INTO ${REPORT} (item, target, outcome, rows, detail) SELECT ${label}, count(*), ${quoteLiteral(oneLine(c.where.text))} FROM ${table} WHERE ${preservedSql(c)}`
-    : `INSERT INTO ${REPORT} (item, target, outcome, rows, detail, mark) SELECT ${label}, NULL, ${quoteLiteral(oneLine(c.where.text))}, ${changesOf(table)}`;
+    ? `INSERT INTO ${REPORT} (item, target, outcome, rows, detail)\nSELECT ${label}, count(*), ${text} FROM ${table} WHERE ${preservedSql(c)}`
+    : `INSERT INTO ${REPORT} (item, target, outcome, detail, mark)\nSELECT ${label}, ${text},\n  ${changesOf(table)}`;
 }
 
 export function preserveProbe(node: PreserveNode): string {
@@ -64,25 +64,20 @@ export function preserveCheck(node: PreserveCheckNode): string {
   const c = node.condition;
   const item = quoteLiteral(itemLabel({ kind: 'preserve', rule: node.rule }));
   const where = display(node.table);
-  const body = node.counted
+  const flag = c.flag ? `${flagRead(c.flag)} AND ` : '';
+  return node.counted
     ? [
-        `SELECT rows INTO _before FROM ${REPORT} WHERE item = ${item};`,
-        indentFormatted(`SELECT count(*) INTO _after FROM ${table} WHERE ${preservedSql(c)};`),
-        'IF _after < _before THEN',
-        `  ${raise(GuardCode.preserveViolated, `format(${quoteLiteral(`preserve rule ${node.rule} on ${where} violated: %s rows before, %s after`)}, _before, _after)`)}`,
-        'END IF;',
-      ]
+        `SELECT ${raiseCall(GuardCode.preserveViolated, `format(${quoteLiteral(`preserve rule ${node.rule} on ${where} violated: %s rows before, %s after`)}, before, after)`)}`,
+        `FROM (SELECT (SELECT rows FROM ${REPORT} WHERE item = ${item}) AS before,`,
+        `  (SELECT count(*) FROM ${table} WHERE ${preservedSql(c)}) AS after) AS preserved`,
+        `WHERE ${flag}after < before`,
+      ].join('\n')
     : [
-        `SELECT ${changesOf(table)} - (SELECT mark FROM ${REPORT} WHERE item = ${item}) INTO _changed;`,
-        `SELECT coalesce(sum(rows), 0) INTO _removed FROM ${REPORT} WHERE item LIKE 'step %' AND outcome = 'removed' AND target = ${quoteLiteral(where)};`,
-        'IF _changed <> _removed THEN',
-        `  ${raise(GuardCode.preserveViolated, `format(${quoteLiteral(`preserve rule ${node.rule} on ${where}: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them`)}, _changed, _removed)`)}`,
-        'END IF;',
-      ];
-  return doBlock('check', node.counted ? ['_before bigint;', '_after bigint;'] : ['_changed bigint;', '_removed bigint;'], [
-    ...(c.flag ? [`IF NOT ${flagRead(c.flag)} THEN`, '  RETURN;', 'END IF;'] : []),
-    ...body,
-  ]);
+        `SELECT ${raiseCall(GuardCode.preserveViolated, `format(${quoteLiteral(`preserve rule ${node.rule} on ${where}: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them`)}, changed, removed)`)}`,
+        `FROM (SELECT ${changesOf(table)} - (SELECT mark FROM ${REPORT} WHERE item = ${item}) AS changed,`,
+        `  (SELECT coalesce(sum(rows), 0) FROM ${REPORT} WHERE item LIKE 'step %' AND outcome = 'removed' AND target = ${quoteLiteral(where)}) AS removed) AS preserved`,
+        `WHERE ${flag}changed <> removed`,
+      ].join('\n');
 }
 
 export const KEEP_CHECK = doBlock('check', ['_table record;', '_rows bigint;'], [

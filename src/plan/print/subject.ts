@@ -1,8 +1,8 @@
 import { qualified } from '../../compile/compile.js';
-import { quoteIdent } from '../../sql/quote.js';
 import type { TableName } from '../../policy.js';
+import { quoteIdent } from '../../sql/quote.js';
 import type { LookupNode, SetFillNode } from '../nodes.js';
-import { PARAMS, setTable, SUBJECT } from '../sql.js';
+import { PARAMS, setTable, SUBJECT, whereClause } from '../sql.js';
 import { given } from './guards.js';
 
 /** The subject's keys and the named key sets: working tables filled (and locked) before any step. */
@@ -11,11 +11,15 @@ export function subjectTable(table: TableName, key: string): string {
   return `CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS\nSELECT ${quoteIdent(key)} FROM ${qualified(table)} WITH NO DATA`;
 }
 
-/** A lookup's INSERT; `lock` adds FOR UPDATE (a dry run only reads). */
+/** A lookup's INSERT, gated on its parameters; `lock` adds FOR UPDATE (a dry run only reads). */
 export function lookup(node: LookupNode, lock: boolean): string {
-  const condition = [...node.earlier.map((by) => `NOT (${given(by)})`), given(node.by)].join(' AND ');
-  const key = quoteIdent(node.key);
-  return `INSERT INTO ${SUBJECT} SELECT ${key} FROM ${qualified(node.table)} WHERE (SELECT ${condition} FROM ${PARAMS}) AND (${node.where.sql})${lock ? ' FOR UPDATE' : ''}`;
+  const applies = [...node.earlier.map((by) => `NOT (${given(by)})`), given(node.by)].join(' AND ');
+  return [
+    `INSERT INTO ${SUBJECT}`,
+    `SELECT ${quoteIdent(node.key)} FROM ${qualified(node.table)}`,
+    whereClause([`(SELECT ${applies} FROM ${PARAMS})`, `(${node.where.sql})`], 0),
+    ...(lock ? ['FOR UPDATE'] : []),
+  ].join('\n');
 }
 
 export function lookupProbe(node: LookupNode): string {
@@ -32,11 +36,10 @@ export function setTableSql(name: string, table: TableName, key: readonly string
 
 /**
  * A named key set: captured once, before any step, and read by later SQL as :name. Its rows
- * are locked like the subject's, so what the set names cannot change until COMMIT. Laid out by
- * hand: three short lines read better than the formatter's ten.
+ * are locked like the subject's, so what the set names cannot change until COMMIT.
  */
 export function setFill(node: SetFillNode, lock: boolean): string {
-  const insert = `INSERT INTO ${setTable(node.name)}\nSELECT ${node.key.map(quoteIdent).join(', ')} FROM ${qualified(node.table)}\nWHERE ${node.where.sql}`;
+  const insert = `INSERT INTO ${setTable(node.name)}\nSELECT ${node.key.map(quoteIdent).join(', ')} FROM ${qualified(node.table)}\n${whereClause([node.where.sql], 0)}`;
   return lock ? `${insert}\nFOR UPDATE` : insert;
 }
 
