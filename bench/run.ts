@@ -40,9 +40,11 @@ import postgres from 'postgres';
 import { runCommand, type RunOptions } from '../src/commands/run.js';
 import { resolvePolicy } from '../src/commands/resolvePolicy.js';
 import { sourceLabel } from '../src/commands/compile.js';
-import { compile } from '../src/compile/compile.js';
 import { qualified } from '../src/core/names.js';
-import { checksumOf, render, renderStatements, type RenderedStatement } from '../src/render/render.js';
+import type { PlanNode } from '../src/plan/nodes.js';
+import { applyStatement, dryRunStatement } from '../src/plan/print/index.js';
+import { steps as planSteps } from '../src/plan/query.js';
+import { checksumOf, render } from '../src/render/render.js';
 import { execute } from '../src/run/execute.js';
 import { appendAudit, pseudonymize } from '../src/run/audit.js';
 import { checkConfirmation, checkDatabase } from '../src/run/guards.js';
@@ -190,33 +192,23 @@ async function viaInproc(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> 
 }
 
 /** Which part of apply's transaction a statement belongs to (the rendered plan's roles, refined). */
-function categorize(text: string, byText: Map<string, RenderedStatement>): { part: string; step?: number } {
-  const r = byText.get(text);
-  const sql = r?.sql ?? text;
-  const role = r?.statement.role;
-  if (role === 'step') return { part: 'steps 1-13: DO { count; DELETE; compare; report row }', step: r!.statement.step! };
-  if (role === 'preserve') return { part: 'preserve: INSERT report row with the pg_stat_xact_user_tables mark (before the steps)' };
-  if (role === 'check' && /_changed bigint/.test(sql)) return { part: 'preserve check: pg_stat_xact_user_tables delta vs rows the steps removed (DO)' };
-  if (role === 'expect') return { part: "expect: EXISTS (role = 'admin') (DO)" };
-  if (role === 'check') return { part: 'expect check: any failed expectation? (DO)' };
+function categorize(text: string, byText: Map<string, PlanNode>): { part: string; step?: number } {
+  const node = byText.get(text);
+  if (node?.kind === 'step') return { part: 'steps 1-13: WITH removed AS (DELETE ... RETURNING 1) INSERT report row', step: node.step };
+  if (node) return { part: `plan: ${node.kind}` };
   const parts: [RegExp, string][] = [
     [/^begin/i, 'BEGIN'],
     [/^commit/i, 'COMMIT'],
-    [/^SET LOCAL|set_config/, 'SET LOCAL search_path, timeouts (3 statements)'],
-    [/^DO \$report\$/, 'DO: drop a leftover report table (first DO: loads PL/pgSQL)'],
-    [/^CREATE TEMP TABLE purgekit_report/, 'CREATE TEMP TABLE report (first temp table of the backend)'],
-    [/^CREATE TEMP TABLE purgekit_params/, 'CREATE TEMP TABLE params AS SELECT'],
-    [/purgekit_params SET/, 'bind parameters (UPDATE params)'],
-    [/_missing text/, 'guard: every table exists (DO)'],
-    [/^CREATE TEMP TABLE purgekit_subject/, 'CREATE TEMP TABLE subject'],
-    [/^INSERT INTO\s+pg_temp\.purgekit_subject/, 'subject lookups: 2 INSERT ... SELECT ... FOR UPDATE'],
-    [/_matched bigint/, 'guard: subjects matched, none preserved (DO)'],
-    [/^ANALYZE/, 'ANALYZE of the subject temp table'],
-    [/pg_stat_xact_user_tables/, "runner: pg_stat_xact_user_tables of all tables, read twice (unplanned-change check)"],
-    [/FROM\s+pg_temp\.purgekit_report\s+ORDER BY/, 'report SELECT'],
+    [/set_config/, 'runner: set_config timeouts'],
+    [/purgekit_params SET/, 'runner: bind parameters (UPDATE params)'],
+    [/FOR UPDATE$/, 'runner: lock the steps\' rows parents first (SELECT ... FOR UPDATE per step)'],
+    [/to_regclass\(\$1\)/, 'runner: optional table exists?'],
+    [/pg_stat_xact_user_tables/, 'runner: pg_stat_xact_user_tables of all tables, read twice (unplanned-change check)'],
+    [/session_replication_role/, 'runner: guarded settings, read twice'],
+    [/txid_current/, 'runner: txid_current()'],
   ];
-  for (const [re, part] of parts) if (re.test(sql)) return { part };
-  return { part: `other: ${text.slice(0, 40)}` };
+  for (const [re, part] of parts) if (re.test(text)) return { part };
+  return { part: `other: ${text.replace(/\s+/g, ' ').trim().slice(0, 40)}` };
 }
 
 /**
@@ -239,16 +231,15 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
   })();
   const options = runOptions(ctx, id, flag);
   // reviewedPlan(): resolve and validate the policy, render it, compare with the generated file.
-  const { policy } = await resolvePolicy(options.target, options.policiesDir);
-  lap('load + validate policy');
-  const expected = render(compile(policy), { sourceLabel: sourceLabel(policy, options.generatedDir) });
+  const { policy, plan } = await resolvePolicy(options.target, options.policiesDir);
+  lap('load + validate + compile policy');
+  const expected = render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });
   const fileText = readFileSync(join(options.generatedDir, `${POLICY}.sql`), 'utf8');
   if (fileText.replace(/\r\n?/g, '\n') !== expected || checksumOf(fileText).recorded !== checksumOf(fileText).actual) throw new Error('generated file is stale');
   lap('render + compare with generated file');
   const values = collectValues(policy, options.values, options.pairs);
-  const plan = compile(policy);
   const planSha256 = checksumOf(expected).actual;
-  lap('collect values + compile');
+  lap('collect values');
 
   const startedAt = new Date();
   const sent: { t: number; text: string }[] = [];
@@ -268,18 +259,17 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     lap('connect + current_database + system id');
     checkDatabase(policy.guard, database);
     await checkConfirmation(policy.guard, database, options.confirm, options.ask);
-    const cascades = new Set(plan.statements.flatMap((st) => (st.cascades ?? []).map(qualified)));
-    const reach = (await cascadeReach(sql, [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : [])))])).map((r) => ({
+    const cascades = new Set(planSteps(plan).flatMap((st) => st.cascades.map(qualified)));
+    const reach = (await cascadeReach(sql, [...new Set(planSteps(plan).map((st) => qualified(st.table)))])).map((r) => ({
       ...r,
       declared: cascades.has(r.table),
     }));
     lap('guards + cascadeReach (catalog query)');
-    const statements = renderStatements(plan);
-    const byText = new Map(statements.map((r) => [r.sql, r]));
-    lap('render statements');
+    const byText = new Map(plan.nodes.flatMap((node) => [applyStatement(node), dryRunStatement(node)].flatMap((sent) => (sent === null ? [] : [[sent.sql, node] as const, ...(sent.readBack ? [[sent.readBack, node] as const] : [])]))));
+    lap('print statements');
     tracing = true;
     const t0 = performance.now();
-    const result = await execute(sql, plan, statements, values, 'apply', options);
+    const result = await execute(sql, plan, values, 'apply', options);
     const t1 = performance.now();
     tracing = false;
     if (!result.committed || result.failure) throw new Error(`tx apply: ${result.failure?.message ?? 'not committed'}`);
@@ -297,7 +287,7 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
       if (step) steps[step] = (steps[step] ?? 0) + d;
     });
     parts['(driver: execute() call to first query)'] = sent.length ? sent[0]!.t - t0 : 0;
-    const rows = result.report.filter((r) => r.item.startsWith('step ')).reduce((a, r) => a + (r.rows ?? 0), 0);
+    const rows = result.report.filter((r) => r.item.kind === 'step').reduce((a, r) => a + (r.rows ?? 0), 0);
     return { rows, wallMs: t1 - t0, txMs: t1 - t0, parts, steps, around };
   } finally {
     await sql.end({ timeout: 5 });

@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 d1a2282ab483f10043c78cbe073ac38f946034fac42ba2709d6cef070358611c
--- Checksum:    sha256 63b97de6c2b776d048779491e5084f7401bc0e43b2f1aaecac16e56c02c24f42 (this file without this line)
+-- Checksum:    sha256 4e1a71a8b0e3db4e60199dcd6273267edda7f2c9db3032789e4cf92d6e0d2cba (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -49,6 +49,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -68,32 +72,23 @@ SELECT
   false AS force_multi;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.user_profiles', 'subject table'),
-      ('public.ai_messages', 'table of step 1'),
-      ('public.ai_conversations', 'table of step 3'),
-      ('public.ai_memories', 'table of step 4'),
-      ('public.oauth_tokens', 'table of step 5'),
-      ('public.user_integrations', 'table of step 6'),
-      ('public.business_health_snapshots', 'table of step 7'),
-      ('public.onboarding_progress', 'table of step 8'),
-      ('public.company_members', 'table of step 9'),
-      ('public.user_preferences', 'table of step 10'),
-      ('public.user_organizations', 'table of step 11'),
-      ('public.companies', 'table of step 12')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.user_profiles', 'subject table'),
+  ('public.ai_messages', 'table of step 1'),
+  ('public.ai_conversations', 'table of step 3'),
+  ('public.ai_memories', 'table of step 4'),
+  ('public.oauth_tokens', 'table of step 5'),
+  ('public.user_integrations', 'table of step 6'),
+  ('public.business_health_snapshots', 'table of step 7'),
+  ('public.onboarding_progress', 'table of step 8'),
+  ('public.company_members', 'table of step 9'),
+  ('public.user_preferences', 'table of step 10'),
+  ('public.user_organizations', 'table of step 11'),
+  ('public.companies', 'table of step 12')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Subject: the user_profiles.user_id values being purged.
 CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS
@@ -102,90 +97,33 @@ SELECT user_id FROM public.user_profiles WITH NO DATA;
 -- Lookup 1 of 2, used when user_id is given:
 --   user_id = :user_id
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  user_id
-FROM
-  public.user_profiles
-WHERE
-  (
-    SELECT
-      user_id IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    user_id = (
-      SELECT
-        user_id
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT user_id FROM public.user_profiles
+WHERE (SELECT user_id IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (user_id = (SELECT user_id FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
 -- Lookup 2 of 2, used when email is given and no earlier lookup applies:
 --   lower(email) = :email OR lower(business_email) = :email OR lower(personal_email) = :email
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  user_id
-FROM
-  public.user_profiles
-WHERE
-  (
-    SELECT
-      NOT (user_id IS NOT NULL)
-      AND email IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    lower(email) = (
-      SELECT
-        lower(email)
-      FROM
-        pg_temp.purgekit_params
-    )
-    OR lower(business_email) = (
-      SELECT
-        lower(email)
-      FROM
-        pg_temp.purgekit_params
-    )
-    OR lower(personal_email) = (
-      SELECT
-        lower(email)
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT user_id FROM public.user_profiles
+WHERE (SELECT NOT (user_id IS NOT NULL) AND email IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (lower(email) = (SELECT lower(email) FROM pg_temp.purgekit_params) OR lower(business_email) = (SELECT lower(email) FROM pg_temp.purgekit_params) OR lower(personal_email) = (SELECT lower(email) FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
+-- The rows the lookups matched, counted into the report before the guard: a run the guard stops still says how many.
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'subject', 'public.user_profiles', 'matched', count(*) FROM pg_temp.purgekit_subject;
+
 -- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi), none of them preserved.
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _matched bigint;
-BEGIN
-  IF NOT (SELECT (user_id IS NOT NULL) OR (email IS NOT NULL) FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK001', MESSAGE = 'no lookup parameters given: set user_id, or email';
-  END IF;
-  SELECT count(*) INTO _matched FROM pg_temp.purgekit_subject;
-  IF _matched = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK002', MESSAGE = 'no user_profiles row matched';
-  END IF;
-  IF _matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK003', MESSAGE = format('%s user_profiles rows matched, more than 1; set force_multi to purge them all', _matched);
-  END IF;
-  IF EXISTS (SELECT FROM public.user_profiles WHERE user_id IN (SELECT user_id FROM pg_temp.purgekit_subject) AND (role = 'admin')) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = 'a matched user_profiles row is preserved by preserve rule 1 (role = ''admin'')';
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('subject', 'public.user_profiles', 'matched', _matched, NULL);
+SELECT CASE
+  WHEN NOT (SELECT (user_id IS NOT NULL) OR (email IS NOT NULL) FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK001', 'no lookup parameters given: set user_id, or email')
+  WHEN matched = 0 THEN pg_temp.purgekit_raise('PK002', 'no user_profiles row matched')
+  WHEN matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK003', format('%s user_profiles rows matched, more than 1; set force_multi to purge them all', matched))
+  WHEN EXISTS (SELECT FROM public.user_profiles WHERE user_id IN (TABLE pg_temp.purgekit_subject) AND (role = 'admin')) THEN pg_temp.purgekit_raise('PK005', 'a matched user_profiles row is preserved by preserve rule 1 (role = ''admin'')')
 END
-$guard$;
+FROM (SELECT rows AS matched FROM pg_temp.purgekit_report WHERE item = 'subject') AS subject;
 
 -- Statistics for the subject table, so that the steps below use indexes.
 ANALYZE pg_temp.purgekit_subject;
@@ -193,77 +131,20 @@ ANALYZE pg_temp.purgekit_subject;
 -- Preserve rule 1: rows of public.user_profiles that must survive; the table's changes so far, to compare after the steps.
 --   role = 'admin'
 -- Admins are never purged by this policy.
-INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
-SELECT
-  'preserve 1',
-  'public.user_profiles',
-  'preserved',
-  NULL,
-  'role = ''admin''',
-  (
-    SELECT
-      coalesce(
-        sum(
-          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
-        ),
-        0
-      )
-    FROM
-      (
-        SELECT
-          'public.user_profiles'::regclass
-        UNION
-        SELECT
-          relid
-        FROM
-          pg_partition_tree('public.user_profiles')
-      ) AS tables (t)
-  );
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail, mark)
+SELECT 'preserve 1', 'public.user_profiles', 'preserved', 'role = ''admin''',
+  (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.user_profiles'::regclass UNION SELECT relid FROM pg_partition_tree('public.user_profiles')) AS tables (t));
 
 -- Step 1 of 13: public.ai_messages
 -- Messages of the user's AI conversations (conversation scoped).
 -- Removes rows where: conversation_id IN (SELECT id FROM ai_conversations WHERE user_id IN :subject)
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.ai_messages
-  WHERE
-    (
-      conversation_id IN (
-        SELECT
-          id
-        FROM
-          ai_conversations
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
+WITH removed AS (
   DELETE FROM public.ai_messages
-  WHERE
-    (
-      conversation_id IN (
-        SELECT
-          id
-        FROM
-          ai_conversations
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.ai_messages) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.ai_messages', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE conversation_id IN (SELECT id FROM ai_conversations WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.ai_messages', 'removed', count(*) FROM removed;
 
 -- Step 2 of 13: public.ai_message_attachments
 -- Not every environment has attachments yet.
@@ -271,413 +152,169 @@ $step$;
 -- Optional: skipped and reported as absent when the table does not exist.
 DO $step$
 #variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
 BEGIN
   IF to_regclass('public.ai_message_attachments') IS NULL THEN
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public.ai_message_attachments', 'absent', NULL, 'optional table is absent; skipped');
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail) VALUES ('step 2', 'public.ai_message_attachments', 'absent', 'optional table is absent; skipped');
     RETURN;
   END IF;
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.ai_message_attachments
-  WHERE
-    (
-      conversation_id IN (
-        SELECT
-          id
-        FROM
-          ai_conversations
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  DELETE FROM public.ai_message_attachments
-  WHERE
-    (
-      conversation_id IN (
-        SELECT
-          id
-        FROM
-          ai_conversations
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 2 (public.ai_message_attachments) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public.ai_message_attachments', 'removed', _removed, NULL);
+  WITH removed AS (
+    DELETE FROM public.ai_message_attachments
+    WHERE conversation_id IN (SELECT id FROM ai_conversations WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+    RETURNING 1
+  )
+  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+  SELECT 'step 2', 'public.ai_message_attachments', 'removed', count(*) FROM removed;
 END
 $step$;
 
 -- Step 3 of 13: public.ai_conversations
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.ai_conversations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.ai_conversations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 3 (public.ai_conversations) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 3', 'public.ai_conversations', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 3', 'public.ai_conversations', 'removed', count(*) FROM removed;
 
 -- Step 4 of 13: public.ai_memories
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.ai_memories
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.ai_memories
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 4 (public.ai_memories) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 4', 'public.ai_memories', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 4', 'public.ai_memories', 'removed', count(*) FROM removed;
 
 -- Step 5 of 13: public.oauth_tokens
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.oauth_tokens
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.oauth_tokens
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 5 (public.oauth_tokens) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 5', 'public.oauth_tokens', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 5', 'public.oauth_tokens', 'removed', count(*) FROM removed;
 
 -- Step 6 of 13: public.user_integrations
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_integrations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.user_integrations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 6 (public.user_integrations) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 6', 'public.user_integrations', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 6', 'public.user_integrations', 'removed', count(*) FROM removed;
 
 -- Step 7 of 13: public.business_health_snapshots
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.business_health_snapshots
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.business_health_snapshots
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 7 (public.business_health_snapshots) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 7', 'public.business_health_snapshots', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 7', 'public.business_health_snapshots', 'removed', count(*) FROM removed;
 
 -- Step 8 of 13: public.onboarding_progress
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.onboarding_progress
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.onboarding_progress
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 8 (public.onboarding_progress) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 8', 'public.onboarding_progress', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 8', 'public.onboarding_progress', 'removed', count(*) FROM removed;
 
 -- Step 9 of 13: public.company_members
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.company_members
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.company_members
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 9 (public.company_members) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 9', 'public.company_members', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 9', 'public.company_members', 'removed', count(*) FROM removed;
 
 -- Step 10 of 13: public.user_preferences
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_preferences
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.user_preferences
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 10 (public.user_preferences) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 10', 'public.user_preferences', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 10', 'public.user_preferences', 'removed', count(*) FROM removed;
 
 -- Step 11 of 13: public.user_organizations
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_organizations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.user_organizations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 11 (public.user_organizations) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 11', 'public.user_organizations', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 11', 'public.user_organizations', 'removed', count(*) FROM removed;
 
 -- Step 12 of 13: public.companies
 -- Companies the user owns; their remaining members go with them (ON DELETE CASCADE).
 -- Removes rows where: owner_id IN :subject
 -- Runs only when flag delete_owned_companies is set.
 -- Expected to cascade to: public.company_members.
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  IF NOT (SELECT delete_owned_companies FROM pg_temp.purgekit_params) THEN
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 12', 'public.companies', 'skipped', NULL, 'flag delete_owned_companies is not set');
-    RETURN;
-  END IF;
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.companies
-  WHERE
-    (owner_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.companies
-  WHERE
-    (owner_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 12 (public.companies) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 12', 'public.companies', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (SELECT delete_owned_companies FROM pg_temp.purgekit_params)
+    AND (owner_id IN (TABLE pg_temp.purgekit_subject))
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail)
+SELECT 'step 12', 'public.companies', 'removed', count(*), NULL FROM removed
+HAVING (SELECT delete_owned_companies FROM pg_temp.purgekit_params)
+UNION ALL
+SELECT 'step 12', 'public.companies', 'skipped', NULL, 'flag delete_owned_companies is not set' WHERE NOT (SELECT delete_owned_companies FROM pg_temp.purgekit_params);
 
 -- Step 13 of 13: public.user_profiles
 -- Removes rows where: user_id IN :subject
 -- Keeps rows matched by a preserve rule of public.user_profiles.
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_profiles
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject))
-    AND (role = 'admin') IS NOT TRUE;
+WITH removed AS (
   DELETE FROM public.user_profiles
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject))
-    AND (role = 'admin') IS NOT TRUE;
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 13 (public.user_profiles) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 13', 'public.user_profiles', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (user_id IN (TABLE pg_temp.purgekit_subject))
+    AND (role = 'admin') IS NOT TRUE
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 13', 'public.user_profiles', 'removed', count(*) FROM removed;
 
 -- Check: every row kept by preserve rule 1 is still there (a cascade or trigger could have removed one).
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed bigint;
-  _removed bigint;
-BEGIN
-  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.user_profiles'::regclass UNION SELECT relid FROM pg_partition_tree('public.user_profiles')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
-  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.user_profiles';
-  IF _changed <> _removed THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.user_profiles: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK005', format('preserve rule 1 on public.user_profiles: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', changed, removed))
+FROM (SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.user_profiles'::regclass UNION SELECT relid FROM pg_partition_tree('public.user_profiles')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') AS changed,
+  (SELECT coalesce(sum(rows), 0) FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.user_profiles') AS removed) AS preserved
+WHERE changed <> removed;
 
 -- Expect 1 (after the steps): an admin remains, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      (
-        EXISTS (
-          SELECT
-          FROM
-            user_profiles
-          WHERE
-            role = 'admin'
-        )
-      )::int
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'an admin remains', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'an admin remains', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT (EXISTS (SELECT FROM user_profiles WHERE role = 'admin'))::int
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

@@ -2,7 +2,7 @@
 --
 -- Policy:      remove-seeded-data (cleanup)
 -- Source:      ../policies/remove-seeded-data.yaml, sha256 3866dc0d9bdc8307900a88aaa659c4a9647a7da4820fb0f893979d0890d7f975
--- Checksum:    sha256 dd81174e88423173bf0fddbdaa2f29bdcf620751fb310dc3bd9f8c4cd4989492 (this file without this line)
+-- Checksum:    sha256 f4af69689d9dd9fc28406fb09da6c3b3cb1f2b76e8e1919ed83ba9f2d02d39d0 (this file without this line)
 --
 -- Remove all seeded/demo data (sessions, payments, reports and users) while preserving the admin account.
 --
@@ -42,279 +42,122 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public."Session"', 'table of step 1'),
-      ('public."Payment"', 'table of step 2'),
-      ('public."Report"', 'table of step 3'),
-      ('public."User"', 'table of step 4')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public."Session"', 'table of step 1'),
+  ('public."Payment"', 'table of step 2'),
+  ('public."Report"', 'table of step 3'),
+  ('public."User"', 'table of step 4')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Expect 1 (before the steps): an admin exists before the cleanup, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      "User"
-    WHERE
-      role = 'ADMIN'
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'an admin exists before the cleanup', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'an admin exists before the cleanup', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM "User" WHERE role = 'ADMIN'
+)::numeric AS value) AS measured;
 
 -- Check: every expectation checked before the steps holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Preserve rule 1: rows of public."User" that must survive; the table's changes so far, to compare after the steps.
 --   role = 'ADMIN'
 -- The admin account is never deleted; a cascade or trigger that removed it aborts the cleanup.
-INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
-SELECT
-  'preserve 1',
-  'public."User"',
-  'preserved',
-  NULL,
-  'role = ''ADMIN''',
-  (
-    SELECT
-      coalesce(
-        sum(
-          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
-        ),
-        0
-      )
-    FROM
-      (
-        SELECT
-          'public."User"'::regclass
-        UNION
-        SELECT
-          relid
-        FROM
-          pg_partition_tree('public."User"')
-      ) AS tables (t)
-  );
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail, mark)
+SELECT 'preserve 1', 'public."User"', 'preserved', 'role = ''ADMIN''',
+  (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."User"'::regclass UNION SELECT relid FROM pg_partition_tree('public."User"')) AS tables (t));
 
 -- Step 1 of 4: public."Session"
 -- Every session; the admin's too (a session is not an account).
 -- Removes every row (all_rows: true).
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public."Session";
-  DELETE FROM public."Session";
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public."Session") removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public."Session"', 'removed', _removed, NULL);
-END
-$step$;
+WITH removed AS (
+  DELETE FROM public."Session"
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public."Session"', 'removed', count(*) FROM removed;
 
 -- Step 2 of 4: public."Payment"
 -- Every payment. Payment."userId" is ON DELETE RESTRICT, so payments go before users.
 -- Removes every row (all_rows: true).
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public."Payment";
-  DELETE FROM public."Payment";
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 2 (public."Payment") removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public."Payment"', 'removed', _removed, NULL);
-END
-$step$;
+WITH removed AS (
+  DELETE FROM public."Payment"
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 2', 'public."Payment"', 'removed', count(*) FROM removed;
 
 -- Step 3 of 4: public."Report"
 -- Every report, filed or received.
 -- Removes every row (all_rows: true).
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public."Report";
-  DELETE FROM public."Report";
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 3 (public."Report") removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 3', 'public."Report"', 'removed', _removed, NULL);
-END
-$step$;
+WITH removed AS (
+  DELETE FROM public."Report"
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 3', 'public."Report"', 'removed', count(*) FROM removed;
 
 -- Step 4 of 4: public."User"
 -- Every user except the admin (see preserve).
 -- Removes every row (all_rows: true).
 -- Keeps rows matched by a preserve rule of public."User".
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public."User"
-  WHERE
-    (role = 'ADMIN') IS NOT TRUE;
+WITH removed AS (
   DELETE FROM public."User"
-  WHERE
-    (role = 'ADMIN') IS NOT TRUE;
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 4 (public."User") removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 4', 'public."User"', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (role = 'ADMIN') IS NOT TRUE
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 4', 'public."User"', 'removed', count(*) FROM removed;
 
 -- Check: every row kept by preserve rule 1 is still there (a cascade or trigger could have removed one).
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed bigint;
-  _removed bigint;
-BEGIN
-  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."User"'::regclass UNION SELECT relid FROM pg_partition_tree('public."User"')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
-  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."User"';
-  IF _changed <> _removed THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public."User": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK005', format('preserve rule 1 on public."User": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', changed, removed))
+FROM (SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."User"'::regclass UNION SELECT relid FROM pg_partition_tree('public."User"')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') AS changed,
+  (SELECT coalesce(sum(rows), 0) FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."User"') AS removed) AS preserved
+WHERE changed <> removed;
 
 -- Expect 2 (after the steps): no non-admin user remains, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      "User"
-    WHERE
-      role <> 'ADMIN'
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 2', 'no non-admin user remains', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 2', 'no non-admin user remains', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM "User" WHERE role <> 'ADMIN'
+)::numeric AS value) AS measured;
 
 -- Expect 3 (after the steps): at least one admin remains, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      "User"
-    WHERE
-      role = 'ADMIN'
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 3', 'at least one admin remains', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 3', 'at least one admin remains', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM "User" WHERE role = 'ADMIN'
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-invalid-sessions (cleanup)
 -- Source:      ../policies/rephlo-invalid-sessions.yaml, sha256 ed200e2398b2c7f3515f0077cf0f76d2939830f0b553fb02723b66fff7b172f5
--- Checksum:    sha256 7d700e07d66e8b62734e9d9126a5de30ef1f826d0fe9dca765567b8bee970326 (this file without this line)
+-- Checksum:    sha256 bcef4c38ea677fbb9fd1a5275e0d1d928bfb5017edac31b890d16723ee26c62a (this file without this line)
 --
 -- Delete OIDC sessions (oidc_models, kind Session) whose payload accountId names no active user.
 --
@@ -39,196 +39,80 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.oidc_models', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.oidc_models', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Expect 1 (before the steps): users is not empty, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'users is not empty', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'users is not empty', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users
+)::numeric AS value) AS measured;
 
 -- Expect 2 (before the steps): an active user exists, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-    WHERE
-      is_active
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 2', 'an active user exists', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 2', 'an active user exists', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users WHERE is_active
+)::numeric AS value) AS measured;
 
 -- Check: every expectation checked before the steps holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Step 1 of 1: public.oidc_models
 -- Sessions whose payload->>'accountId' matches no active row of users (compared as text; users.id is a uuid).
 -- Removes rows where: kind = 'Session' AND payload->>'accountId' IS NOT NULL AND NOT EXISTS (SELECT FROM users u WHERE u.id::text = oidc_models.payload->>'accountId' AND u.is_active)
 -- Fails if it would remove more than 25 rows.
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.oidc_models
-  WHERE
-    (
-      kind = 'Session'
-      AND payload ->> 'accountId' IS NOT NULL
-      AND NOT EXISTS (
-        SELECT
-        FROM
-          users u
-        WHERE
-          u.id::text = oidc_models.payload ->> 'accountId'
-          AND u.is_active
-      )
-    );
-  IF _counted > 25 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK009', MESSAGE = format('step 1 (public.oidc_models) would remove %s rows, more than its max_rows 25', _counted);
-  END IF;
+WITH removed AS (
   DELETE FROM public.oidc_models
-  WHERE
-    (
-      kind = 'Session'
-      AND payload ->> 'accountId' IS NOT NULL
-      AND NOT EXISTS (
-        SELECT
-        FROM
-          users u
-        WHERE
-          u.id::text = oidc_models.payload ->> 'accountId'
-          AND u.is_active
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.oidc_models) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.oidc_models', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE kind = 'Session'
+        AND payload->>'accountId' IS NOT NULL
+        AND NOT EXISTS (SELECT FROM users u WHERE u.id::text = oidc_models.payload->>'accountId' AND u.is_active)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.oidc_models', 'removed', CASE WHEN count(*) > 25 THEN pg_temp.purgekit_raise('PK009', format('step 1 (public.oidc_models) would remove %s rows, more than its max_rows 25', count(*))) ELSE count(*) END FROM removed;
 
 -- Expect 3 (after the steps): no session names a missing or inactive account, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      oidc_models m
-    WHERE
-      m.kind = 'Session'
-      AND m.payload ->> 'accountId' IS NOT NULL
-      AND NOT EXISTS (
-        SELECT
-        FROM
-          users u
-        WHERE
-          u.id::text = m.payload ->> 'accountId'
-          AND u.is_active
-      )
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 3', 'no session names a missing or inactive account', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 3', 'no session names a missing or inactive account', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM oidc_models m
+  WHERE m.kind = 'Session' AND m.payload->>'accountId' IS NOT NULL
+    AND NOT EXISTS (SELECT FROM users u WHERE u.id::text = m.payload->>'accountId' AND u.is_active)
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

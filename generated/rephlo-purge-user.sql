@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-purge-user (purge)
 -- Source:      ../policies/rephlo-purge-user.yaml, sha256 566553e8988f81887b9e55bb736b9a76b07165c21370aaee28608d97974d7df9
--- Checksum:    sha256 dca2b96c99bbedc3e29e647d39e6c79ee3db92cf624559fd99f1be7e27921dd1 (this file without this line)
+-- Checksum:    sha256 2e4322db18982be69863c6b532c33898b48afce21e2b34e343b6dc610727ec8d (this file without this line)
 --
 -- Remove one Rephlo account (by id or email); its subscriptions and credit allocations follow by cascade.
 --
@@ -37,6 +37,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -54,23 +58,14 @@ SELECT
   false AS force_multi;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.users', 'subject table'),
-      ('public.credit_allocation', 'table of step 1'),
-      ('public.subscriptions', 'table of step 2')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.users', 'subject table'),
+  ('public.credit_allocation', 'table of step 1'),
+  ('public.subscriptions', 'table of step 2')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Subject: the users.id values being purged.
 CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS
@@ -79,78 +74,33 @@ SELECT id FROM public.users WITH NO DATA;
 -- Lookup 1 of 2, used when user_id is given:
 --   id = :user_id
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      user_id IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    id = (
-      SELECT
-        user_id
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT user_id IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (id = (SELECT user_id FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
 -- Lookup 2 of 2, used when email is given and no earlier lookup applies:
 --   lower(email) = :email
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      NOT (user_id IS NOT NULL)
-      AND email IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    lower(email) = (
-      SELECT
-        lower(email)
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT NOT (user_id IS NOT NULL) AND email IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (lower(email) = (SELECT lower(email) FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
+-- The rows the lookups matched, counted into the report before the guard: a run the guard stops still says how many.
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'subject', 'public.users', 'matched', count(*) FROM pg_temp.purgekit_subject;
+
 -- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi), none of them preserved.
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _matched bigint;
-BEGIN
-  IF NOT (SELECT (user_id IS NOT NULL) OR (email IS NOT NULL) FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK001', MESSAGE = 'no lookup parameters given: set user_id, or email';
-  END IF;
-  SELECT count(*) INTO _matched FROM pg_temp.purgekit_subject;
-  IF _matched = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK002', MESSAGE = 'no users row matched';
-  END IF;
-  IF _matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK003', MESSAGE = format('%s users rows matched, more than 1; set force_multi to purge them all', _matched);
-  END IF;
-  IF EXISTS (SELECT FROM public.users WHERE id IN (SELECT id FROM pg_temp.purgekit_subject) AND (role = 'admin')) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = 'a matched users row is preserved by preserve rule 1 (role = ''admin'')';
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('subject', 'public.users', 'matched', _matched, NULL);
+SELECT CASE
+  WHEN NOT (SELECT (user_id IS NOT NULL) OR (email IS NOT NULL) FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK001', 'no lookup parameters given: set user_id, or email')
+  WHEN matched = 0 THEN pg_temp.purgekit_raise('PK002', 'no users row matched')
+  WHEN matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK003', format('%s users rows matched, more than 1; set force_multi to purge them all', matched))
+  WHEN EXISTS (SELECT FROM public.users WHERE id IN (TABLE pg_temp.purgekit_subject) AND (role = 'admin')) THEN pg_temp.purgekit_raise('PK005', 'a matched users row is preserved by preserve rule 1 (role = ''admin'')')
 END
-$guard$;
+FROM (SELECT rows AS matched FROM pg_temp.purgekit_report WHERE item = 'subject') AS subject;
 
 -- Statistics for the subject table, so that the steps below use indexes.
 ANALYZE pg_temp.purgekit_subject;
@@ -158,155 +108,59 @@ ANALYZE pg_temp.purgekit_subject;
 -- Preserve rule 1: rows of public.users that must survive; the table's changes so far, to compare after the steps.
 --   role = 'admin'
 -- Admin accounts are removed by a person, not by this policy.
-INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
-SELECT
-  'preserve 1',
-  'public.users',
-  'preserved',
-  NULL,
-  'role = ''admin''',
-  (
-    SELECT
-      coalesce(
-        sum(
-          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
-        ),
-        0
-      )
-    FROM
-      (
-        SELECT
-          'public.users'::regclass
-        UNION
-        SELECT
-          relid
-        FROM
-          pg_partition_tree('public.users')
-      ) AS tables (t)
-  );
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail, mark)
+SELECT 'preserve 1', 'public.users', 'preserved', 'role = ''admin''',
+  (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.users'::regclass UNION SELECT relid FROM pg_partition_tree('public.users')) AS tables (t));
 
 -- Step 1 of 3: public.credit_allocation
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.credit_allocation
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.credit_allocation
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.credit_allocation) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.credit_allocation', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.credit_allocation', 'removed', count(*) FROM removed;
 
 -- Step 2 of 3: public.subscriptions
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.subscriptions
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.subscriptions
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 2 (public.subscriptions) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public.subscriptions', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 2', 'public.subscriptions', 'removed', count(*) FROM removed;
 
 -- Step 3 of 3: public.users
 -- Removes rows where: id IN :subject
 -- Keeps rows matched by a preserve rule of public.users.
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.users
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_subject))
-    AND (role = 'admin') IS NOT TRUE;
+WITH removed AS (
   DELETE FROM public.users
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_subject))
-    AND (role = 'admin') IS NOT TRUE;
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 3 (public.users) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 3', 'public.users', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (id IN (TABLE pg_temp.purgekit_subject))
+    AND (role = 'admin') IS NOT TRUE
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 3', 'public.users', 'removed', count(*) FROM removed;
 
 -- Check: every row kept by preserve rule 1 is still there (a cascade or trigger could have removed one).
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed bigint;
-  _removed bigint;
-BEGIN
-  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.users'::regclass UNION SELECT relid FROM pg_partition_tree('public.users')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
-  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.users';
-  IF _changed <> _removed THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.users: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK005', format('preserve rule 1 on public.users: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', changed, removed))
+FROM (SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.users'::regclass UNION SELECT relid FROM pg_partition_tree('public.users')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') AS changed,
+  (SELECT coalesce(sum(rows), 0) FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.users') AS removed) AS preserved
+WHERE changed <> removed;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

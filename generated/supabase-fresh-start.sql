@@ -2,7 +2,7 @@
 --
 -- Policy:      supabase-fresh-start (wipe)
 -- Source:      ../policies/supabase-fresh-start.yaml, sha256 2d48543edffc31a97416b4c6d3df68acbdd4b8abf3eb76d9e8ab061715175d58
--- Checksum:    sha256 98bfdfcddb1f8f100f9d2197a3bb26b949d5170b75b844d4b6a28752ce95b6b3 (this file without this line)
+-- Checksum:    sha256 f67d0ea575ac0eb2572d66c693983cbd2432e54acd1d356dfd4d25e59a9e6c9a (this file without this line)
 --
 -- Fresh start for new signups: empty every tenant table (users, clients and all org-scoped data), restart their ids, keep subscription tiers and agent templates.
 --
@@ -66,52 +66,47 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.users', 'wipe table'),
-      ('public.clients', 'wipe table'),
-      ('public.agents', 'wipe table'),
-      ('public.calls', 'wipe table'),
-      ('public.campaigns', 'wipe table'),
-      ('public.campaign_contacts', 'wipe table'),
-      ('public.contact_folders', 'wipe table'),
-      ('public.contacts', 'wipe table'),
-      ('public.knowledge_bases', 'wipe table'),
-      ('public.tools', 'wipe table'),
-      ('public.voices', 'wipe table'),
-      ('public.webhook_endpoints', 'wipe table'),
-      ('public.api_keys', 'wipe table'),
-      ('public.idempotency_keys', 'wipe table'),
-      ('public.webhook_deliveries', 'wipe table'),
-      ('public.tool_logs', 'wipe table'),
-      ('public.application_logs', 'wipe table'),
-      ('public.audit_log', 'wipe table'),
-      ('public.credit_transactions', 'wipe table'),
-      ('public.agent_assistance_messages', 'wipe table'),
-      ('public.agent_assistance_sessions', 'wipe table'),
-      ('public.phone_numbers', 'wipe table'),
-      ('public.telephony_credentials', 'wipe table'),
-      ('public.admin_otps', 'wipe table'),
-      ('public.webhook_logs', 'wipe table'),
-      ('public.subscription_tiers', 'keep table'),
-      ('public.agent_templates', 'keep table')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.users', 'wipe table'),
+  ('public.clients', 'wipe table'),
+  ('public.agents', 'wipe table'),
+  ('public.calls', 'wipe table'),
+  ('public.campaigns', 'wipe table'),
+  ('public.campaign_contacts', 'wipe table'),
+  ('public.contact_folders', 'wipe table'),
+  ('public.contacts', 'wipe table'),
+  ('public.knowledge_bases', 'wipe table'),
+  ('public.tools', 'wipe table'),
+  ('public.voices', 'wipe table'),
+  ('public.webhook_endpoints', 'wipe table'),
+  ('public.api_keys', 'wipe table'),
+  ('public.idempotency_keys', 'wipe table'),
+  ('public.webhook_deliveries', 'wipe table'),
+  ('public.tool_logs', 'wipe table'),
+  ('public.application_logs', 'wipe table'),
+  ('public.audit_log', 'wipe table'),
+  ('public.credit_transactions', 'wipe table'),
+  ('public.agent_assistance_messages', 'wipe table'),
+  ('public.agent_assistance_sessions', 'wipe table'),
+  ('public.phone_numbers', 'wipe table'),
+  ('public.telephony_credentials', 'wipe table'),
+  ('public.admin_otps', 'wipe table'),
+  ('public.webhook_logs', 'wipe table'),
+  ('public.subscription_tiers', 'keep table'),
+  ('public.agent_templates', 'keep table')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Wipe reach: the tables TRUNCATE ... CASCADE will empty, computed now from pg_catalog.
 -- Listed tables with their partitions and inheritance children, then, transitively, every table
@@ -234,111 +229,49 @@ END
 $check$;
 
 -- Expect 1 (after the wipe): no user remains, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'no user remains', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'no user remains', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users
+)::numeric AS value) AS measured;
 
 -- Expect 2 (after the wipe): no client remains, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      clients
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 2', 'no client remains', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 2', 'no client remains', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM clients
+)::numeric AS value) AS measured;
 
 -- Expect 3 (after the wipe): subscription tiers are still there, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      subscription_tiers
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 3', 'subscription tiers are still there', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 3', 'subscription tiers are still there', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM subscription_tiers
+)::numeric AS value) AS measured;
 
 -- Expect 4 (after the wipe): agent templates are still there, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      agent_templates
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 4', 'agent templates are still there', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 4', 'agent templates are still there', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM agent_templates
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-delete-user (purge)
 -- Source:      ../policies/vedfolnir-delete-user.yaml, sha256 193d0a4028b853e3a4dcbb1a09cdd7c82978519fa0959339c056af0ae8fd8f7e
--- Checksum:    sha256 5db0d8536d08287dfae4a44100f2f9bd7deebe2363fe95be3e853cb376f366d7 (this file without this line)
+-- Checksum:    sha256 056b86c5836a3f67563f5502de1c7bce0b90be9192378aa016fbaf1a50f28aec (this file without this line)
 --
 -- Remove one Vedfolnir user (by id or username) with their platform connections, posts, images, runs, caption tasks, sessions and logs.
 --
@@ -51,6 +51,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -68,32 +72,23 @@ SELECT
   false AS force_multi;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.users', 'subject table'),
-      ('public.images', 'table of step 1'),
-      ('public.posts', 'table of step 2'),
-      ('public.job_audit_log', 'table of step 3'),
-      ('public.caption_generation_tasks', 'table of step 4'),
-      ('public.caption_generation_user_settings', 'table of step 5'),
-      ('public.processing_runs', 'table of step 6'),
-      ('public.batch_operations', 'table of step 7'),
-      ('public.user_sessions', 'table of step 8'),
-      ('public.platform_connections', 'table of step 9'),
-      ('public.user_audit_log', 'table of step 10'),
-      ('public.gdpr_audit_log', 'table of step 11')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.users', 'subject table'),
+  ('public.images', 'table of step 1'),
+  ('public.posts', 'table of step 2'),
+  ('public.job_audit_log', 'table of step 3'),
+  ('public.caption_generation_tasks', 'table of step 4'),
+  ('public.caption_generation_user_settings', 'table of step 5'),
+  ('public.processing_runs', 'table of step 6'),
+  ('public.batch_operations', 'table of step 7'),
+  ('public.user_sessions', 'table of step 8'),
+  ('public.platform_connections', 'table of step 9'),
+  ('public.user_audit_log', 'table of step 10'),
+  ('public.gdpr_audit_log', 'table of step 11')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Subject: the users.id values being purged.
 CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS
@@ -102,75 +97,32 @@ SELECT id FROM public.users WITH NO DATA;
 -- Lookup 1 of 2, used when user_id is given:
 --   id = :user_id
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      user_id IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    id = (
-      SELECT
-        user_id
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT user_id IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (id = (SELECT user_id FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
 -- Lookup 2 of 2, used when username is given and no earlier lookup applies:
 --   username = :username
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      NOT (user_id IS NOT NULL)
-      AND username IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    username = (
-      SELECT
-        username
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT NOT (user_id IS NOT NULL) AND username IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (username = (SELECT username FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
+-- The rows the lookups matched, counted into the report before the guard: a run the guard stops still says how many.
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'subject', 'public.users', 'matched', count(*) FROM pg_temp.purgekit_subject;
+
 -- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _matched bigint;
-BEGIN
-  IF NOT (SELECT (user_id IS NOT NULL) OR (username IS NOT NULL) FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK001', MESSAGE = 'no lookup parameters given: set user_id, or username';
-  END IF;
-  SELECT count(*) INTO _matched FROM pg_temp.purgekit_subject;
-  IF _matched = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK002', MESSAGE = 'no users row matched';
-  END IF;
-  IF _matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK003', MESSAGE = format('%s users rows matched, more than 1; set force_multi to purge them all', _matched);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('subject', 'public.users', 'matched', _matched, NULL);
+SELECT CASE
+  WHEN NOT (SELECT (user_id IS NOT NULL) OR (username IS NOT NULL) FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK001', 'no lookup parameters given: set user_id, or username')
+  WHEN matched = 0 THEN pg_temp.purgekit_raise('PK002', 'no users row matched')
+  WHEN matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK003', format('%s users rows matched, more than 1; set force_multi to purge them all', matched))
 END
-$guard$;
+FROM (SELECT rows AS matched FROM pg_temp.purgekit_report WHERE item = 'subject') AS subject;
 
 -- Statistics for the subject table, so that the steps below use indexes.
 ANALYZE pg_temp.purgekit_subject;
@@ -179,391 +131,120 @@ ANALYZE pg_temp.purgekit_subject;
 -- Images of the user's posts, and any image fetched through one of the user's connections.
 -- Goes before posts although posts would cascade to it, so that it is counted and reported.
 -- Removes rows where: post_id IN (SELECT p.id FROM posts p JOIN platform_connections pc ON pc.id = p.platform_connection_id WHERE pc.user_id IN :subject) OR platform_connection_id IN (SELECT id FROM platform_connections WHERE user_id IN :subject)
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.images
-  WHERE
-    (
-      post_id IN (
-        SELECT
-          p.id
-        FROM
-          posts p
-          JOIN platform_connections pc ON pc.id = p.platform_connection_id
-        WHERE
-          pc.user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-      OR platform_connection_id IN (
-        SELECT
-          id
-        FROM
-          platform_connections
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
+WITH removed AS (
   DELETE FROM public.images
-  WHERE
-    (
-      post_id IN (
-        SELECT
-          p.id
-        FROM
-          posts p
-          JOIN platform_connections pc ON pc.id = p.platform_connection_id
-        WHERE
-          pc.user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-      OR platform_connection_id IN (
-        SELECT
-          id
-        FROM
-          platform_connections
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.images) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.images', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE post_id IN (SELECT p.id FROM posts p JOIN platform_connections pc ON pc.id = p.platform_connection_id WHERE pc.user_id IN (TABLE pg_temp.purgekit_subject))
+        OR platform_connection_id IN (SELECT id FROM platform_connections WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.images', 'removed', count(*) FROM removed;
 
 -- Step 2 of 14: public.posts
 -- Posts fetched through the user's platform connections (posts.user_id is the ActivityPub account, not users.id).
 -- Removes rows where: platform_connection_id IN (SELECT id FROM platform_connections WHERE user_id IN :subject)
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.posts
-  WHERE
-    (
-      platform_connection_id IN (
-        SELECT
-          id
-        FROM
-          platform_connections
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
+WITH removed AS (
   DELETE FROM public.posts
-  WHERE
-    (
-      platform_connection_id IN (
-        SELECT
-          id
-        FROM
-          platform_connections
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 2 (public.posts) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public.posts', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE platform_connection_id IN (SELECT id FROM platform_connections WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 2', 'public.posts', 'removed', count(*) FROM removed;
 
 -- Step 3 of 14: public.job_audit_log
 -- Job logs written by the user or about the user's caption tasks.
 -- Removes rows where: user_id IN :subject OR task_id IN (SELECT id FROM caption_generation_tasks WHERE user_id IN :subject)
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.job_audit_log
-  WHERE
-    (
-      user_id IN (TABLE pg_temp.purgekit_subject)
-      OR task_id IN (
-        SELECT
-          id
-        FROM
-          caption_generation_tasks
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
+WITH removed AS (
   DELETE FROM public.job_audit_log
-  WHERE
-    (
-      user_id IN (TABLE pg_temp.purgekit_subject)
-      OR task_id IN (
-        SELECT
-          id
-        FROM
-          caption_generation_tasks
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 3 (public.job_audit_log) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 3', 'public.job_audit_log', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject) OR task_id IN (SELECT id FROM caption_generation_tasks WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 3', 'public.job_audit_log', 'removed', count(*) FROM removed;
 
 -- Step 4 of 14: public.caption_generation_tasks
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.caption_generation_tasks
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.caption_generation_tasks
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 4 (public.caption_generation_tasks) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 4', 'public.caption_generation_tasks', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 4', 'public.caption_generation_tasks', 'removed', count(*) FROM removed;
 
 -- Step 5 of 14: public.caption_generation_user_settings
 -- Would cascade from users and platform_connections; deleted explicitly so that it is counted.
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.caption_generation_user_settings
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.caption_generation_user_settings
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 5 (public.caption_generation_user_settings) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 5', 'public.caption_generation_user_settings', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 5', 'public.caption_generation_user_settings', 'removed', count(*) FROM removed;
 
 -- Step 6 of 14: public.processing_runs
 -- Removes rows where: platform_connection_id IN (SELECT id FROM platform_connections WHERE user_id IN :subject) OR batch_operation_id IN (SELECT id FROM batch_operations WHERE user_id IN :subject)
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.processing_runs
-  WHERE
-    (
-      platform_connection_id IN (
-        SELECT
-          id
-        FROM
-          platform_connections
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-      OR batch_operation_id IN (
-        SELECT
-          id
-        FROM
-          batch_operations
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
+WITH removed AS (
   DELETE FROM public.processing_runs
-  WHERE
-    (
-      platform_connection_id IN (
-        SELECT
-          id
-        FROM
-          platform_connections
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-      OR batch_operation_id IN (
-        SELECT
-          id
-        FROM
-          batch_operations
-        WHERE
-          user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 6 (public.processing_runs) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 6', 'public.processing_runs', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE platform_connection_id IN (SELECT id FROM platform_connections WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+        OR batch_operation_id IN (SELECT id FROM batch_operations WHERE user_id IN (TABLE pg_temp.purgekit_subject))
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 6', 'public.processing_runs', 'removed', count(*) FROM removed;
 
 -- Step 7 of 14: public.batch_operations
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.batch_operations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.batch_operations
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 7 (public.batch_operations) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 7', 'public.batch_operations', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 7', 'public.batch_operations', 'removed', count(*) FROM removed;
 
 -- Step 8 of 14: public.user_sessions
 -- Database sessions (they reference the user's platform connections, so they go before them).
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_sessions
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.user_sessions
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 8 (public.user_sessions) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 8', 'public.user_sessions', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 8', 'public.user_sessions', 'removed', count(*) FROM removed;
 
 -- Step 9 of 14: public.platform_connections
 -- The user's Pixelfed/Mastodon accounts with their encrypted access tokens and client secrets.
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.platform_connections
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.platform_connections
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 9 (public.platform_connections) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 9', 'public.platform_connections', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 9', 'public.platform_connections', 'removed', count(*) FROM removed;
 
 -- Step 10 of 14: public.user_audit_log
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_audit_log
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.user_audit_log
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 10 (public.user_audit_log) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 10', 'public.user_audit_log', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 10', 'public.user_audit_log', 'removed', count(*) FROM removed;
 
 -- Step 11 of 14: public.gdpr_audit_log
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.gdpr_audit_log
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.gdpr_audit_log
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 11 (public.gdpr_audit_log) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 11', 'public.gdpr_audit_log', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 11', 'public.gdpr_audit_log', 'removed', count(*) FROM removed;
 
 -- Step 12 of 14: public.storage_event_log
 -- Storage events the user caused, and events about storage overrides the user granted (even
@@ -573,48 +254,18 @@ $step$;
 -- Optional: skipped and reported as absent when the table does not exist.
 DO $step$
 #variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
 BEGIN
   IF to_regclass('public.storage_event_log') IS NULL THEN
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 12', 'public.storage_event_log', 'absent', NULL, 'optional table is absent; skipped');
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail) VALUES ('step 12', 'public.storage_event_log', 'absent', 'optional table is absent; skipped');
     RETURN;
   END IF;
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.storage_event_log
-  WHERE
-    (
-      user_id IN (TABLE pg_temp.purgekit_subject)
-      OR storage_override_id IN (
-        SELECT
-          id
-        FROM
-          storage_overrides
-        WHERE
-          admin_user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  DELETE FROM public.storage_event_log
-  WHERE
-    (
-      user_id IN (TABLE pg_temp.purgekit_subject)
-      OR storage_override_id IN (
-        SELECT
-          id
-        FROM
-          storage_overrides
-        WHERE
-          admin_user_id IN (TABLE pg_temp.purgekit_subject)
-      )
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 12 (public.storage_event_log) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 12', 'public.storage_event_log', 'removed', _removed, NULL);
+  WITH removed AS (
+    DELETE FROM public.storage_event_log
+    WHERE user_id IN (TABLE pg_temp.purgekit_subject) OR storage_override_id IN (SELECT id FROM storage_overrides WHERE admin_user_id IN (TABLE pg_temp.purgekit_subject))
+    RETURNING 1
+  )
+  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+  SELECT 'step 12', 'public.storage_event_log', 'removed', count(*) FROM removed;
 END
 $step$;
 
@@ -624,135 +275,61 @@ $step$;
 -- Optional: skipped and reported as absent when the table does not exist.
 DO $step$
 #variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
 BEGIN
   IF to_regclass('public.storage_overrides') IS NULL THEN
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 13', 'public.storage_overrides', 'absent', NULL, 'optional table is absent; skipped');
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail) VALUES ('step 13', 'public.storage_overrides', 'absent', 'optional table is absent; skipped');
     RETURN;
   END IF;
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.storage_overrides
-  WHERE
-    (admin_user_id IN (TABLE pg_temp.purgekit_subject));
-  DELETE FROM public.storage_overrides
-  WHERE
-    (admin_user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 13 (public.storage_overrides) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 13', 'public.storage_overrides', 'removed', _removed, NULL);
+  WITH removed AS (
+    DELETE FROM public.storage_overrides
+    WHERE admin_user_id IN (TABLE pg_temp.purgekit_subject)
+    RETURNING 1
+  )
+  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+  SELECT 'step 13', 'public.storage_overrides', 'removed', count(*) FROM removed;
 END
 $step$;
 
 -- Step 14 of 14: public.users
 -- Removes rows where: id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.users
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.users
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 14 (public.users) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 14', 'public.users', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 14', 'public.users', 'removed', count(*) FROM removed;
 
 -- Expect 1 (after the steps): an active admin remains, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-    WHERE
-      role = 'admin'
-      AND is_active
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'an active admin remains', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'an active admin remains', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users WHERE role = 'admin' AND is_active
+)::numeric AS value) AS measured;
 
 -- Expect 2 (after the steps): the user is gone, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-    WHERE
-      id IN (TABLE pg_temp.purgekit_subject)
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 2', 'the user is gone', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 2', 'the user is gone', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users WHERE id IN (TABLE pg_temp.purgekit_subject)
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

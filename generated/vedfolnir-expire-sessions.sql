@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-expire-sessions (purge)
 -- Source:      ../policies/vedfolnir-expire-sessions.yaml, sha256 c08c11c496a4abcfd850bed376cd18f10ebdbeadd11e1b5f7c4a05792d4810c6
--- Checksum:    sha256 f43a3e38ebd7162be092c94b7162222bb351b231a35477aa5b4c56cdd1016c6e (this file without this line)
+-- Checksum:    sha256 b026b97a98f11e8704705508818aa0ae6680ab6b4e683b47fdbb697bdefdb28b (this file without this line)
 --
 -- Expire every database session of one Vedfolnir user (by id or username); the user and their data stay.
 --
@@ -37,6 +37,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -54,22 +58,13 @@ SELECT
   false AS force_multi;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.users', 'subject table'),
-      ('public.user_sessions', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.users', 'subject table'),
+  ('public.user_sessions', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Subject: the users.id values being purged.
 CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS
@@ -78,164 +73,69 @@ SELECT id FROM public.users WITH NO DATA;
 -- Lookup 1 of 2, used when user_id is given:
 --   id = :user_id
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      user_id IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    id = (
-      SELECT
-        user_id
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT user_id IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (id = (SELECT user_id FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
 -- Lookup 2 of 2, used when username is given and no earlier lookup applies:
 --   username = :username
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      NOT (user_id IS NOT NULL)
-      AND username IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    username = (
-      SELECT
-        username
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT NOT (user_id IS NOT NULL) AND username IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (username = (SELECT username FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
+-- The rows the lookups matched, counted into the report before the guard: a run the guard stops still says how many.
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'subject', 'public.users', 'matched', count(*) FROM pg_temp.purgekit_subject;
+
 -- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _matched bigint;
-BEGIN
-  IF NOT (SELECT (user_id IS NOT NULL) OR (username IS NOT NULL) FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK001', MESSAGE = 'no lookup parameters given: set user_id, or username';
-  END IF;
-  SELECT count(*) INTO _matched FROM pg_temp.purgekit_subject;
-  IF _matched = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK002', MESSAGE = 'no users row matched';
-  END IF;
-  IF _matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK003', MESSAGE = format('%s users rows matched, more than 1; set force_multi to purge them all', _matched);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('subject', 'public.users', 'matched', _matched, NULL);
+SELECT CASE
+  WHEN NOT (SELECT (user_id IS NOT NULL) OR (username IS NOT NULL) FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK001', 'no lookup parameters given: set user_id, or username')
+  WHEN matched = 0 THEN pg_temp.purgekit_raise('PK002', 'no users row matched')
+  WHEN matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK003', format('%s users rows matched, more than 1; set force_multi to purge them all', matched))
 END
-$guard$;
+FROM (SELECT rows AS matched FROM pg_temp.purgekit_report WHERE item = 'subject') AS subject;
 
 -- Statistics for the subject table, so that the steps below use indexes.
 ANALYZE pg_temp.purgekit_subject;
 
 -- Step 1 of 1: public.user_sessions
 -- Removes rows where: user_id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.user_sessions
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.user_sessions
-  WHERE
-    (user_id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.user_sessions) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.user_sessions', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE user_id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.user_sessions', 'removed', count(*) FROM removed;
 
 -- Expect 1 (after the steps): the user still exists, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-    WHERE
-      id IN (TABLE pg_temp.purgekit_subject)
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'the user still exists', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'the user still exists', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users WHERE id IN (TABLE pg_temp.purgekit_subject)
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

@@ -2,7 +2,7 @@
 --
 -- Policy:      verify-db (check)
 -- Source:      ../policies/verify-db.yaml, sha256 d7394ce918f4118058e1772647b489a457f6e3c692d7ab465310f62b24330614
--- Checksum:    sha256 5058e4ba85826681036733208999a1d551950f77f96baf09e098630a69cc8301 (this file without this line)
+-- Checksum:    sha256 8df9e3ab103d77524bdf74c33992b85c693b7b5dd3d4e0b315aa7adacebbce3b (this file without this line)
 --
 -- Verify that the database holds only real data (no seeded users) and at least one admin.
 --
@@ -37,6 +37,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -45,128 +49,54 @@ SELECT current_setting('session_replication_role') AS session_replication_role, 
 SET LOCAL transaction_read_only = on;
 
 -- Expect 1: no demo email addresses, value <= 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      "User"
-    WHERE
-      email ILIKE '%@test.com'
-      OR email ILIKE '%@example.com'
-      OR email ILIKE '%@example.org'
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'no demo email addresses', CASE WHEN _value IS NULL OR _value > 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted <= 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'no demo email addresses', CASE WHEN value IS NULL OR value > 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted <= 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM "User" WHERE email ILIKE '%@test.com' OR email ILIKE '%@example.com' OR email ILIKE '%@example.org'
+)::numeric AS value) AS measured;
 
 -- Expect 2: no generated usernames (user<number>), value <= 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      "User"
-    WHERE
-      username ~ '^user[0-9]+$'
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 2', 'no generated usernames (user<number>)', CASE WHEN _value IS NULL OR _value > 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted <= 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 2', 'no generated usernames (user<number>)', CASE WHEN value IS NULL OR value > 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted <= 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM "User" WHERE username ~ '^user[0-9]+$'
+)::numeric AS value) AS measured;
 
 -- Expect 3: no two users created in the same second, value <= 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      (
-        SELECT
-          DATE_TRUNC('second', created_at) AS second
-        FROM
-          "User"
-        GROUP BY
-          DATE_TRUNC('second', created_at)
-        HAVING
-          COUNT(*) > 1
-      ) AS same_second
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 3', 'no two users created in the same second', CASE WHEN _value IS NULL OR _value > 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted <= 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 3', 'no two users created in the same second', CASE WHEN value IS NULL OR value > 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted <= 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM (
+    SELECT DATE_TRUNC('second', created_at) AS second
+    FROM "User"
+    GROUP BY DATE_TRUNC('second', created_at)
+    HAVING COUNT(*) > 1
+  ) AS same_second
+)::numeric AS value) AS measured;
 
 -- Expect 4: at least one admin account, value >= 1.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      "User"
-    WHERE
-      role = 'ADMIN'
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 4', 'at least one admin account', CASE WHEN _value IS NULL OR _value < 1 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted >= 1', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 4', 'at least one admin account', CASE WHEN value IS NULL OR value < 1 THEN 'failed' ELSE 'ok' END, format('value %s, wanted >= 1', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM "User" WHERE role = 'ADMIN'
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Nothing was changed.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

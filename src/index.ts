@@ -6,9 +6,10 @@ export { loadPolicyFile, parsePolicyText, type LoadedFile } from './load/loadPol
 export { findPolicyFiles } from './load/findPolicyFiles.js';
 export { validatePolicy, type Validated } from './validate/validatePolicy.js';
 export { validateFiles, type ValidatedFiles } from './validate/validateFiles.js';
-export { compile } from './compile/compile.js';
-export { GuardCode, type Plan, type PlanStatement, type StatementRole } from './compile/plan.js';
-export { render, renderStatements, checksumOf, type RenderOptions, type RenderedStatement } from './render/render.js';
+export { compile } from './plan/compile.js';
+export { GuardCode, itemLabel, type Plan, type PlanNode, type NodeKind, type ReportItem } from './plan/nodes.js';
+export { fileStatement, applyStatement, dryRunStatement, probeStatement, type Probe } from './plan/print/index.js';
+export { render, checksumOf, type RenderOptions } from './render/render.js';
 export { generate, compileCommand, checkCommand } from './commands/compile.js';
 export { renderCommand } from './commands/render.js';
 export { resolvePolicy } from './commands/resolvePolicy.js';

@@ -108,13 +108,15 @@ describe('nexus-purge-user (seed 000): every guard raises and the database is un
     await expectRefused(db, { email: 'carol@example.com' }, 'PK005', /preserve rule 1 on public\.user_profiles: 2 rows were deleted or updated there but the steps removed 1/);
   });
 
-  it('a step removes a different number of rows than it counted (PK006)', async () => {
+  it('a BEFORE DELETE trigger keeps a row the step removes: the row left behind fails its foreign key (23503; PK006 is retired)', async () => {
     const db = await fixture();
-    // A BEFORE DELETE trigger that silently keeps some rows: the DELETE removes fewer than counted.
+    // A BEFORE DELETE trigger that silently keeps some rows. Each step is one DELETE now (no count
+    // before it to compare with, docs/FORMATS.md): the kept memory still references alice, so
+    // deleting her profile fails its foreign key and nothing changes.
     await db.sql.unsafe(`CREATE FUNCTION keep_tea() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF OLD.note = 'likes tea' THEN RETURN NULL; END IF; RETURN OLD; END $$;
       CREATE TRIGGER keep_tea BEFORE DELETE ON ai_memories FOR EACH ROW EXECUTE FUNCTION keep_tea();`);
-    await expectRefused(db, { email: 'alice@example.com', 'delete-owned-companies': true }, 'PK006', /step 4 \(public\.ai_memories\) removed 0 rows but counted 1/);
+    await expectRefused(db, { email: 'alice@example.com', 'delete-owned-companies': true }, '23503', /"ai_memories"/);
   });
 
   it('an expectation fails (PK004)', async () => {

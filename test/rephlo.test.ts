@@ -117,12 +117,12 @@ describe('rephlo-invalid-sessions (seed 002): the data-loss scenario and other g
     await expectRefused(db, CLEANUP, 'PK008', /^required table is absent: public\.oidc_models \(table of step 1\)$/);
   });
 
-  it('a step removes fewer rows than it counted (PK006)', async () => {
+  it('a BEFORE DELETE trigger keeps a session the step removes: the expectation after it fails (PK004; PK006 is retired)', async () => {
     const db = await fixture();
     await db.sql.unsafe(`CREATE FUNCTION keep_former() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF OLD.id = 'Xk2pL9mN4qR7sT1vW3yZa' THEN RETURN NULL; END IF; RETURN OLD; END $$;
       CREATE TRIGGER keep_former BEFORE DELETE ON oidc_models FOR EACH ROW EXECUTE FUNCTION keep_former();`);
-    await expectRefused(db, CLEANUP, 'PK006', /removed 2 rows but counted 3/);
+    await expectRefused(db, CLEANUP, 'PK004', /no session names a missing or inactive account \(value 1, wanted = 0\)/);
   });
 });
 

@@ -33,13 +33,15 @@ const ALICE = ['--email', 'alice@example.com', '--delete-owned-companies'];
 const CAROL = ['--email', 'carol@example.com'];
 
 describe('purgekit apply: a failed check rolls back (exit 4) and changes nothing', () => {
-  it('count mismatch: a BEFORE DELETE trigger keeps a row the step counted (PK006)', async () => {
+  it('a BEFORE DELETE trigger keeps a row a step removes: its foreign key stops the run (23503, exit 4; PK006 is retired)', async () => {
     const db = await nexus(`CREATE FUNCTION keep_tea() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF OLD.note = 'likes tea' THEN RETURN NULL; END IF; RETURN OLD; END $$;
       CREATE TRIGGER keep_tea BEFORE DELETE ON ai_memories FOR EACH ROW EXECUTE FUNCTION keep_tea();`);
-    const json = await expectCheckFails(db, ALICE, 'PK006');
-    expect(json.error!.message).toMatch(/step 4 \(public\.ai_memories\) removed 0 rows but counted 1/);
-    expect(json.error!.at).toMatch(/Step 4 of 13/);
+    const json = await expectCheckFails(db, ALICE, '23503');
+    expect(json.error!.message).toMatch(/"ai_memories"/);
+    // The step reported what it really removed; the profile's step is where the run stopped.
+    expect(json.steps.find((s) => s.step === 4)).toMatchObject({ outcome: 'removed', rows: 0 });
+    expect(json.error!.at).toMatch(/Step 13 of 13/);
   });
 
   it('unplanned cascade: a table referencing user_profiles ON DELETE CASCADE is named (RUNNER)', async () => {

@@ -2,8 +2,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyseChanges, type ReportRow, type TableStats } from '../src/run/changes.js';
 import { checkConfirmation, databaseAllowed } from '../src/run/guards.js';
-import { compile } from '../src/compile/compile.js';
-import type { Plan } from '../src/compile/plan.js';
+import { compile } from '../src/plan/compile.js';
+import type { Plan } from '../src/plan/nodes.js';
 import { loadParser } from '../src/sql/parser.js';
 import { parsePolicyText } from '../src/load/loadPolicy.js';
 import { validatePolicy } from '../src/validate/validatePolicy.js';
@@ -25,7 +25,7 @@ steps:
 
 const stats = (entries: Record<string, Partial<TableStats>>) =>
   new Map(Object.entries(entries).map(([k, v]) => [k, { inserted: 0, updated: 0, deleted: 0, ...v }]));
-const removed = (step: number, target: string, rows: number): ReportRow => ({ item: `step ${step}`, target, outcome: 'removed', rows, detail: null });
+const removed = (step: number, target: string, rows: number): ReportRow => ({ item: { kind: 'step', step }, target, outcome: 'removed', rows, detail: null });
 
 describe('analyseChanges', () => {
   it('accepts deletes that match the steps and changes to declared cascades', () => {
@@ -60,7 +60,7 @@ describe('analyseChanges', () => {
   });
 
   it('treats tables reached by a wipe as planned', () => {
-    const a = analyseChanges(plan, stats({}), stats({ 'public.logs': { deleted: 4 } }), [{ item: 'wipe', target: 'public.logs', outcome: 'emptied', rows: 0, detail: 'listed' }]);
+    const a = analyseChanges(plan, stats({}), stats({ 'public.logs': { deleted: 4 } }), [{ item: { kind: 'wipe' }, target: 'public.logs', outcome: 'emptied', rows: 0, detail: 'listed' }]);
     expect(a.problems).toEqual([]);
   });
 });

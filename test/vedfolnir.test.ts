@@ -176,12 +176,12 @@ describe('vedfolnir-delete-user (seed 001): every guard raises and the database 
     await expectRefused(await fixture(), DELETE, { username: 'admin' }, 'PK004', /^expectation failed: an active admin remains \(value 0, wanted >= 1\)$/);
   });
 
-  it('a step removes fewer rows than it counted (PK006)', async () => {
+  it('a BEFORE DELETE trigger keeps a session a step removes: its foreign key stops the run (23503; PK006 is retired)', async () => {
     const db = await fixture();
     await db.sql.unsafe(`CREATE FUNCTION keep_phone_session() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF OLD.session_id = 'sess-alice-phone' THEN RETURN NULL; END IF; RETURN OLD; END $$;
       CREATE TRIGGER keep_phone_session BEFORE DELETE ON user_sessions FOR EACH ROW EXECUTE FUNCTION keep_phone_session();`);
-    await expectRefused(db, DELETE, { username: 'alice' }, 'PK006', /step 8 \(public\.user_sessions\) removed 1 rows but counted 2/);
+    await expectRefused(db, DELETE, { username: 'alice' }, '23503', /"user_sessions"/);
   });
 
   it('a required table is absent (PK008), named in the message', async () => {

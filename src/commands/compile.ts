@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { compile } from '../compile/compile.js';
+import { compile } from '../plan/compile.js';
+import type { Plan } from '../plan/nodes.js';
 import { InvalidPolicyError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
 import { checksumOf, render } from '../render/render.js';
@@ -18,12 +19,17 @@ export function generate(policies: readonly Policy[], outDir: string): Map<strin
 }
 
 export function renderPolicyFile(policy: Policy, outDir: string): string {
-  return render(compile(policy), { sourceLabel: sourceLabel(policy, outDir) });
+  return renderPlanFile(compile(policy), outDir);
+}
+
+/** The generated file of a compiled plan, as it sits in outDir. */
+export function renderPlanFile(plan: Plan, outDir: string): string {
+  return render(plan, { sourceLabel: sourceLabel(plan, outDir) });
 }
 
 /** The policy's path as seen from the generated file's directory, with / separators. */
-export function sourceLabel(policy: Policy, outDir: string): string {
-  return relative(resolve(outDir), resolve(policy.source.path)).split(sep).join('/');
+export function sourceLabel(compiled: Pick<Plan, 'source'>, outDir: string): string {
+  return relative(resolve(outDir), resolve(compiled.source.path)).split(sep).join('/');
 }
 
 export interface CompileResult {

@@ -1,5 +1,4 @@
 import { dirname } from 'node:path';
-import { compile } from '../compile/compile.js';
 import { render } from '../render/render.js';
 import { collectValues, renderValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
@@ -10,8 +9,8 @@ export async function renderCommand(
   target: string,
   options: { policiesDir: string; values: Readonly<Record<string, unknown>>; pairs: readonly string[]; escapedPairs?: readonly string[] },
 ): Promise<string> {
-  const { policy, generatedFile } = await resolvePolicy(target, options.policiesDir);
+  const { policy, plan, generatedFile } = await resolvePolicy(target, options.policiesDir);
   const values = renderValues(policy, collectValues(policy, options.values, options.pairs, options.escapedPairs));
   const outDir = generatedFile ? dirname(generatedFile) : DEFAULT_OUT;
-  return render(compile(policy), { sourceLabel: sourceLabel(policy, outDir), values });
+  return render(plan, { sourceLabel: sourceLabel(plan, outDir), values });
 }

@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { compile } from '../compile/compile.js';
 import { qualified } from '../core/names.js';
+import { compile } from '../plan/compile.js';
+import { steps } from '../plan/query.js';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { searchableTables } from '../residue/columns.js';
 import { humanResidue, matchingKinds, type ResidueOutput } from '../residue/report.js';
@@ -70,7 +71,7 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
     const plan = compile(policy);
     // A step behind a flag (if:) removes nothing unless the flag is on: its table is searched then.
     const runs = (flag: string | undefined) => !flag || (values.flags.get(flag) ?? policy.flags.find((f) => f.name === flag)?.default ?? false);
-    const stepTables = [...new Set(plan.statements.flatMap((st) => (st.role === 'step' && st.table && runs(st.flag) ? [qualified(st.table)] : [])))];
+    const stepTables = [...new Set(steps(plan).flatMap((st) => (runs(st.flag) ? [qualified(st.table)] : [])))];
     const reach = await cascadeReach(conn.sql, stepTables);
     const excluded = new Map<string, string>(stepTables.map((t) => [t, 'a step of the policy deletes from it']));
     for (const r of reach) if (r.action === 'cascade' && !excluded.has(r.table)) excluded.set(r.table, `ON DELETE CASCADE from ${r.from} (${r.constraint})`);

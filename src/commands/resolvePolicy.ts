@@ -5,12 +5,17 @@ import type { Policy } from '../policy.js';
 import { checksumOf, sourceOf } from '../render/render.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import { validateFiles } from '../validate/validateFiles.js';
-import { renderPolicyFile } from './compile.js';
+import { compile } from '../plan/compile.js';
+import type { Plan } from '../plan/nodes.js';
+import { renderPlanFile } from './compile.js';
 
 export interface ResolvedPolicy {
   readonly policy: Policy;
-  /** The generated file the policy was resolved through, if any. */
+  /** The policy compiled, once: every later stage of the command reads this value. */
+  readonly plan: Plan;
+  /** The generated file the policy was resolved through, if any, and its text (verified, LF line endings). */
   readonly generatedFile?: string;
+  readonly generatedText?: string;
 }
 
 /**
@@ -28,18 +33,24 @@ export async function resolvePolicy(target: string, policiesDir: string): Promis
     const source = sourceOf(text);
     if (!source) throw new StalePlanError(target, 'its header names no source policy');
     const policy = await single(join(dirname(target), source));
-    if (renderPolicyFile(policy, dirname(target)) !== text.replace(/\r\n?/g, '\n')) {
+    const plan = compile(policy);
+    const generatedText = renderPlanFile(plan, dirname(target));
+    if (generatedText !== text.replace(/\r\n?/g, '\n')) {
       throw new StalePlanError(target, `stale: ${source} changed since it was compiled; run purgekit compile`);
     }
-    return { policy, generatedFile: target };
+    return { policy, plan, generatedFile: target, generatedText };
   }
-  if (/\.ya?ml$/.test(target)) return { policy: await single(target) };
+  if (/\.ya?ml$/.test(target)) return compiled(await single(target));
   const { policies, diagnostics } = await validateFiles([policiesDir]);
   const found = policies.find((p) => p.name === target);
-  if (found) return { policy: found };
+  if (found) return compiled(found);
   if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
   const hint = didYouMean(target, policies.map((p) => p.name));
   throw new UsageError(`no policy named "${target}" in ${policiesDir}/${hint ? ` (did you mean "${hint}"?)` : ''}`);
+}
+
+function compiled(policy: Policy): ResolvedPolicy {
+  return { policy, plan: compile(policy) };
 }
 
 async function single(path: string): Promise<Policy> {

@@ -2,14 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { compile } from '../compile/compile.js';
 import { kebab, qualified } from '../core/names.js';
+import { GuardCode, type Plan } from '../plan/nodes.js';
+import { steps } from '../plan/query.js';
 import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
 import { ExitCode, guardExitCode, guardOf, RefusedError, StalePlanError, TRANSIENT_KINDS, UsageError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
-import { checksumOf, render, renderStatements } from '../render/render.js';
+import { checksumOf, render } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
@@ -54,7 +55,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   for (const [flag, value] of [['--lock-timeout', options.lockTimeout], ['--statement-timeout', options.statementTimeout]] as const) {
     if (!DURATION.test(value)) throw new UsageError(`${flag} ${value}: expected a duration such as 500ms, 5s or 2min`);
   }
-  const { policy, file, fileText } = await reviewedPlan(options);
+  const { policy, plan, file, fileText } = await reviewedPlan(options);
   if (command === 'verify' && policy.kind !== 'check') throw new UsageError(`${policy.name} is a ${policy.kind} policy: verify runs check policies (use plan or apply)`);
   if (command !== 'verify' && policy.kind === 'check') throw new UsageError(`${policy.name} is a check policy: run it with purgekit verify ${policy.name}`);
   const values = collectValues(policy, options.values, options.pairs, options.escapedPairs);
@@ -64,7 +65,6 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   }
   if (options.backup && command !== 'apply') throw new UsageError('--backup goes with apply');
   const mode: RunMode = command === 'verify' ? 'verify' : command === 'apply' ? 'apply' : options.rehearse ? 'rehearse' : 'plan';
-  const plan = compile(policy);
   const planSha256 = checksumOf(fileText).actual;
 
   // Before anything else touches the database: an audit log that cannot be written stops the
@@ -106,8 +106,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       }
     }
 
-    const cascades = new Set(plan.statements.flatMap((st) => (st.cascades ?? []).map(qualified)));
-    const stepTables = plan.statements.flatMap((st) => (st.role === 'step' && st.table ? [qualified(st.table)] : []));
+    const cascades = new Set(steps(plan).flatMap((st) => st.cascades.map(qualified)));
+    const stepTables = steps(plan).map((st) => qualified(st.table));
     const reach = withOwnStep(await cascadeReach(conn.sql, [...new Set(stepTables)]), stepTables).map((r) => ({
       ...r,
       declared: cascades.has(r.table),
@@ -124,7 +124,6 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       result = await execute(
         conn.sql,
         plan,
-        renderStatements(plan),
         values,
         mode,
         options,
@@ -166,18 +165,16 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     const failure = committed ? undefined : result.failure;
     if (writer && !committed && !unknown) await writer.discard();
     // Only what the server said can name a person: scrub every message before it is printed or logged.
-    const output0: RunOutput = {
+    let output: RunOutput = {
       ...base,
       ...scrubSummary(summarize(result.report, result.timings), scrub),
       reach,
       backup: null,
       ...verdict(mode, committed, unknown, failure, options.interrupt),
       tables: result.tables,
-      error: failure ? { code: failure.code, message: scrub(redact(explain(failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null } : null,
+      error: failure ? { code: failure.code, message: scrub(redact(explain(plan, failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null } : null,
       durationMs: elapsed(startedAt),
     };
-    let output = output0;
-    if (!output.subject && result.subjectMatched !== undefined && policy.subject) output = { ...output, subject: { table: qualified(policy.subject.table), matched: result.subjectMatched } };
     if (committed) {
       // Past COMMIT nothing may turn into a failure of the purge: it happened. Whatever is owed
       // now (the backup summary, the outcome record) is reported as pending work, exit 8.
@@ -211,10 +208,11 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
 }
 
 /** The generated file the run executes must be exactly what its policy compiles to. */
-async function reviewedPlan(options: RunOptions): Promise<{ policy: Policy; file: string; fileText: string }> {
-  const { policy, generatedFile } = await resolvePolicy(options.target, options.policiesDir);
+async function reviewedPlan(options: RunOptions): Promise<{ policy: Policy; plan: Plan; file: string; fileText: string }> {
+  const { policy, plan, generatedFile, generatedText } = await resolvePolicy(options.target, options.policiesDir);
   const file = generatedFile ?? join(options.generatedDir, `${policy.name}.sql`);
-  const expected = render(compile(policy), { sourceLabel: sourceLabel(policy, options.generatedDir) });
+  // A generated file given as the target was verified against its policy already.
+  const expected = generatedText ?? render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });
   const text = generatedFile ? expected : await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined || checksumOf(text).recorded !== checksumOf(text).actual || text.replace(/\r\n?/g, '\n') !== expected) {
     const why = text === undefined ? 'missing' : checksumOf(text).recorded !== checksumOf(text).actual ? 'hand-edited' : 'stale';
@@ -223,7 +221,7 @@ async function reviewedPlan(options: RunOptions): Promise<{ policy: Policy; file
     }
     options.stderr(`warning: ${file} is ${why}; running the policy as compiled now, unreviewed (--dangerously-run-unreviewed)`);
   }
-  return { policy, file, fileText: expected };
+  return { policy, plan, file, fileText: expected };
 }
 
 /** A purge needs one lookup's parameters: say which before connecting anywhere. */
@@ -257,7 +255,7 @@ function verdict(
 }
 
 /** The failure as an operator reads it: what happened, whether anything changed, what to do. */
-function explain(failure: RunFailure, result: ExecutionResult, backupDir: string | undefined, auditLog: string, runId: string): string {
+function explain(plan: Plan, failure: RunFailure, result: ExecutionResult, backupDir: string | undefined, auditLog: string, runId: string): string {
   const retry = 'rolled back, nothing was changed; safe to retry';
   switch (failure.kind) {
     case 'lock-timeout':
@@ -281,7 +279,13 @@ function explain(failure: RunFailure, result: ExecutionResult, backupDir: string
     default:
       break;
   }
-  if (guardOf(failure.code) === 'multipleSubjects') return `${failure.message} (pass --force-multi to purge them all)`.replace('; set force_multi to purge them all', '');
+  if (failure.code === GuardCode.multipleSubjects) {
+    // Said in the runner's words: the file's message tells a psql user to set force_multi.
+    const guard = plan.nodes.find((n) => n.kind === 'subject-guard');
+    const matched = result.report.find((r) => r.item.kind === 'subject')?.rows ?? undefined;
+    if (guard && matched !== undefined) return `${matched} ${guard.table.name} rows matched, more than ${guard.max} (pass --force-multi to purge them all)`;
+    return `${failure.message} (pass --force-multi to purge them all)`;
+  }
   return failure.message;
 }
 

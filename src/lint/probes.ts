@@ -1,9 +1,10 @@
 import type postgres from 'postgres';
-import { compile } from '../compile/compile.js';
 import { Rollback } from '../core/errors.js';
+import { compile } from '../plan/compile.js';
+import { fileStatement, probeStatement } from '../plan/print/index.js';
+import { isSetup } from '../plan/query.js';
 import type { LoadedFile } from '../load/loadPolicy.js';
 import type { Policy } from '../policy.js';
-import { renderStatements } from '../render/render.js';
 import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
 import type { LintContext } from './graph.js';
@@ -21,36 +22,37 @@ import { tableKey as resolveTable } from '../graph/resolve.js';
  * the script's lock_timeout bounds the wait.
  */
 export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: Policy, file: LoadedFile): Promise<LintDiagnostic[]> {
-  const statements = renderStatements(compile(policy));
+  const { nodes } = compile(policy);
   const subjectTable = policy.subject && resolveTable(ctx.catalog, policy.subject.table);
   const out: LintDiagnostic[] = [];
   try {
     await sql.begin(async (tx) => {
       await tx.unsafe("SET LOCAL statement_timeout = '1min'");
       let subjectReady = false;
-      for (const { statement, sql: text } of statements) {
-        if (statement.role === 'setup' || statement.role === 'params') {
-          await tx.unsafe(text);
-        } else if (statement.role === 'subject' && subjectTable && /^CREATE TEMP TABLE/.test(text)) {
+      for (const node of nodes) {
+        if (isSetup(node) || node.kind === 'params') {
+          await tx.unsafe(fileStatement(node));
+        } else if ((node.kind === 'subject-table' || node.kind === 'set-table') && subjectTable) {
           // Fails when the key column is missing, which PK-L002 reports; probes using :subject are then skipped.
           // A set's working table (purgekit_set_<name>) is created the same way; its own probe reports a problem.
-          const created = await attempt(tx, text).then((e) => e === undefined);
-          if (/^CREATE TEMP TABLE purgekit_subject\b/.test(text)) subjectReady = created;
+          const created = await attempt(tx, fileStatement(node)).then((e) => e === undefined);
+          if (node.kind === 'subject-table') subjectReady = created;
         }
       }
       await tx.unsafe('SET LOCAL transaction_read_only = on');
       // A step's probe carries its table's preserve rules: report their error once, at the rule.
       const preserveErrors = new Map<string, Set<string>>();
-      for (const { statement } of statements) {
-        const { probe, source, table } = statement;
-        if (!probe || !source) continue;
+      for (const node of nodes) {
+        const probe = probeStatement(node);
+        if (probe === null) continue;
+        const { source, table, readsSubject } = probe;
         const target = table && resolveTable(ctx.catalog, table);
         if (table && !target) continue; // an absent table is PK-L001's, or an optional step's
-        if (!subjectReady && (statement.role === 'subject' || probe.includes('pg_temp.purgekit_subject'))) continue;
-        const error = await attempt(tx, `EXPLAIN ${probe}`);
+        if (!subjectReady && (node.kind === 'lookup' || node.kind === 'set-fill' || readsSubject)) continue;
+        const error = await attempt(tx, `EXPLAIN ${probe.sql}`);
         if (!error) continue;
-        if (statement.role === 'preserve' && target) preserveErrors.set(target, (preserveErrors.get(target) ?? new Set()).add(error.message));
-        if (statement.role === 'step' && target && preserveErrors.get(target)?.has(error.message)) continue;
+        if (node.kind === 'preserve' && target) preserveErrors.set(target, (preserveErrors.get(target) ?? new Set()).add(error.message));
+        if (node.kind === 'step' && target && preserveErrors.get(target)?.has(error.message)) continue;
         const hint = error.hint ? ` (hint: ${error.hint})` : '';
         out.push(diagnostic(file, source, 'PK-L010', `${describe(source)}: ${error.message}${hint}`));
       }
@@ -61,6 +63,7 @@ export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: P
   }
   return out;
 }
+
 
 
 interface ServerError {

@@ -1,7 +1,9 @@
-import type { Plan, PlanStatement } from '../compile/plan.js';
-import { paramsBlock, type RenderedValues } from '../compile/params.js';
-import { oneLine } from '../core/names.js';
-import { formatSql } from '../sql/format.js';
+import { qualified } from '../core/names.js';
+import type { ExpectNode, Plan, StepNode } from '../plan/nodes.js';
+import type { RenderedValues } from '../plan/params.js';
+import { expectLine, heading } from '../plan/heading.js';
+import { fileStatement } from '../plan/print/index.js';
+import { steps } from '../plan/query.js';
 import { sha256 } from '../validate/validatePolicy.js';
 
 /**
@@ -15,25 +17,7 @@ export interface RenderOptions {
   readonly values?: RenderedValues;
 }
 
-export interface RenderedStatement {
-  readonly statement: PlanStatement;
-  /** Exactly the text in the file, without its comment and trailing semicolon. */
-  readonly sql: string;
-  /** What a read-only dry run executes instead (null: nothing); see PlanStatement.dryRun. */
-  readonly dryRun: string | null;
-}
-
 const CHECKSUM_PREFIX = '-- Checksum:    sha256 ';
-
-/** Each statement as it appears in the file: what the runner executes. */
-export function renderStatements(plan: Plan, values?: RenderedValues): RenderedStatement[] {
-  const layout = (text: string, verbatim?: boolean) => (verbatim ? text : formatSql(text));
-  return plan.statements.map((statement) => {
-    const sql = layout(statement.role === 'params' && values ? paramsBlock(plan, values) : statement.sql, statement.verbatim);
-    const dryRun = statement.dryRun === undefined ? sql : statement.dryRun === null ? null : layout(statement.dryRun, statement.verbatim);
-    return { statement, sql, dryRun };
-  });
-}
 
 export function render(plan: Plan, options: RenderOptions): string {
   const header = [
@@ -49,39 +33,40 @@ export function render(plan: Plan, options: RenderOptions): string {
     '--',
     ...howToRun(plan, options.values !== undefined),
   ];
-  const body = renderStatements(plan, options.values).map(({ statement, sql }) => {
-    const comment = statement.title ? commentLines([statement.title, ...statement.notes]) : [];
-    return [...comment, `${sql};`].join('\n');
+  const body = plan.nodes.map((node) => {
+    const { title, notes } = heading(node);
+    return { title, text: [...(title ? commentLines([title, ...notes]) : []), `${fileStatement(node, options.values)};`].join('\n') };
   });
   // Every header line is one comment line, whatever a source path or name holds.
-  const text = `${header.flatMap((h) => commentLines([h.replace(/^--( |$)/, '')])).join('\n')}\n\n${joinStatements(body, plan)}\n`;
+  const text = `${header.flatMap((h) => commentLines([h.replace(/^--( |$)/, '')])).join('\n')}\n\n${joinStatements(body)}\n`;
   return text.replace('@@CHECKSUM@@', sha256(withoutChecksumLine(text)));
 }
 
 /** Statements of one group (a statement with no title continues the one before) stay together. */
-function joinStatements(bodies: string[], plan: Plan): string {
-  return bodies.map((b, i) => (i === 0 ? b : (plan.statements[i]!.title ? '\n\n' : '\n') + b)).join('');
+function joinStatements(bodies: readonly { title: string; text: string }[]): string {
+  return bodies.map((b, i) => (i === 0 ? b.text : (b.title ? '\n\n' : '\n') + b.text)).join('');
 }
 
 function summary(plan: Plan): string[] {
-  const steps = plan.statements.filter((s) => s.role === 'step');
   const lines: string[] = [];
-  if (steps.length) {
+  const list = steps(plan);
+  if (list.length) {
     lines.push('-- Steps, in order:');
-    steps.forEach((s) => lines.push(`--   ${s.step}. ${s.title.replace(/^Step \d+ of \d+: /, '')}${stepTags(s)}`));
+    list.forEach((s) => lines.push(`--   ${s.step}. ${qualified(s.table)}${stepTags(s)}`));
   }
-  const wipe = plan.statements.find((s) => s.role === 'wipe');
-  if (wipe) lines.push(`-- ${wipe.title}`, ...wipe.sql.split('\n').map((l) => `--   ${l}`));
-  const expects = plan.statements.filter((s) => s.role === 'expect');
+  for (const node of plan.nodes) {
+    if (node.kind === 'wipe') lines.push(`-- ${heading(node).title}`, ...fileStatement(node).split('\n').map((l) => `--   ${l}`));
+  }
+  const expects = plan.nodes.filter((n): n is ExpectNode => n.kind === 'expect');
   if (expects.length) {
     lines.push('-- Expectations:');
-    expects.forEach((s) => lines.push(`--   ${s.title.replace(/^Expect /, '')}`));
+    expects.forEach((n) => lines.push(`--   ${expectLine(n)}`));
   }
   return lines;
 }
 
-function stepTags(s: PlanStatement): string {
-  const tags = s.notes.filter((n) => n.startsWith('Optional') || n.startsWith('Runs only when')).map((n) => (n.startsWith('Optional') ? 'optional' : oneLine(n.replace('Runs only when ', 'if ').replace(/\.$/, ''))));
+function stepTags(s: StepNode): string {
+  const tags = [...(s.optional ? ['optional'] : []), ...(s.flag ? [`if flag ${s.flag} is set`] : [])];
   return tags.length ? ` (${tags.join(', ')})` : '';
 }
 

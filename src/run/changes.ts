@@ -1,4 +1,5 @@
-import type { Plan } from '../compile/plan.js';
+import type { Plan, ReportItem } from '../plan/nodes.js';
+import { steps } from '../plan/query.js';
 import { qualified } from '../core/names.js';
 
 /**
@@ -19,7 +20,7 @@ export interface TableStats {
 export type StatsByTable = ReadonlyMap<string, TableStats>;
 
 export interface ReportRow {
-  readonly item: string;
+  readonly item: ReportItem;
   readonly target: string | null;
   readonly outcome: string;
   readonly rows: number | null;
@@ -47,10 +48,10 @@ export interface ChangeAnalysis {
 export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByTable, report: readonly ReportRow[]): ChangeAnalysis {
   const removed = new Map<string, number>();
   for (const r of report) {
-    if (r.item.startsWith('step ') && r.outcome === 'removed' && r.target) removed.set(r.target, (removed.get(r.target) ?? 0) + (r.rows ?? 0));
+    if (r.item.kind === 'step' && r.outcome === 'removed' && r.target) removed.set(r.target, (removed.get(r.target) ?? 0) + (r.rows ?? 0));
   }
-  const cascades = new Set(plan.statements.flatMap((s) => (s.role === 'step' ? (s.cascades ?? []).map(qualified) : [])));
-  const wiped = new Set(report.filter((r) => r.item === 'wipe' && r.target).map((r) => r.target!));
+  const cascades = new Set(steps(plan).flatMap((s) => s.cascades.map(qualified)));
+  const wiped = new Set(report.filter((r) => r.item.kind === 'wipe' && r.target).map((r) => r.target!));
   const zero: TableStats = { inserted: 0, updated: 0, deleted: 0 };
   const tables: TableChange[] = [];
   const problems: string[] = [];

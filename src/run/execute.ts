@@ -1,7 +1,10 @@
 import type postgres from 'postgres';
-import type { Plan } from '../compile/plan.js';
+import type { Plan, PlanNode, ReportItem, StepNode } from '../plan/nodes.js';
+import { heading } from '../plan/heading.js';
+import { applyStatement, dryRunStatement } from '../plan/print/index.js';
+import { stepCondition } from '../plan/print/steps.js';
+import { createsWorkingTable, isSetup, removesRows, reportItems, steps } from '../plan/query.js';
 import { quoteIdent } from '../sql/quote.js';
-import type { RenderedStatement } from '../render/render.js';
 import type { RunValues } from '../values.js';
 import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
 import { backUpDelete, type BackupWriter } from './backup.js';
@@ -43,8 +46,6 @@ export interface ExecutionResult {
   /** apply: the transaction's id, for txid_status() when the answer to COMMIT was lost. */
   readonly xid?: string;
   readonly report: readonly ReportRow[];
-  /** A guard stopped the run before the report had the subject row: how many rows the lookups matched. */
-  readonly subjectMatched?: number;
   readonly timings: readonly StepTiming[];
   readonly tables: readonly TableChange[];
   /** Set when the run stopped: a guard raised, a check failed, the database refused, the connection went. */
@@ -100,12 +101,9 @@ export interface BackupPlan {
   readonly finish: () => Promise<unknown>;
 }
 
-const SAVEPOINT = 'purgekit_statement';
-
 export async function execute(
   sql: postgres.Sql,
   plan: Plan,
-  statements: readonly RenderedStatement[],
   values: RunValues,
   mode: RunMode,
   settings: RunSettings,
@@ -115,19 +113,19 @@ export async function execute(
 ): Promise<ExecutionResult> {
   const dryRun = mode === 'plan' || mode === 'verify';
   const timings: StepTiming[] = [];
-  let report: ReportRow[] = [];
+  const report: ReportRow[] = [];
   let tables: readonly TableChange[] = [];
   let current: string | undefined;
   let failure: RunFailure | undefined;
   let xid: string | undefined;
   let commitSent = false;
   let statementStarted = 0;
-  let subjectMatched: number | undefined;
-  const lastCreate = statements.reduce((at, r, i) => (/^CREATE TEMP TABLE/.test(r.sql) ? i : at), -1);
-  const firstChange = statements.findIndex((r) => r.statement.role === 'step' || r.statement.role === 'wipe');
-  const setupEnd = statements.findIndex((r, i) => i > 0 && r.statement.role !== 'setup');
-  const reportStatement = statements.find((r) => r.statement.role === 'report');
-  const reportText = reportStatement && (dryRun ? reportStatement.dryRun : reportStatement.sql);
+  const nodes = plan.nodes;
+  const print = dryRun ? dryRunStatement : applyStatement;
+  const items = reportItems(plan);
+  const lastCreate = nodes.reduce((at, node, i) => (createsWorkingTable(node) ? i : at), -1);
+  const firstChange = nodes.findIndex(removesRows);
+  const setupEnd = nodes.findIndex((node, i) => i > 0 && !isSetup(node));
   let statsBefore: StatsByTable = new Map();
   let settingsAtStart: SettingsSnapshot | undefined;
   // The query on the wire, so that an interrupt can cancel it (a CancelRequest, no new login).
@@ -146,15 +144,14 @@ export async function execute(
 
   try {
     await sql.begin(async (tx) => {
-      for (const [i, rendered] of statements.entries()) {
-        const { statement } = rendered;
-        if (statement.role === 'begin' || statement.role === 'commit') continue;
-        const text = dryRun ? rendered.dryRun : rendered.sql;
+      for (const [i, node] of nodes.entries()) {
+        if (node.kind === 'begin' || node.kind === 'commit') continue;
+        const text = print(node);
         if (i === setupEnd) await applySettings(tx, settings);
         if (i === setupEnd) settingsAtStart = await readGuardedSettings(tx);
         if (i === firstChange && !dryRun) {
           if (plan.kind === 'purge') {
-            await lockParentsFirst(tx, plan, statements, values, (text, at) => {
+            await lockParentsFirst(tx, plan, values, (text, at) => {
               current = at;
               return send(tx, text);
             });
@@ -162,44 +159,28 @@ export async function execute(
           statsBefore = await readStats(tx);
         }
         if (text === null) continue;
-        current = statement.title || current;
-        if (statement.role === 'report') {
-          report = toReport(await send(tx, text));
-          if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
-          continue;
-        }
-        if (backup && !dryRun) await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, rendered, values);
+        current = heading(node).title || current;
+        if (backup && !dryRun) await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
         if (control.interrupt?.aborted) throw new Interrupted();
-        // After the working tables exist, each statement runs under a savepoint: when one fails
-        // (a guard, a check, a timeout), the rows reported so far are read back, so --json still
-        // says what matched and every expectation's value.
-        const reportable = i > lastCreate && reportText !== undefined && reportText !== null; 
         const started = performance.now();
         statementStarted = started;
-        const timer = statement.step ? slowTimer(statement.step, rendered, progress) : undefined;
+        const timer = node.kind === 'step' ? slowTimer(node, progress) : undefined;
+        // Each statement that writes a report row returns it (or is followed by the SELECT of
+        // what its DO block wrote): the report is collected here as the run goes, so when a
+        // statement fails (a guard, a check, a timeout) --json still says what matched and
+        // every expectation's value, with no savepoint and nothing to read back.
         try {
-          if (reportable) await tx.unsafe(`SAVEPOINT ${SAVEPOINT}`);
-          await send(tx, text);
-          if (reportable) await tx.unsafe(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-        } catch (e) {
-          if (reportable && isServerError(e) && failureKind(e) !== 'connection-lost') {
-            report = await tx
-              .unsafe(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`)
-              .then(() => tx.unsafe(reportText!))
-              .then(toReport, () => report);
-            // The subject guard raises before it reports what matched (PK003): count it here.
-            if (!report.some((r) => r.item === 'subject')) {
-              subjectMatched = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_temp.purgekit_subject`.then(([row]) => row?.n, () => undefined);
-            }
-          }
-          throw e;
+          const rows = await send(tx, text.sql);
+          if (text.returnsReport) report.push(...toReport(rows, items));
+          if (text.readBack) report.push(...toReport(await send(tx, text.readBack), items));
         } finally {
           if (timer) clearInterval(timer);
         }
-        if (statement.step) timings.push({ step: statement.step, table: tableOf(rendered), ms: Math.round(performance.now() - started) });
-        if (statement.role === 'params') await bindValues(tx, plan, values);
+        if (node.kind === 'step') timings.push({ step: node.step, table: qualified(node.table), ms: Math.round(performance.now() - started) });
+        if (node.kind === 'params') await bindValues(tx, plan, values);
         if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
       }
+      if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
       const changed = settingsAtStart && (await changedSettings(tx, settingsAtStart));
       if (changed) throw new RunnerCheckFailed(changed, tables);
       if (mode !== 'apply') throw new Rollback();
@@ -251,7 +232,7 @@ export async function execute(
     } else if (isServerError(error)) {
       failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}) };
     } else throw error;
-    return { committed: false, report, timings, tables, failure, ...(subjectMatched !== undefined ? { subjectMatched } : {}) };
+    return { committed: false, report, timings, tables, failure };
   } finally {
     control.interrupt?.removeEventListener('abort', cancelRunning);
   }
@@ -323,24 +304,26 @@ async function bindValues(tx: postgres.TransactionSql, plan: Plan, values: RunVa
  * step's rows (only when the step will run) with what ON DELETE CASCADE takes along, or every
  * table a TRUNCATE empties.
  */
-async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Plan, rendered: RenderedStatement, values: RunValues): Promise<void> {
-  const { statement } = rendered;
-  if (statement.role === 'step' && statement.table && statement.condition !== undefined) {
-    const flag = statement.flag ? plan.flags.find((f) => f.name === statement.flag) : undefined;
-    if (flag && !(values.flags.get(flag.name) ?? flag.default)) return;
-    const table = qualified(statement.table);
-    if (statement.optional) {
-      const [exists] = await tx`SELECT to_regclass(${table}) IS NOT NULL AS yes`;
-      if (!exists?.['yes']) return;
-    }
-    await backUpDelete(tx, backup.writer, backup.catalog, table, statement.condition, `step ${statement.step}`);
+async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Plan, node: PlanNode, values: RunValues): Promise<void> {
+  if (node.kind === 'step') {
+    if (!(await willRun(tx, plan, node, values))) return;
+    await backUpDelete(tx, backup.writer, backup.catalog, qualified(node.table), stepCondition(node), `step ${node.step}`);
   }
-  if (statement.role === 'wipe') {
+  if (node.kind === 'wipe') {
     // The reach guard has listed every table the TRUNCATE empties (partitioned parents have no rows).
     const reached = await tx<{ target: string }[]>`
       SELECT target FROM pg_temp.purgekit_report WHERE item = 'wipe' AND rows IS NOT NULL ORDER BY seq`;
     for (const { target } of reached) await backup.writer.copy(tx, target, '', 'wipe', true);
   }
+}
+
+/** A step runs unless its flag is off or its optional table is absent. */
+async function willRun(tx: postgres.TransactionSql, plan: Plan, step: StepNode, values: RunValues): Promise<boolean> {
+  const flag = step.flag ? plan.flags.find((f) => f.name === step.flag) : undefined;
+  if (flag && !(values.flags.get(flag.name) ?? flag.default)) return false;
+  if (!step.optional) return true;
+  const [exists] = await tx`SELECT to_regclass(${qualified(step.table)}) IS NOT NULL AS yes`;
+  return Boolean(exists?.['yes']);
 }
 
 /**
@@ -351,35 +334,29 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
  * exit 4) on a busy database. The subject's rows are locked by its lookup already; rows locked
  * FOR UPDATE are not counted as changes by pg_stat_xact_user_tables.
  */
-async function lockParentsFirst(
-  tx: postgres.TransactionSql,
-  plan: Plan,
-  statements: readonly RenderedStatement[],
-  values: RunValues,
-  run: (text: string, at: string) => Promise<unknown>,
-): Promise<void> {
-  const steps = statements.map((r) => r.statement).filter((st) => st.role === 'step' && st.table && st.condition !== undefined);
-  for (const statement of [...steps].reverse()) {
-    const flag = statement.flag ? plan.flags.find((f) => f.name === statement.flag) : undefined;
-    if (flag && !(values.flags.get(flag.name) ?? flag.default)) continue;
-    const table = qualified(statement.table!);
-    if (statement.optional) {
-      const [exists] = await tx`SELECT to_regclass(${table}) IS NOT NULL AS yes`;
-      if (!exists?.['yes']) continue;
-    }
-    await run(`SELECT FROM ${table}${statement.condition ? ` WHERE ${statement.condition}` : ''} FOR UPDATE`, `${statement.title} (locking its rows before the first delete, parents first)`);
+async function lockParentsFirst(tx: postgres.TransactionSql, plan: Plan, values: RunValues, run: (text: string, at: string) => Promise<unknown>): Promise<void> {
+  for (const step of steps(plan).reverse()) {
+    if (!(await willRun(tx, plan, step, values))) continue;
+    const condition = stepCondition(step);
+    await run(`SELECT FROM ${qualified(step.table)}${condition ? ` WHERE ${condition}` : ''} FOR UPDATE`, `${heading(step).title} (locking its rows before the first delete, parents first)`);
   }
 }
 
 /** The rows of the file's closing SELECT (rows is bigint, which arrives as a string). */
-function toReport(rows: readonly Record<string, unknown>[]): ReportRow[] {
+function toReport(rows: readonly Record<string, unknown>[], items: ReadonlyMap<string, ReportItem>): ReportRow[] {
   return rows.map((r) => ({
-    item: String(r['item']),
+    item: reportItem(items, String(r['item'])),
     target: (r['target'] as string | null) ?? null,
     outcome: String(r['outcome']),
     rows: r['rows'] === null ? null : Number(r['rows']),
     detail: (r['detail'] as string | null) ?? null,
   }));
+}
+
+function reportItem(items: ReadonlyMap<string, ReportItem>, label: string): ReportItem {
+  const item = items.get(label);
+  if (!item) throw new Error(`the report has a row "${label}" that this plan does not write`);
+  return item;
 }
 
 /** Changes per table in this transaction so far, partitions rolled up to their root. */
@@ -403,12 +380,7 @@ async function checkChanges(tx: postgres.TransactionSql, plan: Plan, before: Sta
   return tables;
 }
 
-function tableOf(r: RenderedStatement): string {
-  return r.statement.table ? qualified(r.statement.table) : '';
-}
-
-function slowTimer(step: number, r: RenderedStatement, progress: Progress): NodeJS.Timeout {
+function slowTimer(step: StepNode, progress: Progress): NodeJS.Timeout {
   let seconds = 0;
-  return setInterval(() => progress({ kind: 'slow', step, table: tableOf(r), seconds: ++seconds }), 1000);
+  return setInterval(() => progress({ kind: 'slow', step: step.step, table: qualified(step.table), seconds: ++seconds }), 1000);
 }
-

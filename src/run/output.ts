@@ -3,6 +3,7 @@ import type { RunMode, StepTiming } from './execute.js';
 import type { Target } from '../db/connect.js';
 import type { Reach } from './reach.js';
 import { parseQualified } from '../sql/quote.js';
+import { itemLabel } from '../plan/nodes.js';
 
 /**
  * The one JSON document `--json` prints on stdout. Its shape is docs/run-output.schema.json;
@@ -47,19 +48,32 @@ export interface RunOutput {
 }
 
 export function summarize(report: readonly ReportRow[], timings: readonly StepTiming[]): Pick<RunOutput, 'subject' | 'steps' | 'wipe' | 'preserved' | 'expectations'> {
-  const subject = report.find((r) => r.item === 'subject');
-  return {
-    subject: subject ? { table: subject.target ?? '', matched: subject.rows ?? 0 } : null,
-    steps: report
-      .filter((r) => r.item.startsWith('step '))
-      .map((r) => {
-        const step = Number(r.item.slice(5));
-        return { step, table: r.target ?? '', outcome: r.outcome, rows: r.rows, detail: r.detail, ms: timings.find((t) => t.step === step)?.ms ?? null };
-      }),
-    wipe: report.filter((r) => r.item === 'wipe').map((r) => ({ table: r.target ?? '', rows: r.rows, reason: r.detail })),
-    preserved: report.filter((r) => r.item.startsWith('preserve ') || r.item === 'keep').map((r) => ({ rule: r.item, table: r.target ?? '', rows: r.rows })),
-    expectations: report.filter((r) => r.item.startsWith('expect ')).map((r) => ({ name: r.target ?? '', outcome: r.outcome, detail: r.detail })),
-  };
+  const subject = report.find((r) => r.item.kind === 'subject');
+  const steps: RunOutput['steps'][number][] = [];
+  const wipe: RunOutput['wipe'][number][] = [];
+  const preserved: RunOutput['preserved'][number][] = [];
+  const expectations: RunOutput['expectations'][number][] = [];
+  for (const r of report) {
+    const item = r.item;
+    switch (item.kind) {
+      case 'subject':
+        break;
+      case 'step':
+        steps.push({ step: item.step, table: r.target ?? '', outcome: r.outcome, rows: r.rows, detail: r.detail, ms: timings.find((t) => t.step === item.step)?.ms ?? null });
+        break;
+      case 'wipe':
+        wipe.push({ table: r.target ?? '', rows: r.rows, reason: r.detail });
+        break;
+      case 'preserve':
+      case 'keep':
+        preserved.push({ rule: itemLabel(item), table: r.target ?? '', rows: r.rows });
+        break;
+      case 'expect':
+        expectations.push({ name: r.target ?? '', outcome: r.outcome, detail: r.detail });
+        break;
+    }
+  }
+  return { subject: subject ? { table: subject.target ?? '', matched: subject.rows ?? 0 } : null, steps, wipe, preserved, expectations };
 }
 
 /** A table's schema and name as the database spells them (unquoted); null if it is not schema.name. */
@@ -109,7 +123,7 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
   if (out.subject) lines.push(`subject: ${out.subject.matched} ${out.subject.table} ${out.subject.matched === 1 ? 'row' : 'rows'} matched`);
   const rows: string[][] = out.steps.map((s) => [String(s.step), s.table, s.outcome, s.rows === null ? '' : String(s.rows), s.ms === null ? '' : `${s.ms} ms`, s.detail ?? '']);
   rows.push(...out.wipe.map((w) => ['', w.table, 'emptied', w.rows === null ? '' : String(w.rows), '', w.reason ?? '']));
-  rows.push(...out.preserved.map((p) => ['', p.table, p.rule.startsWith('keep') ? 'kept' : 'preserved', p.rows === null ? '' : String(p.rows), '', p.rule]));
+  rows.push(...out.preserved.map((p) => ['', p.table, p.rule === itemLabel({ kind: 'keep' }) ? 'kept' : 'preserved', p.rows === null ? '' : String(p.rows), '', p.rule]));
   if (rows.length) lines.push(...table(['#', 'table', 'outcome', 'rows', 'time', 'detail'], rows));
   // A table whose own step runs first (or is the same) changes only if that step leaves rows pointing at a
   // removed one: said once, not per table (every table of a discovered policy is one).

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-allow-functions (cleanup)
 -- Source:      policy.yaml, sha256 1a81664744d1653a6181ec54ccdf8712b8d51a0685eaf00a7dc23bbb28249ea8
--- Checksum:    sha256 4ee7a4423a58fec12489eae4ddca2c7daef3570f11428ad00dc013335f632d83 (this file without this line)
+-- Checksum:    sha256 7767dc31c45ed49bcadc09992dc3485af20f94c3d1d1db1695797017a8f06d9e (this file without this line)
 --
 -- Calls a function the author vouches for.
 --
@@ -37,107 +37,51 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.tickets', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.tickets', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Guard: no function the policy's SQL calls is VOLATILE in this database (one could change data or settings); allow_functions excepted.
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _volatile text;
-BEGIN
-  SELECT string_agg(DISTINCT format('%I.%I', n.nspname, p.proname), ', ') INTO _volatile
-  FROM (VALUES ('billing', 'is_open')) AS called (schema, name)
-  JOIN pg_catalog.pg_proc p ON p.proname = called.name
-  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-  WHERE p.provolatile = 'v' AND n.nspname = ANY (CASE WHEN called.schema IS NULL THEN current_schemas(true)::text[] ELSE ARRAY[called.schema::text] END);
-  IF _volatile IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK011', MESSAGE = 'the policy calls a VOLATILE function (it could change data or settings): ' || _volatile || '; list it in allow_functions only if you vouch for it';
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK011', 'the policy calls a VOLATILE function (it could change data or settings): ' || string_agg(DISTINCT format('%I.%I', n.nspname, p.proname), ', ') || '; list it in allow_functions only if you vouch for it')
+FROM (VALUES ('billing', 'is_open')) AS called (schema, name)
+JOIN pg_catalog.pg_proc p ON p.proname = called.name
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.provolatile = 'v' AND n.nspname = ANY (CASE WHEN called.schema IS NULL THEN current_schemas(true)::text[] ELSE ARRAY[called.schema::text] END)
+HAVING count(*) > 0;
 
 -- Step 1 of 1: public.tickets
 -- Removes rows where: id < nextval('ticket_watermark') AND random() <= 1 AND created_at < clock_timestamp() - interval '1 day' AND NOT billing.is_open(id)
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.tickets
-  WHERE
-    (
-      id < nextval('ticket_watermark')
-      AND random() <= 1
-      AND created_at < clock_timestamp() - interval '1 day'
-      AND NOT billing.is_open (id)
-    );
+WITH removed AS (
   DELETE FROM public.tickets
-  WHERE
-    (
-      id < nextval('ticket_watermark')
-      AND random() <= 1
-      AND created_at < clock_timestamp() - interval '1 day'
-      AND NOT billing.is_open (id)
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.tickets) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.tickets', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE id < nextval('ticket_watermark') AND random() <= 1 AND created_at < clock_timestamp() - interval '1 day' AND NOT billing.is_open(id)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.tickets', 'removed', count(*) FROM removed;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-cleanup-quoted (cleanup)
 -- Source:      policy.yaml, sha256 835e31b542a9b85f72d230cfb947684387815ade0563f9589317b54967ee20d4
--- Checksum:    sha256 d3f9da60bd2001098e0661d4250ea2b87cfbe7a53402741ee33d35041ead6848 (this file without this line)
+-- Checksum:    sha256 acc1d7ac0635d2006768686926c4f8a9f5fa76bdc22b89c8b83d09cb15b17ce5 (this file without this line)
 --
 -- Delete old sessions of "User" rows.
 -- Second line of the description.
@@ -37,6 +37,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -50,183 +54,68 @@ SELECT
   NULL::timestamptz AS cutoff;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public."Session"', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public."Session"', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Preserve rule 1: rows of public."Session" that must survive; the table's changes so far, to compare after the steps.
 --   "pinned"
-INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
-SELECT
-  'preserve 1',
-  'public."Session"',
-  'preserved',
-  NULL,
-  '"pinned"',
-  (
-    SELECT
-      coalesce(
-        sum(
-          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
-        ),
-        0
-      )
-    FROM
-      (
-        SELECT
-          'public."Session"'::regclass
-        UNION
-        SELECT
-          relid
-        FROM
-          pg_partition_tree('public."Session"')
-      ) AS tables (t)
-  );
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail, mark)
+SELECT 'preserve 1', 'public."Session"', 'preserved', '"pinned"',
+  (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."Session"'::regclass UNION SELECT relid FROM pg_partition_tree('public."Session"')) AS tables (t));
 
 -- Step 1 of 2: public."Session"
 -- Removes rows where: "createdAt" < :cutoff AND "userId" IN (SELECT id FROM "User" WHERE role <> $step$ADMIN$step$)
 -- Keeps rows matched by a preserve rule of public."Session".
 -- Fails if it would remove more than 1000 rows.
-DO $step2$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public."Session"
-  WHERE
-    (
-      "createdAt" < (
-        SELECT
-          cutoff
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND "userId" IN (
-        SELECT
-          id
-        FROM
-          "User"
-        WHERE
-          role <> $step$ADMIN$step$
-      )
-    )
-    AND ("pinned") IS NOT TRUE;
-  IF _counted > 1000 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK009', MESSAGE = format('step 1 (public."Session") would remove %s rows, more than its max_rows 1000', _counted);
-  END IF;
+WITH removed AS (
   DELETE FROM public."Session"
-  WHERE
-    (
-      "createdAt" < (
-        SELECT
-          cutoff
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND "userId" IN (
-        SELECT
-          id
-        FROM
-          "User"
-        WHERE
-          role <> $step$ADMIN$step$
-      )
-    )
-    AND ("pinned") IS NOT TRUE;
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public."Session") removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public."Session"', 'removed', _removed, NULL);
-END
-$step2$;
+  WHERE ("createdAt" < (SELECT cutoff FROM pg_temp.purgekit_params) AND "userId" IN (SELECT id FROM "User" WHERE role <> $step$ADMIN$step$))
+    AND ("pinned") IS NOT TRUE
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public."Session"', 'removed', CASE WHEN count(*) > 1000 THEN pg_temp.purgekit_raise('PK009', format('step 1 (public."Session") would remove %s rows, more than its max_rows 1000', count(*))) ELSE count(*) END FROM removed;
 
 -- Step 2 of 2: public."order"
 -- Removes every row (all_rows: true).
 -- Optional: skipped and reported as absent when the table does not exist.
 DO $step$
 #variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
 BEGIN
   IF to_regclass('public."order"') IS NULL THEN
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public."order"', 'absent', NULL, 'optional table is absent; skipped');
+    INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail) VALUES ('step 2', 'public."order"', 'absent', 'optional table is absent; skipped');
     RETURN;
   END IF;
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public."order";
-  DELETE FROM public."order";
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 2 (public."order") removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public."order"', 'removed', _removed, NULL);
+  WITH removed AS (
+    DELETE FROM public."order"
+    RETURNING 1
+  )
+  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+  SELECT 'step 2', 'public."order"', 'removed', count(*) FROM removed;
 END
 $step$;
 
 -- Check: every row kept by preserve rule 1 is still there (a cascade or trigger could have removed one).
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed bigint;
-  _removed bigint;
-BEGIN
-  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."Session"'::regclass UNION SELECT relid FROM pg_partition_tree('public."Session"')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
-  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."Session"';
-  IF _changed <> _removed THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public."Session": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK005', format('preserve rule 1 on public."Session": %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', changed, removed))
+FROM (SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public."Session"'::regclass UNION SELECT relid FROM pg_partition_tree('public."Session"')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') AS changed,
+  (SELECT coalesce(sum(rows), 0) FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public."Session"') AS removed) AS preserved
+WHERE changed <> removed;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

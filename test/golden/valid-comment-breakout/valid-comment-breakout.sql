@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-comment-breakout (cleanup)
 -- Source:      policy.yaml, sha256 62a6f9c384059851fed26eb5a3753353b2f635477743d479818a17e58963df08
--- Checksum:    sha256 e4c8adccc3e94394a76af5c88ee4674d45550df9fed4b49cda7a92b71ab2586e (this file without this line)
+-- Checksum:    sha256 c3e1f59d5f0772b35c275434ac1c24ee90f136b2c12e7d2d4c6ab26ff1005b1f (this file without this line)
 --
 -- First line.
 -- DELETE FROM keepme;
@@ -36,132 +36,61 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.notes', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.notes', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Preserve rule 1: rows of public.notes that must survive; the table's changes so far, to compare after the steps.
 --   pinned
 -- Pinned notes stay.
 -- DELETE FROM keepme;
-INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
-SELECT
-  'preserve 1',
-  'public.notes',
-  'preserved',
-  NULL,
-  'pinned',
-  (
-    SELECT
-      coalesce(
-        sum(
-          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
-        ),
-        0
-      )
-    FROM
-      (
-        SELECT
-          'public.notes'::regclass
-        UNION
-        SELECT
-          relid
-        FROM
-          pg_partition_tree('public.notes')
-      ) AS tables (t)
-  );
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail, mark)
+SELECT 'preserve 1', 'public.notes', 'preserved', 'pinned',
+  (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.notes'::regclass UNION SELECT relid FROM pg_partition_tree('public.notes')) AS tables (t));
 
 -- Step 1 of 1: public.notes
 -- carriage return
 -- DELETE FROM keepme;
 -- Removes rows where: id > 0
 -- Keeps rows matched by a preserve rule of public.notes.
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.notes
-  WHERE
-    (id > 0)
-    AND (pinned) IS NOT TRUE;
+WITH removed AS (
   DELETE FROM public.notes
-  WHERE
-    (id > 0)
-    AND (pinned) IS NOT TRUE;
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.notes) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.notes', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (id > 0)
+    AND (pinned) IS NOT TRUE
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.notes', 'removed', count(*) FROM removed;
 
 -- Check: every row kept by preserve rule 1 is still there (a cascade or trigger could have removed one).
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed bigint;
-  _removed bigint;
-BEGIN
-  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.notes'::regclass UNION SELECT relid FROM pg_partition_tree('public.notes')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
-  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.notes';
-  IF _changed <> _removed THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.notes: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK005', format('preserve rule 1 on public.notes: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', changed, removed))
+FROM (SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.notes'::regclass UNION SELECT relid FROM pg_partition_tree('public.notes')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') AS changed,
+  (SELECT coalesce(sum(rows), 0) FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.notes') AS removed) AS preserved
+WHERE changed <> removed;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

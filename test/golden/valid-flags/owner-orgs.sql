@@ -2,7 +2,7 @@
 --
 -- Policy:      owner-orgs (cleanup)
 -- Source:      policy.yaml, sha256 af5ce7b85a4b5ecac211c4f9cbe09701412b6e1aef6f5c142ddd1ac35b1f0b02
--- Checksum:    sha256 0248039c828d0efd7e53bb357675899a53932f8b2399a85f9cb37affb6c3a8b1 (this file without this line)
+-- Checksum:    sha256 4dec447ecee250c9c8cf0f545a34ab4a4e7d8b3590af06927e15cda7e33c1469 (this file without this line)
 --
 -- Steps, in order:
 --   1. public.orgs
@@ -36,6 +36,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -53,269 +57,74 @@ SELECT
   false AS keep_admins;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.orgs', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.orgs', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Expect 2 (before the steps): the owner has no shared organisation, unless delete_orgs, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      orgs
-    WHERE
-      owner = (
-        SELECT
-          owner
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND kind = 'shared'
-      AND NOT (
-        SELECT
-          delete_orgs
-        FROM
-          pg_temp.purgekit_params
-      )
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 2', 'the owner has no shared organisation, unless delete_orgs', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 2', 'the owner has no shared organisation, unless delete_orgs', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM orgs WHERE owner = (SELECT owner FROM pg_temp.purgekit_params) AND kind = 'shared' AND NOT (SELECT delete_orgs FROM pg_temp.purgekit_params)
+)::numeric AS value) AS measured;
 
 -- Check: every expectation checked before the steps holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Preserve rule 1: rows of public.orgs that must survive; the table's changes so far, to compare after the steps.
 --   name = 'admin'
 -- Applies only when flag keep_admins is set.
-INSERT INTO
-  pg_temp.purgekit_report (item, target, outcome, rows, detail, mark)
-SELECT
-  'preserve 1',
-  'public.orgs',
-  CASE
-    WHEN (
-      SELECT
-        keep_admins
-      FROM
-        pg_temp.purgekit_params
-    ) THEN 'preserved'
-    ELSE 'skipped'
-  END,
-  NULL,
-  'name = ''admin''',
-  (
-    SELECT
-      coalesce(
-        sum(
-          pg_stat_get_xact_tuples_deleted (t) + pg_stat_get_xact_tuples_updated (t)
-        ),
-        0
-      )
-    FROM
-      (
-        SELECT
-          'public.orgs'::regclass
-        UNION
-        SELECT
-          relid
-        FROM
-          pg_partition_tree('public.orgs')
-      ) AS tables (t)
-  );
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail, mark)
+SELECT 'preserve 1', 'public.orgs', CASE WHEN (SELECT keep_admins FROM pg_temp.purgekit_params) THEN 'preserved' ELSE 'skipped' END, 'name = ''admin''',
+  (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.orgs'::regclass UNION SELECT relid FROM pg_partition_tree('public.orgs')) AS tables (t));
 
 -- Step 1 of 1: public.orgs
 -- Removes rows where: owner = :owner AND (:delete_orgs OR kind = 'personal')
 -- Keeps rows matched by a preserve rule of public.orgs.
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.orgs
-  WHERE
-    (
-      owner = (
-        SELECT
-          owner
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND (
-        (
-          SELECT
-            delete_orgs
-          FROM
-            pg_temp.purgekit_params
-        )
-        OR kind = 'personal'
-      )
-    )
-    AND (
-      (
-        SELECT
-          keep_admins
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND (name = 'admin')
-    ) IS NOT TRUE;
+WITH removed AS (
   DELETE FROM public.orgs
-  WHERE
-    (
-      owner = (
-        SELECT
-          owner
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND (
-        (
-          SELECT
-            delete_orgs
-          FROM
-            pg_temp.purgekit_params
-        )
-        OR kind = 'personal'
-      )
-    )
-    AND (
-      (
-        SELECT
-          keep_admins
-        FROM
-          pg_temp.purgekit_params
-      )
-      AND (name = 'admin')
-    ) IS NOT TRUE;
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.orgs) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.orgs', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (owner = (SELECT owner FROM pg_temp.purgekit_params) AND ((SELECT delete_orgs FROM pg_temp.purgekit_params) OR kind = 'personal'))
+    AND ((SELECT keep_admins FROM pg_temp.purgekit_params) AND (name = 'admin')) IS NOT TRUE
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.orgs', 'removed', count(*) FROM removed;
 
 -- Check: every row kept by preserve rule 1 is still there (a cascade or trigger could have removed one).
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed bigint;
-  _removed bigint;
-BEGIN
-  IF NOT (SELECT keep_admins FROM pg_temp.purgekit_params) THEN
-    RETURN;
-  END IF;
-  SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.orgs'::regclass UNION SELECT relid FROM pg_partition_tree('public.orgs')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') INTO _changed;
-  SELECT coalesce(sum(rows), 0) INTO _removed FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.orgs';
-  IF _changed <> _removed THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK005', MESSAGE = format('preserve rule 1 on public.orgs: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', _changed, _removed);
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK005', format('preserve rule 1 on public.orgs: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them', changed, removed))
+FROM (SELECT (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(t) + pg_stat_get_xact_tuples_updated(t)), 0) FROM (SELECT 'public.orgs'::regclass UNION SELECT relid FROM pg_partition_tree('public.orgs')) AS tables (t)) - (SELECT mark FROM pg_temp.purgekit_report WHERE item = 'preserve 1') AS changed,
+  (SELECT coalesce(sum(rows), 0) FROM pg_temp.purgekit_report WHERE item LIKE 'step %' AND outcome = 'removed' AND target = 'public.orgs') AS removed) AS preserved
+WHERE (SELECT keep_admins FROM pg_temp.purgekit_params) AND changed <> removed;
 
 -- Expect 1 (after the steps): every organisation of the owner is gone, value = 0.
 -- Checked only when flag delete_orgs is set.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  IF NOT (SELECT delete_orgs FROM pg_temp.purgekit_params) THEN
-    INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'every organisation of the owner is gone', 'skipped', NULL, 'flag delete_orgs is not set');
-    RETURN;
-  END IF;
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      orgs
-    WHERE
-      owner = (
-        SELECT
-          owner
-        FROM
-          pg_temp.purgekit_params
-      )
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'every organisation of the owner is gone', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'every organisation of the owner is gone', CASE WHEN NOT (SELECT delete_orgs FROM pg_temp.purgekit_params) THEN 'skipped' WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, CASE WHEN NOT (SELECT delete_orgs FROM pg_temp.purgekit_params) THEN 'flag delete_orgs is not set' ELSE format('value %s, wanted = 0', coalesce(value::text, 'NULL')) END
+FROM (SELECT CASE WHEN (SELECT delete_orgs FROM pg_temp.purgekit_params) THEN (
+  SELECT count(*) FROM orgs WHERE owner = (SELECT owner FROM pg_temp.purgekit_params)
+)::numeric END AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-sets (purge)
 -- Source:      policy.yaml, sha256 964e931dc56226564953f7229b1137225d22a323f006f8c6d7e8b6301e8a229e
--- Checksum:    sha256 93d6d8f609c6cdf63956709eb508516f557f69837d1c239d548405298da34700 (this file without this line)
+-- Checksum:    sha256 118e143674055d27af8cf3cf903ceeb02bf8848d94aba5c69fc44c9c4802b202 (this file without this line)
 --
 -- Steps, in order:
 --   1. public.event_notes
@@ -36,6 +36,10 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
@@ -51,24 +55,15 @@ SELECT
   false AS force_multi;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('public.users', 'subject table'),
-      ('public.teams', 'table of set teams'),
-      ('public.events', 'table of set events'),
-      ('public.event_notes', 'table of step 1')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('public.users', 'subject table'),
+  ('public.teams', 'table of set teams'),
+  ('public.events', 'table of set events'),
+  ('public.event_notes', 'table of step 1')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Subject: the users.id values being purged.
 CREATE TEMP TABLE purgekit_subject ON COMMIT DROP AS
@@ -77,48 +72,23 @@ SELECT id FROM public.users WITH NO DATA;
 -- Lookup 1 of 1, used when user_id is given:
 --   id = :user_id
 -- Rows found are locked (FOR UPDATE): rows referencing them cannot be inserted until COMMIT.
-INSERT INTO
-  pg_temp.purgekit_subject
-SELECT
-  id
-FROM
-  public.users
-WHERE
-  (
-    SELECT
-      user_id IS NOT NULL
-    FROM
-      pg_temp.purgekit_params
-  )
-  AND (
-    id = (
-      SELECT
-        user_id
-      FROM
-        pg_temp.purgekit_params
-    )
-  )
+INSERT INTO pg_temp.purgekit_subject
+SELECT id FROM public.users
+WHERE (SELECT user_id IS NOT NULL FROM pg_temp.purgekit_params)
+  AND (id = (SELECT user_id FROM pg_temp.purgekit_params))
 FOR UPDATE;
 
+-- The rows the lookups matched, counted into the report before the guard: a run the guard stops still says how many.
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'subject', 'public.users', 'matched', count(*) FROM pg_temp.purgekit_subject;
+
 -- Guard: one lookup applies and it matched exactly 1 row (more only with force_multi).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _matched bigint;
-BEGIN
-  IF NOT (SELECT (user_id IS NOT NULL) FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK001', MESSAGE = 'no lookup parameters given: set user_id';
-  END IF;
-  SELECT count(*) INTO _matched FROM pg_temp.purgekit_subject;
-  IF _matched = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK002', MESSAGE = 'no users row matched';
-  END IF;
-  IF _matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK003', MESSAGE = format('%s users rows matched, more than 1; set force_multi to purge them all', _matched);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('subject', 'public.users', 'matched', _matched, NULL);
+SELECT CASE
+  WHEN NOT (SELECT (user_id IS NOT NULL) FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK001', 'no lookup parameters given: set user_id')
+  WHEN matched = 0 THEN pg_temp.purgekit_raise('PK002', 'no users row matched')
+  WHEN matched > 1 AND NOT (SELECT force_multi FROM pg_temp.purgekit_params) THEN pg_temp.purgekit_raise('PK003', format('%s users rows matched, more than 1; set force_multi to purge them all', matched))
 END
-$guard$;
+FROM (SELECT rows AS matched FROM pg_temp.purgekit_report WHERE item = 'subject') AS subject;
 
 -- Statistics for the subject table, so that the steps below use indexes.
 ANALYZE pg_temp.purgekit_subject;
@@ -145,136 +115,55 @@ ANALYZE pg_temp.purgekit_set_events;
 
 -- Step 1 of 4: public.event_notes
 -- Removes rows where: (event_id, event_at) IN :events
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.event_notes
-  WHERE
-    (
-      (event_id, event_at) IN (TABLE pg_temp.purgekit_set_events)
-    );
+WITH removed AS (
   DELETE FROM public.event_notes
-  WHERE
-    (
-      (event_id, event_at) IN (TABLE pg_temp.purgekit_set_events)
-    );
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 1 (public.event_notes) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 1', 'public.event_notes', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (event_id, event_at) IN (TABLE pg_temp.purgekit_set_events)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 1', 'public.event_notes', 'removed', count(*) FROM removed;
 
 -- Step 2 of 4: public.events
 -- Removes rows where: (id, at) IN :events
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.events
-  WHERE
-    ((id, at) IN (TABLE pg_temp.purgekit_set_events));
+WITH removed AS (
   DELETE FROM public.events
-  WHERE
-    ((id, at) IN (TABLE pg_temp.purgekit_set_events));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 2 (public.events) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 2', 'public.events', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE (id, at) IN (TABLE pg_temp.purgekit_set_events)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 2', 'public.events', 'removed', count(*) FROM removed;
 
 -- Step 3 of 4: public.teams
 -- Removes rows where: id IN :teams
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.teams
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_set_teams));
+WITH removed AS (
   DELETE FROM public.teams
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_set_teams));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 3 (public.teams) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 3', 'public.teams', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE id IN (TABLE pg_temp.purgekit_set_teams)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 3', 'public.teams', 'removed', count(*) FROM removed;
 
 -- Step 4 of 4: public.users
 -- Removes rows where: id IN :subject
-DO $step$
-#variable_conflict use_column
-DECLARE
-  _counted bigint;
-  _removed bigint;
-BEGIN
-  SELECT
-    count(*) INTO _counted
-  FROM
-    public.users
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_subject));
+WITH removed AS (
   DELETE FROM public.users
-  WHERE
-    (id IN (TABLE pg_temp.purgekit_subject));
-  GET DIAGNOSTICS _removed = ROW_COUNT;
-  IF _removed <> _counted THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK006', MESSAGE = format('step 4 (public.users) removed %s rows but counted %s just before', _removed, _counted);
-  END IF;
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('step 4', 'public.users', 'removed', _removed, NULL);
-END
-$step$;
+  WHERE id IN (TABLE pg_temp.purgekit_subject)
+  RETURNING 1
+)
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows)
+SELECT 'step 4', 'public.users', 'removed', count(*) FROM removed;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;

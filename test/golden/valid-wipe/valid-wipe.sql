@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-wipe (wipe)
 -- Source:      policy.yaml, sha256 f997ad82c2c76c7bb44de11dbed5d9db2db8387b8f64f411cf3e27132cc3ce5c
--- Checksum:    sha256 52f35fc7b931416aa75d24061bbee4382f0a6ef5444b2cdba3b0cea8e6e9a1b9 (this file without this line)
+-- Checksum:    sha256 84b51f14a426b306740908bfadaf3257dd69ae673d982099d0a8da66c7f0446d (this file without this line)
 --
 -- Wipe: empty 2 tables and every table the cascade reaches (listed in the report).
 --   TRUNCATE TABLE
@@ -38,28 +38,23 @@ CREATE TEMP TABLE purgekit_report (
   mark bigint -- bookkeeping of the checks, not shown
 );
 
+-- Every guard below raises through this function: an SQLSTATE of class PK (see docs/FORMATS.md) and a message.
+CREATE OR REPLACE FUNCTION pg_temp.purgekit_raise(code text, message text) RETURNS bigint
+LANGUAGE plpgsql AS $raise$ BEGIN RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message; END $raise$;
+
 -- Settings that switch off foreign keys and triggers or change what names mean, as they are now: checked again before COMMIT.
 CREATE TEMP TABLE purgekit_settings ON COMMIT DROP AS
 SELECT current_setting('session_replication_role') AS session_replication_role, current_setting('search_path') AS search_path, current_user AS role;
 
 -- Guard: every table the policy needs exists (optional step tables excepted).
-DO $guard$
-#variable_conflict use_column
-DECLARE
-  _missing text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', name, why), ', ') INTO _missing
-  FROM (VALUES
-      ('"tenant data".users', 'wipe table'),
-      ('"tenant data".clients', 'wipe table'),
-      ('"tenant data".plans', 'keep table')
-  ) AS needed (name, why)
-  WHERE to_regclass(name) IS NULL;
-  IF _missing IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK008', MESSAGE = 'required table is absent: ' || _missing;
-  END IF;
-END
-$guard$;
+SELECT pg_temp.purgekit_raise('PK008', 'required table is absent: ' || string_agg(format('%s (%s)', name, why), ', '))
+FROM (VALUES
+  ('"tenant data".users', 'wipe table'),
+  ('"tenant data".clients', 'wipe table'),
+  ('"tenant data".plans', 'keep table')
+) AS needed (name, why)
+WHERE to_regclass(name) IS NULL
+HAVING count(*) > 0;
 
 -- Wipe reach: the tables TRUNCATE ... CASCADE will empty, computed now from pg_catalog.
 -- Listed tables with their partitions and inheritance children, then, transitively, every table
@@ -159,63 +154,28 @@ END
 $check$;
 
 -- Expect 1 (after the wipe): users empty, value = 0.
-DO $expect$
-#variable_conflict use_column
-DECLARE
-  _value numeric;
-BEGIN
-  _value := (
-    SELECT
-      count(*)
-    FROM
-      users
-  );
-  INSERT INTO pg_temp.purgekit_report (item, target, outcome, rows, detail) VALUES ('expect 1', 'users empty', CASE WHEN _value IS NULL OR _value <> 0 THEN 'failed' ELSE 'ok' END, NULL, format('value %s, wanted = 0', coalesce(_value::text, 'NULL')));
-END
-$expect$;
+INSERT INTO pg_temp.purgekit_report (item, target, outcome, detail)
+SELECT 'expect 1', 'users empty', CASE WHEN value IS NULL OR value <> 0 THEN 'failed' ELSE 'ok' END, format('value %s, wanted = 0', coalesce(value::text, 'NULL'))
+FROM (SELECT (
+  SELECT count(*) FROM users
+)::numeric AS value) AS measured;
 
 -- Check: every expectation above holds.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _failed text;
-BEGIN
-  SELECT string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq) INTO _failed
-  FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed';
-  IF _failed IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK004', MESSAGE = 'expectation failed: ' || _failed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK004', 'expectation failed: ' || string_agg(format('%s (%s)', target, detail), '; ' ORDER BY seq))
+FROM pg_temp.purgekit_report WHERE item LIKE 'expect %' AND outcome = 'failed'
+HAVING count(*) > 0;
 
 -- Check: foreign keys and triggers were on for the whole run, and no setting that could switch them off or redirect names has changed.
-DO $check$
-#variable_conflict use_column
-DECLARE
-  _changed text;
-BEGIN
-  SELECT concat_ws(', ',
-    CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
-    CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
-    CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
-  ) INTO _changed FROM pg_temp.purgekit_settings;
-  IF _changed <> '' THEN
-    RAISE EXCEPTION USING ERRCODE = 'PK010', MESSAGE = 'a setting that keeps this run honest changed or was off: ' || _changed;
-  END IF;
-END
-$check$;
+SELECT pg_temp.purgekit_raise('PK010', 'a setting that keeps this run honest changed or was off: ' || changed)
+FROM (SELECT concat_ws(', ',
+  CASE WHEN current_setting('session_replication_role') <> 'origin' OR session_replication_role <> 'origin' THEN format('session_replication_role %s at the start, %s now (foreign keys and triggers fire only under origin)', session_replication_role, current_setting('session_replication_role')) END,
+  CASE WHEN current_setting('search_path') <> search_path THEN format('search_path %s at the start, %s now', search_path, current_setting('search_path')) END,
+  CASE WHEN current_user <> role THEN format('role %s at the start, %s now', role, current_user) END
+) AS changed FROM pg_temp.purgekit_settings) AS settings
+WHERE changed <> '';
 
 -- Every check held.
 COMMIT;
 
 -- What happened, one row per step and check.
-SELECT
-  item,
-  target,
-  outcome,
-  rows,
-  detail
-FROM
-  pg_temp.purgekit_report
-ORDER BY
-  seq;
+SELECT item, target, outcome, rows, detail FROM pg_temp.purgekit_report ORDER BY seq;
