@@ -1,18 +1,29 @@
+import type { Options } from 'yargs';
 import { DEFAULT_AUDIT_LOG } from '../commands/defaults.js';
 import { type CliContext } from './common.js';
 import { policyCommand } from './policyCommand.js';
 import { RUN_OPTIONS, runPolicy } from './run.js';
 
+/** apply's own options besides the run options. */
+export const APPLY_OPTIONS = {
+  confirm: { type: 'string', describe: 'Required. With guard.confirm: database, the database name (typed at a terminal if left empty)' },
+  'audit-log': { type: 'string', default: DEFAULT_AUDIT_LOG, describe: 'Append one JSON line per apply here' },
+  backup: { type: 'string', describe: 'First copy the rows it removes into this new or empty directory (restorable with purgekit restore)' },
+} as const satisfies Record<string, Options>;
+
+/**
+ * apply's options as plan and verify take them: parsed but not listed, so that `plan --backup`
+ * says "--backup goes with apply" instead of taking it for a policy parameter.
+ */
+export const APPLY_ONLY: Readonly<Record<string, Options>> = Object.fromEntries(
+  Object.entries(APPLY_OPTIONS).map(([name, o]) => [name, { type: o.type, hidden: true }]),
+);
+
 export const apply = (ctx: CliContext) =>
   policyCommand(ctx, {
     command: 'apply',
     describe: 'Run a policy in one transaction with row-count checks; COMMIT only if every check holds',
-    options: {
-      ...RUN_OPTIONS,
-      confirm: { type: 'string', describe: 'Required. With guard.confirm: database, the database name (typed at a terminal if left empty)' },
-      'audit-log': { type: 'string', default: DEFAULT_AUDIT_LOG, describe: 'Append one JSON line per apply here' },
-      backup: { type: 'string', describe: 'First copy the rows it removes into this new or empty directory (restorable with purgekit restore)' },
-    },
+    options: { ...RUN_OPTIONS, ...APPLY_OPTIONS },
     example: 'purgekit apply nexus-purge-user --email a@b.c --delete-owned-companies --confirm',
     run: (input) => runPolicy('apply', input),
   });

@@ -1,5 +1,6 @@
 import { type CliContext } from './common.js';
 import { policyCommand } from './policyCommand.js';
+import { APPLY_ONLY } from './apply.js';
 import { RUN_OPTIONS, runPolicy } from './run.js';
 
 export const plan = (ctx: CliContext) =>
@@ -8,6 +9,7 @@ export const plan = (ctx: CliContext) =>
     describe: 'Dry run (read-only): what a policy would remove here; --rehearse runs it for real and rolls back',
     options: {
       ...RUN_OPTIONS,
+      ...APPLY_ONLY,
       rehearse: { type: 'boolean', default: false, describe: 'Run every statement for real (same locks as apply), report exact counts incl. cascades and triggers, then roll back' },
     },
     example: 'purgekit plan nexus-purge-user --email a@b.c',
