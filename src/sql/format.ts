@@ -1,17 +1,10 @@
 import { format } from 'sql-formatter';
 
 /**
- * The one formatting setting of generated SQL. Deterministic and idempotent (verified by the
- * golden tests); keywords are left as the author wrote them so their SQL stays recognisable.
+ * sql-formatter's layout, as generated SQL used it before purgekit laid its statements out
+ * itself (src/plan/print/): no command loads it now; test/author-sql.test.ts still checks that
+ * accepted author SQL survives it token for token. To be dropped with that check.
  */
 export function formatSql(sql: string): string {
   return format(sql, { language: 'postgresql', tabWidth: 2, keywordCase: 'preserve', linesBetweenQueries: 1 }).trim();
-}
-
-export function indent(text: string, spaces: number): string {
-  const pad = ' '.repeat(spaces);
-  return text
-    .split('\n')
-    .map((line) => (line ? pad + line : line))
-    .join('\n');
 }
