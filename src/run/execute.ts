@@ -4,13 +4,14 @@ import { heading } from '../plan/heading.js';
 import { applyStatement, dryRunStatement } from '../plan/print/index.js';
 import { stepCondition } from '../plan/print/steps.js';
 import { createsWorkingTable, isSetup, removesRows, reportItems, steps } from '../plan/query.js';
-import { quoteIdent } from '../sql/quote.js';
+import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import type { RunValues } from '../values.js';
 import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
 import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../core/names.js';
-import { changedSettings, readGuardedSettings, type SettingsSnapshot } from './settingsGuard.js';
+import { changedSettings, GUARDED_SETTINGS_SQL, type SettingsSnapshot } from './settingsGuard.js';
+import { Pipeline } from './pipeline.js';
 import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
 
 /**
@@ -129,59 +130,93 @@ export async function execute(
   let statsBefore: StatsByTable = new Map();
   let settingsAtStart: SettingsSnapshot | undefined;
   // The query on the wire, so that an interrupt can cancel it (a CancelRequest, no new login).
-  let running: postgres.PendingQuery<postgres.Row[]> | undefined;
+  let running: { cancel: () => unknown } | undefined;
   // The latest query of the backup's own (a cascade's rows, a COPY): it can wait on a lock too.
   let backupQuery: { cancel: () => unknown } | undefined;
   const cancelRunning = () => {
     if (!commitSent) void (running ?? backupQuery)?.cancel();
   };
   control.interrupt?.addEventListener('abort', cancelRunning, { once: true });
-  const send = (tx: postgres.TransactionSql, text: string) => {
-    if (control.interrupt?.aborted) throw new Interrupted();
-    running = tx.unsafe(text);
-    return running.finally(() => (running = undefined));
-  };
 
   try {
     await sql.begin(async (tx) => {
+      // Statements are pipelined (pipeline.ts): sent without waiting, their answers taken in
+      // order at the next drain. A drain comes only where the runner needs an answer: before a
+      // backup copy, before the runner's checks at the end.
+      const pipe = new Pipeline(tx, {
+        awaiting: (at, query, since) => {
+          current = at ?? current;
+          running = query;
+          statementStarted = since;
+        },
+        stepDone: (step, ms) => timings.push({ step: step.step, table: step.table, ms }),
+        waitingOnStep: (step) => {
+          const timer = slowTimer(step, progress);
+          return () => clearInterval(timer);
+        },
+      });
+      const drain = async () => {
+        try {
+          await pipe.drain();
+        } finally {
+          running = undefined;
+        }
+      };
+      let lastAt: string | undefined;
+      // Whether each optional step's table exists, asked at the start (one answer, read only when the locks need it).
+      const present = !dryRun && plan.kind === 'purge' ? optionalTables(tx, plan) : undefined;
       for (const [i, node] of nodes.entries()) {
         if (node.kind === 'begin' || node.kind === 'commit') continue;
         const text = print(node);
-        if (i === setupEnd) await applySettings(tx, settings);
-        if (i === setupEnd) settingsAtStart = await readGuardedSettings(tx);
+        if (i === setupEnd) {
+          await pipe.sendBound(SETTINGS_SQL, [settings.lockTimeout, settings.statementTimeout], lastAt);
+          pipe.send(GUARDED_SETTINGS_SQL, lastAt, { onRows: (rows) => (settingsAtStart = rows[0] as unknown as SettingsSnapshot) });
+        }
         if (i === firstChange && !dryRun) {
           if (plan.kind === 'purge') {
-            await lockParentsFirst(tx, plan, values, (text, at) => {
-              current = at;
-              return send(tx, text);
-            });
+            const exists = await present!;
+            for (const step of steps(plan).reverse()) {
+              if (!stepWillRun(plan, step, values, exists)) continue;
+              const condition = stepCondition(step);
+              pipe.send(`SELECT FROM ${qualified(step.table)}${condition ? ` WHERE ${condition}` : ''} FOR UPDATE`, `${heading(step).title} (locking its rows before the first delete, parents first)`);
+            }
           }
-          statsBefore = await readStats(tx);
+          pipe.send(STATS_SQL, lastAt, { onRows: (rows) => (statsBefore = toStats(rows)) });
         }
         if (text === null) continue;
-        current = heading(node).title || current;
-        if (backup && !dryRun) await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
+        const at = heading(node).title || lastAt;
+        if (backup && !dryRun) {
+          await drain();
+          current = at;
+          await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
+        }
         if (control.interrupt?.aborted) throw new Interrupted();
-        const started = performance.now();
-        statementStarted = started;
-        const timer = node.kind === 'step' ? slowTimer(node, progress) : undefined;
         // Each statement that writes a report row returns it (or is followed by the SELECT of
-        // what its DO block wrote): the report is collected here as the run goes, so when a
+        // what its DO block wrote): the report is collected as the answers come in, so when a
         // statement fails (a guard, a check, a timeout) --json still says what matched and
         // every expectation's value, with no savepoint and nothing to read back.
-        try {
-          const rows = await send(tx, text.sql);
-          if (text.returnsReport) report.push(...toReport(rows, items));
-          if (text.readBack) report.push(...toReport(await send(tx, text.readBack), items));
-        } finally {
-          if (timer) clearInterval(timer);
+        const step = node.kind === 'step' ? { step: node.step, table: qualified(node.table) } : undefined;
+        pipe.send(text.sql, at, { step, ...(text.returnsReport ? { onRows: (rows) => report.push(...toReport(rows, items)) } : {}) });
+        if (text.readBack) pipe.send(text.readBack, at, { onRows: (rows) => report.push(...toReport(rows, items)) });
+        lastAt = at;
+        if (node.kind === 'params') {
+          const bind = bindStatement(plan, values);
+          if (bind) await pipe.sendBound(bind.sql, bind.params, at);
         }
-        if (node.kind === 'step') timings.push({ step: node.step, table: qualified(node.table), ms: Math.round(performance.now() - started) });
-        if (node.kind === 'params') await bindValues(tx, plan, values);
-        if (dryRun && i === lastCreate) await tx.unsafe('SET LOCAL transaction_read_only = on');
+        if (dryRun && i === lastCreate) pipe.send('SET LOCAL transaction_read_only = on', at);
       }
-      if (!dryRun) tables = await checkChanges(tx, plan, statsBefore, report);
-      const changed = settingsAtStart && (await changedSettings(tx, settingsAtStart));
+      // The runner's checks: the statistics after, the guarded settings, and (apply) the
+      // transaction's id, sent with the last statements.
+      let statsAfter: StatsByTable = new Map();
+      let settingsNow: SettingsSnapshot | undefined;
+      if (!dryRun) pipe.send(STATS_SQL, lastAt, { onRows: (rows) => (statsAfter = toStats(rows)) });
+      if (setupEnd >= 0) pipe.send(GUARDED_SETTINGS_SQL, lastAt, { onRows: (rows) => (settingsNow = rows[0] as unknown as SettingsSnapshot) });
+      if (mode === 'apply') pipe.send('SELECT txid_current()::text AS xid', lastAt, { onRows: (rows) => (xid = String(rows[0]!['xid'])) });
+      if (control.interrupt?.aborted) throw new Interrupted();
+      await drain();
+      current = lastAt;
+      if (!dryRun) tables = checkChanges(plan, statsBefore, statsAfter, report);
+      const changed = settingsAtStart && settingsNow && changedSettings(settingsAtStart, settingsNow);
       if (changed) throw new RunnerCheckFailed(changed, tables);
       if (mode !== 'apply') throw new Rollback();
       if (backup) {
@@ -200,11 +235,9 @@ export async function execute(
         // The backup is on disk, complete and flushed before the rows it holds are gone for good.
         await backup.finish();
       }
-      const [row] = await tx<{ xid: string }[]>`SELECT txid_current()::text AS xid`;
-      xid = row!.xid;
       if (control.interrupt?.aborted) throw new Interrupted();
       try {
-        await control.beforeCommit?.({ xid, report, tables });
+        await control.beforeCommit?.({ xid: xid!, report, tables });
       } catch (e) {
         throw new HookFailed((e as Error).message, { cause: e });
       }
@@ -269,10 +302,8 @@ export function durationMs(text: string): number | undefined {
   return Number(m[1]) * unit;
 }
 
-/** The runner's timeouts replace the file's 10 s lock_timeout; bound, not spliced. */
-async function applySettings(tx: postgres.TransactionSql, settings: RunSettings): Promise<void> {
-  await tx`SELECT set_config('lock_timeout', ${settings.lockTimeout}, true), set_config('statement_timeout', ${settings.statementTimeout}, true)`;
-}
+/** The runner's timeouts replace the file's 10 s lock_timeout; bound ($1 lock, $2 statement), not spliced. */
+const SETTINGS_SQL = `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`;
 
 /**
  * The parameter block was created with NULLs and defaults; the values go in as bind parameters.
@@ -281,7 +312,7 @@ async function applySettings(tx: postgres.TransactionSql, settings: RunSettings)
  * parameters would change it first (a boolean 'true' became 'f', a timestamptz lost its
  * microseconds through a JavaScript Date).
  */
-async function bindValues(tx: postgres.TransactionSql, plan: Plan, values: RunValues): Promise<void> {
+function bindStatement(plan: Plan, values: RunValues): { sql: string; params: (string | null)[] } | undefined {
   const columns: string[] = [];
   const bound: (string | null)[] = [];
   for (const p of plan.params) {
@@ -296,7 +327,7 @@ async function bindValues(tx: postgres.TransactionSql, plan: Plan, values: RunVa
     bound.push(String(values.forceMulti));
     columns.push(`force_multi = $${bound.length}::text::boolean`);
   }
-  if (columns.length) await tx.unsafe(`UPDATE pg_temp.purgekit_params SET ${columns.join(', ')}`, bound);
+  return columns.length ? { sql: `UPDATE pg_temp.purgekit_params SET ${columns.join(', ')}`, params: bound } : undefined;
 }
 
 /**
@@ -319,28 +350,34 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
 
 /** A step runs unless its flag is off or its optional table is absent. */
 async function willRun(tx: postgres.TransactionSql, plan: Plan, step: StepNode, values: RunValues): Promise<boolean> {
-  const flag = step.flag ? plan.flags.find((f) => f.name === step.flag) : undefined;
-  if (flag && !(values.flags.get(flag.name) ?? flag.default)) return false;
-  if (!step.optional) return true;
-  const [exists] = await tx`SELECT to_regclass(${qualified(step.table)}) IS NOT NULL AS yes`;
-  return Boolean(exists?.['yes']);
+  return stepWillRun(plan, step, values, step.optional ? await optionalTables(tx, plan) : new Set());
 }
 
-/**
- * A purge locks the rows its steps will delete before the first delete, parents first (steps
- * run children first, so in reverse order). A concurrent insert of a child row needs a key-share
- * lock on its parent: it now waits for the purge and then fails its foreign key, instead of
- * getting in under a parent that a later step deletes, which then failed the purge (23503,
- * exit 4) on a busy database. The subject's rows are locked by its lookup already; rows locked
- * FOR UPDATE are not counted as changes by pg_stat_xact_user_tables.
- */
-async function lockParentsFirst(tx: postgres.TransactionSql, plan: Plan, values: RunValues, run: (text: string, at: string) => Promise<unknown>): Promise<void> {
-  for (const step of steps(plan).reverse()) {
-    if (!(await willRun(tx, plan, step, values))) continue;
-    const condition = stepCondition(step);
-    await run(`SELECT FROM ${qualified(step.table)}${condition ? ` WHERE ${condition}` : ''} FOR UPDATE`, `${heading(step).title} (locking its rows before the first delete, parents first)`);
-  }
+function stepWillRun(plan: Plan, step: StepNode, values: RunValues, present: ReadonlySet<string>): boolean {
+  const flag = step.flag ? plan.flags.find((f) => f.name === step.flag) : undefined;
+  if (flag && !(values.flags.get(flag.name) ?? flag.default)) return false;
+  return !step.optional || present.has(qualified(step.table));
 }
+
+/** Which of the plan's optional steps' tables exist (one query; none when no step is optional). */
+async function optionalTables(tx: postgres.TransactionSql, plan: Plan): Promise<ReadonlySet<string>> {
+  const names = [...new Set(steps(plan).filter((s) => s.optional).map((s) => qualified(s.table)))];
+  if (!names.length) return new Set();
+  // Names from the plan, quoted as literals: no bound value, so the query is a simple one that
+  // keeps its place among the pipelined statements.
+  const rows = await tx.unsafe<{ name: string }[]>(`SELECT name FROM unnest(ARRAY[${names.map(quoteLiteral).join(', ')}]) AS name WHERE to_regclass(name) IS NOT NULL`);
+  return new Set(rows.map((r) => r.name));
+}
+
+/*
+ * A purge locks the rows its steps will delete before the first delete, parents first (steps
+ * run children first, so in reverse order; execute() sends one SELECT ... FOR UPDATE per step,
+ * pipelined, each with its own heading so a lock timeout names its step). A concurrent insert
+ * of a child row needs a key-share lock on its parent: it now waits for the purge and then
+ * fails its foreign key, instead of getting in under a parent that a later step deletes, which
+ * then failed the purge (23503, exit 4) on a busy database. The subject's rows are locked by its
+ * lookup already; rows locked FOR UPDATE are not counted as changes by pg_stat_xact_user_tables.
+ */
 
 /** The rows of the file's closing SELECT (rows is bigint, which arrives as a string). */
 function toReport(rows: readonly Record<string, unknown>[], items: ReadonlyMap<string, ReportItem>): ReportRow[] {
@@ -360,27 +397,27 @@ function reportItem(items: ReadonlyMap<string, ReportItem>, label: string): Repo
 }
 
 /** Changes per table in this transaction so far, partitions rolled up to their root. */
-async function readStats(tx: postgres.TransactionSql): Promise<StatsByTable> {
-  const rows = await tx<{ name: string; ins: string; upd: string; del: string; storage: string }[]>`
-    SELECT format('%I.%I', n.nspname, root.relname) AS name,
-           sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del,
-           string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid) AS storage
-    FROM pg_stat_xact_user_tables s
-    JOIN pg_class leaf ON leaf.oid = s.relid
-    JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
-    JOIN pg_namespace n ON n.oid = root.relnamespace
-    WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
-    GROUP BY 1`;
-  return new Map(rows.map((r) => [r.name, { inserted: Number(r.ins), updated: Number(r.upd), deleted: Number(r.del), storage: r.storage }]));
+const STATS_SQL = `SELECT format('%I.%I', n.nspname, root.relname) AS name,
+       sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del,
+       string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid) AS storage
+FROM pg_stat_xact_user_tables s
+JOIN pg_class leaf ON leaf.oid = s.relid
+JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
+JOIN pg_namespace n ON n.oid = root.relnamespace
+WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
+GROUP BY 1`;
+
+function toStats(rows: readonly postgres.Row[]): StatsByTable {
+  return new Map(rows.map((r) => [String(r['name']), { inserted: Number(r['ins']), updated: Number(r['upd']), deleted: Number(r['del']), storage: String(r['storage']) }]));
 }
 
-async function checkChanges(tx: postgres.TransactionSql, plan: Plan, before: StatsByTable, report: readonly ReportRow[]): Promise<readonly TableChange[]> {
-  const { tables, problems } = analyseChanges(plan, before, await readStats(tx), report);
+function checkChanges(plan: Plan, before: StatsByTable, after: StatsByTable, report: readonly ReportRow[]): readonly TableChange[] {
+  const { tables, problems } = analyseChanges(plan, before, after, report);
   if (problems.length) throw new RunnerCheckFailed(problems.join('; '), tables);
   return tables;
 }
 
-function slowTimer(step: StepNode, progress: Progress): NodeJS.Timeout {
+function slowTimer(step: { readonly step: number; readonly table: string }, progress: Progress): NodeJS.Timeout {
   let seconds = 0;
-  return setInterval(() => progress({ kind: 'slow', step: step.step, table: qualified(step.table), seconds: ++seconds }), 1000);
+  return setInterval(() => progress({ kind: 'slow', step: step.step, table: step.table, seconds: ++seconds }), 1000);
 }

@@ -13,16 +13,17 @@ export interface SettingsSnapshot {
   readonly role: string;
 }
 
+/** The query whose one row is a SettingsSnapshot (the runner pipelines it, run/pipeline.ts). */
+export const GUARDED_SETTINGS_SQL = `SELECT current_setting('session_replication_role') AS session_replication_role,
+       current_setting('search_path') AS search_path, current_user::text AS role`;
+
 export async function readGuardedSettings(tx: postgres.TransactionSql): Promise<SettingsSnapshot> {
-  const [row] = await tx<SettingsSnapshot[]>`
-    SELECT current_setting('session_replication_role') AS session_replication_role,
-           current_setting('search_path') AS search_path, current_user::text AS role`;
+  const [row] = await tx.unsafe<SettingsSnapshot[]>(GUARDED_SETTINGS_SQL);
   return row!;
 }
 
 /** What changed (or was off from the start), or undefined when every setting is as it was. */
-export async function changedSettings(tx: postgres.TransactionSql, before: SettingsSnapshot): Promise<string | undefined> {
-  const now = await readGuardedSettings(tx);
+export function changedSettings(before: SettingsSnapshot, now: SettingsSnapshot): string | undefined {
   const changes = (Object.keys(before) as (keyof SettingsSnapshot)[])
     .filter((k) => now[k] !== before[k] || (k === 'session_replication_role' && now[k] !== 'origin'))
     .map((k) => `${k} ${before[k]} at the start, ${now[k]} now`);
