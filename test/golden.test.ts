@@ -3,7 +3,7 @@
  * (<name>.sql beside the policy) or stderr.txt with every diagnostic, file:line:col first.
  * UPDATE_GOLDEN=1 rewrites the expected files; review the diff before committing it.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../src/commands/compile.js';
@@ -19,6 +19,19 @@ function expectFile(path: string, actual: string): void {
   expect(actual).toBe(readFileSync(path, 'utf8'));
 }
 
+/**
+ * Compared both ways: every expected file of a case (its .sql files, its stderr.txt) must be one
+ * the case produces now, so a golden file left behind by a renamed or removed policy fails too.
+ */
+function noStrayFiles(dir: string, produced: readonly string[]): void {
+  const stray = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql') || f === 'stderr.txt')
+    .map((f) => join(dir, f))
+    .filter((path) => !produced.includes(path));
+  if (update) stray.forEach((path) => unlinkSync(path));
+  else expect(stray, 'golden files that nothing produces any more: run UPDATE_GOLDEN=1 npm test and review').toEqual([]);
+}
+
 describe('golden', () => {
   for (const name of readdirSync(DIR).sort()) {
     const dir = join(DIR, name);
@@ -26,7 +39,9 @@ describe('golden', () => {
       const { policies, diagnostics } = await validateFiles([dir]);
       if (name.startsWith('valid-')) {
         expect(diagnostics.map(formatDiagnostic)).toEqual([]);
-        for (const [path, text] of generate(policies, dir)) {
+        const generated = generate(policies, dir);
+        noStrayFiles(dir, [...generated.keys()]);
+        for (const [path, text] of generated) {
           expectFile(path, text);
           // Deterministic.
           expect(generate(policies, dir).get(path)).toBe(text);
@@ -37,6 +52,7 @@ describe('golden', () => {
         expect(diagnostics.length).toBeGreaterThan(0);
         const stderr = `${diagnostics.map(formatDiagnostic).join('\n')}\n`.replaceAll(`${dir}/`, '');
         expectFile(join(dir, 'stderr.txt'), stderr);
+        noStrayFiles(dir, [join(dir, 'stderr.txt')]);
       }
     });
   }
