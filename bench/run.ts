@@ -46,6 +46,7 @@ import { applyStatement, dryRunStatement } from '../src/plan/print/index.js';
 import { steps as planSteps } from '../src/plan/query.js';
 import { checksumOf, render } from '../src/render/render.js';
 import { execute } from '../src/run/execute.js';
+import { pipelineTrace } from '../src/run/pipeline.js';
 import { appendAudit, pseudonymize } from '../src/run/audit.js';
 import { checkConfirmation, checkDatabase } from '../src/run/guards.js';
 import { cascadeReach } from '../src/run/reach.js';
@@ -202,7 +203,7 @@ function categorize(text: string, byText: Map<string, PlanNode>): { part: string
     [/set_config/, 'runner: set_config timeouts'],
     [/purgekit_params SET/, 'runner: bind parameters (UPDATE params)'],
     [/FOR UPDATE$/, 'runner: lock the steps\' rows parents first (SELECT ... FOR UPDATE per step)'],
-    [/to_regclass\(\$1\)/, 'runner: optional table exists?'],
+    [/to_regclass\(name\)/, 'runner: optional tables exist? (one query at the start)'],
     [/pg_stat_xact_user_tables/, 'runner: pg_stat_xact_user_tables of all tables, read twice (unplanned-change check)'],
     [/session_replication_role/, 'runner: guarded settings, read twice'],
     [/txid_current/, 'runner: txid_current()'],
@@ -267,24 +268,43 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     lap('guards + cascadeReach (catalog query)');
     const byText = new Map(plan.nodes.flatMap((node) => [applyStatement(node), dryRunStatement(node)].flatMap((sent) => (sent === null ? [] : [[sent.sql, node] as const, ...(sent.readBack ? [[sent.readBack, node] as const] : [])]))));
     lap('print statements');
+    const answers: { t: number; text: string }[] = [];
+    pipelineTrace.answered = (text, t) => void answers.push({ t, text });
     tracing = true;
     const t0 = performance.now();
     const result = await execute(sql, plan, values, 'apply', options);
     const t1 = performance.now();
     tracing = false;
+    pipelineTrace.answered = undefined;
     if (!result.committed || result.failure) throw new Error(`tx apply: ${result.failure?.message ?? 'not committed'}`);
     lap('transaction (execute)');
     const output = { planSha256, ...summarize(result.report, result.timings), reach, tables: result.tables, startedAt: startedAt.toISOString() };
     await appendAudit(ctx.auditLog, { bench: true, user: await pseudonymize(ctx.auditLog, id), steps: output.steps, tables: output.tables });
     lap('summarize + audit log');
 
+    // The runner pipelines its statements (src/run/pipeline.ts): they are sent in bursts and
+    // answered one after another, so a statement's part is the time from the answer before it
+    // (or its sending, if later) to its own answer. Statements the runner awaits on their own
+    // (BEGIN, COMMIT, the optional-tables query) have no answer event: theirs ends at the next event.
     const parts: Record<string, number> = {};
     const steps: Record<number, number> = {};
-    sent.forEach((q, i) => {
-      const d = (sent[i + 1]?.t ?? t1) - q.t;
-      const { part, step } = categorize(q.text, byText);
+    const answeredTexts = new Set(answers.map((a) => a.text));
+    const events = [...sent.map((q) => ({ ...q, answer: false })), ...answers.map((a) => ({ ...a, answer: true }))].sort((a, b) => a.t - b.t);
+    let prev = sent[0]?.t ?? t0;
+    const add = (text: string, d: number) => {
+      const { part, step } = categorize(text, byText);
       parts[part] = (parts[part] ?? 0) + d;
       if (step) steps[step] = (steps[step] ?? 0) + d;
+    };
+    events.forEach((e, i) => {
+      if (e.answer) {
+        add(e.text, Math.max(0, e.t - prev));
+        prev = Math.max(prev, e.t);
+      } else if (!answeredTexts.has(e.text)) {
+        const next = events[i + 1]?.t ?? t1;
+        add(e.text, Math.max(0, next - Math.max(prev, e.t)));
+        prev = Math.max(prev, next);
+      }
     });
     parts['(driver: execute() call to first query)'] = sent.length ? sent[0]!.t - t0 : 0;
     const rows = result.report.filter((r) => r.item.kind === 'step').reduce((a, r) => a + (r.rows ?? 0), 0);

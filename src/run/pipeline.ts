@@ -29,6 +29,9 @@ export interface DrainHooks {
   readonly waitingOnStep?: (step: { readonly step: number; readonly table: string }) => () => void;
 }
 
+/** bench/run.ts: told when each pipelined statement's answer came in (performance.now()). */
+export const pipelineTrace: { answered?: ((text: string, at: number) => void) | undefined } = {};
+
 export class Pipeline {
   private queue: Queued[] = [];
   private lastDone = performance.now();
@@ -45,9 +48,10 @@ export class Pipeline {
   send(text: string, at: string | undefined, options: { onRows?: (rows: readonly postgres.Row[]) => void; step?: Queued['step'] } = {}): void {
     if (this.queue.length === 0) this.lastDone = performance.now();
     const query = this.tx.unsafe(text);
+    const answered = (done: number) => (pipelineTrace.answered?.(text, done), done);
     const settled = query.then(
-      (rows) => ({ rows: rows as readonly postgres.Row[], done: performance.now() }),
-      (error: unknown) => ({ error, done: performance.now() }),
+      (rows) => ({ rows: rows as readonly postgres.Row[], done: answered(performance.now()) }),
+      (error: unknown) => ({ error, done: answered(performance.now()) }),
     );
     this.queue.push({ at, query, settled, onRows: options.onRows, step: options.step });
   }
@@ -87,6 +91,7 @@ export class Pipeline {
     this.hooks.awaiting(at, query, performance.now());
     const rows = await query;
     this.lastDone = performance.now();
+    pipelineTrace.answered?.(text, this.lastDone);
     return rows;
   }
 
