@@ -15,7 +15,7 @@ import { Pipeline } from './pipeline.js';
 import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
 
 /**
- * Runs a plan's statements one by one inside ONE transaction that this function opens. The
+ * Runs a plan's statements in order, pipelined (pipeline.ts), inside ONE transaction that this function opens. The
  * file's own BEGIN and COMMIT are never sent: a COMMIT inside sql.begin() would commit for real.
  * Parameter values are bound (an UPDATE of the parameter table with $1, $2, ...), never spliced.
  *
