@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { kebab, qualified } from '../core/names.js';
@@ -10,7 +10,7 @@ import { BackupWriter, MANIFEST, type Manifest } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
 import { ExitCode, guardExitCode, guardOf, RefusedError, StalePlanError, TRANSIENT_KINDS, UsageError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
-import { checksumOf, render } from '../render/render.js';
+import { checksumOf, render, renderWithLines } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
@@ -172,7 +172,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       backup: null,
       ...verdict(mode, committed, unknown, failure, options.interrupt),
       tables: result.tables,
-      error: failure ? { code: failure.code, message: scrub(redact(explain(plan, failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null } : null,
+      error: failure ? { code: failure.code, message: scrub(redact(explain(plan, failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null, ...failedLine(plan, failure, file, options) } : null,
       durationMs: elapsed(startedAt),
     };
     if (committed) {
@@ -205,6 +205,14 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     // A connection that is gone has nothing to flush: do not wait for it.
     await conn?.sql.end({ timeout: lost ? 0 : 5 });
   }
+}
+
+/** error.line: the failed statement's line in the generated file (issue 10, item 5). */
+function failedLine(plan: Plan, failure: RunFailure, file: string, options: RunOptions): { line?: string } {
+  if (failure.node === undefined) return {};
+  const { lines } = renderWithLines(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });
+  const line = lines[failure.node];
+  return line ? { line: `${relative(process.cwd(), file) || file}:${line}` } : {};
 }
 
 /** The generated file the run executes must be exactly what its policy compiles to. */

@@ -64,6 +64,8 @@ export interface RunFailure {
   readonly message: string;
   /** The statement that failed: its heading in the generated file. */
   readonly at?: string;
+  /** When it is a statement of the generated file: its plan node (index in plan.nodes), for its line (render.ts renderWithLines). */
+  readonly node?: number;
 }
 
 export interface Progress {
@@ -117,6 +119,7 @@ export async function execute(
   const report: ReportRow[] = [];
   let tables: readonly TableChange[] = [];
   let current: string | undefined;
+  let currentNode: number | undefined;
   let failure: RunFailure | undefined;
   let xid: string | undefined;
   let commitSent = false;
@@ -144,8 +147,9 @@ export async function execute(
       // order at the next drain. A drain comes only where the runner needs an answer: before a
       // backup copy, before the runner's checks at the end.
       const pipe = new Pipeline(tx, {
-        awaiting: (at, query, since) => {
+        awaiting: (at, node, query, since) => {
           current = at ?? current;
+          currentNode = node;
           running = query;
           statementStarted = since;
         },
@@ -178,7 +182,8 @@ export async function execute(
             for (const step of steps(plan).reverse()) {
               if (!stepWillRun(plan, step, values, exists)) continue;
               const condition = stepCondition(step);
-              pipe.send(`SELECT FROM ${qualified(step.table)}${condition ? ` WHERE ${condition}` : ''} FOR UPDATE`, `${heading(step).title} (locking its rows before the first delete, parents first)`);
+              // Not a statement of the file: its line there is the step's, whose where it runs.
+              pipe.send(`SELECT FROM ${qualified(step.table)}${condition ? ` WHERE ${condition}` : ''} FOR UPDATE`, `${heading(step).title} (locking its rows before the first delete, parents first)`, { node: nodes.indexOf(step) });
             }
           }
           pipe.send(STATS_SQL, lastAt, { onRows: (rows) => (statsBefore = toStats(rows)) });
@@ -188,6 +193,7 @@ export async function execute(
         if (backup && !dryRun) {
           await drain();
           current = at;
+          currentNode = undefined;
           await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
         }
         if (control.interrupt?.aborted) throw new Interrupted();
@@ -196,8 +202,8 @@ export async function execute(
         // statement fails (a guard, a check, a timeout) --json still says what matched and
         // every expectation's value, with no savepoint and nothing to read back.
         const step = node.kind === 'step' ? { step: node.step, table: qualified(node.table) } : undefined;
-        pipe.send(text.sql, at, { step, ...(text.returnsReport ? { onRows: (rows) => report.push(...toReport(rows, items)) } : {}) });
-        if (text.readBack) pipe.send(text.readBack, at, { onRows: (rows) => report.push(...toReport(rows, items)) });
+        pipe.send(text.sql, at, { step, node: i, ...(text.returnsReport ? { onRows: (rows) => report.push(...toReport(rows, items)) } : {}) });
+        if (text.readBack) pipe.send(text.readBack, at, { node: i, onRows: (rows) => report.push(...toReport(rows, items)) });
         lastAt = at;
         if (node.kind === 'params') {
           const bind = bindStatement(plan, values);
@@ -263,7 +269,7 @@ export async function execute(
       tables = error.tables;
       failure = { code: 'RUNNER', message: error.message, at: "the runner's checks after the last statement" };
     } else if (isServerError(error)) {
-      failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}) };
+      failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}), ...(currentNode !== undefined ? { node: currentNode } : {}) };
     } else throw error;
     return { committed: false, report, timings, tables, failure };
   } finally {

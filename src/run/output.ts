@@ -42,7 +42,8 @@ export interface RunOutput {
   readonly reach: readonly (Reach & { readonly declared: boolean; readonly ownStep: boolean })[];
   /** apply --backup: where the removed rows are (null without --backup or when nothing was committed). */
   readonly backup: { readonly dir: string; readonly files: number; readonly rows: number } | null;
-  readonly error: { readonly code: string; readonly message: string; readonly at: string | null } | null;
+  /** line: where the failed statement starts in the generated file (file:line), when it is one of the file's. */
+  readonly error: { readonly code: string; readonly message: string; readonly at: string | null; readonly line?: string } | null;
   readonly startedAt: string;
   readonly durationMs: number;
 }
@@ -145,7 +146,7 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
   // Said once: a refusal or a committed run's pending work is not a "failed" run.
   if (out.error && (out.outcome === 'nothing-matched' || out.outcome === 'refused')) lines.push(out.error.message);
   else if (out.error && out.outcome === 'committed') lines.push(paint(33, out.error.message));
-  else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}` : ''}`));
+  else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}${out.error.line ? ` (${out.error.line})` : ''}` : ''}`));
   const verdict: Record<RunOutput['outcome'], string> = {
     committed: paint(32, `committed in ${out.durationMs} ms`),
     'rolled-back': out.error ? paint(31, 'rolled back: nothing was changed') : `rolled back (${out.mode}): nothing was changed`,

@@ -12,6 +12,8 @@ import type postgres from 'postgres';
  */
 export interface Queued {
   readonly at: string | undefined;
+  /** The plan node (its index in plan.nodes) whose statement this is; none for the runner's own. */
+  readonly node?: number | undefined;
   readonly query: { cancel: () => unknown };
   /** Settles when the answer is in: the rows, or the error (never rejects). */
   readonly settled: Promise<{ rows?: readonly postgres.Row[]; error?: unknown; done: number }>;
@@ -22,7 +24,7 @@ export interface Queued {
 
 export interface DrainHooks {
   /** The statement now awaited (its heading), for the failure's `at` and an interrupt's cancel. */
-  readonly awaiting: (at: string | undefined, query: { cancel: () => unknown }, since: number) => void;
+  readonly awaiting: (at: string | undefined, node: number | undefined, query: { cancel: () => unknown }, since: number) => void;
   /** A step's answer came in after `ms`. */
   readonly stepDone?: (step: { readonly step: number; readonly table: string }, ms: number) => void;
   /** While a step's answer is awaited: starts its slow-step timer; the returned function stops it. */
@@ -45,7 +47,7 @@ export class Pipeline {
    * Sends `text` now, as one simple-protocol query (no values: those go through sendBound); its
    * answer is read at the next drain.
    */
-  send(text: string, at: string | undefined, options: { onRows?: (rows: readonly postgres.Row[]) => void; step?: Queued['step'] } = {}): void {
+  send(text: string, at: string | undefined, options: { onRows?: (rows: readonly postgres.Row[]) => void; step?: Queued['step']; node?: number } = {}): void {
     if (this.queue.length === 0) this.lastDone = performance.now();
     const query = this.tx.unsafe(text);
     const answered = (done: number) => (pipelineTrace.answered?.(text, done), done);
@@ -53,7 +55,7 @@ export class Pipeline {
       (rows) => ({ rows: rows as readonly postgres.Row[], done: answered(performance.now()) }),
       (error: unknown) => ({ error, done: answered(performance.now()) }),
     );
-    this.queue.push({ at, query, settled, onRows: options.onRows, step: options.step });
+    this.queue.push({ at, node: options.node, query, settled, onRows: options.onRows, step: options.step });
   }
 
   /** Waits for every answer sent so far, in order; throws the first statement's error. */
@@ -66,7 +68,7 @@ export class Pipeline {
         await entry.settled;
         continue;
       }
-      this.hooks.awaiting(entry.at, entry.query, this.lastDone);
+      this.hooks.awaiting(entry.at, entry.node, entry.query, this.lastDone);
       const stop = entry.step ? this.hooks.waitingOnStep?.(entry.step) : undefined;
       const result = await entry.settled.finally(() => stop?.());
       if (result.error !== undefined) {
@@ -88,7 +90,7 @@ export class Pipeline {
   async sendBound(text: string, params: readonly (string | null)[], at: string | undefined): Promise<readonly postgres.Row[]> {
     await this.drain();
     const query = this.tx.unsafe(text, params as string[]);
-    this.hooks.awaiting(at, query, performance.now());
+    this.hooks.awaiting(at, undefined, query, performance.now());
     const rows = await query;
     this.lastDone = performance.now();
     pipelineTrace.answered?.(text, this.lastDone);
