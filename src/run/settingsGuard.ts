@@ -1,5 +1,3 @@
-import type postgres from 'postgres';
-
 /**
  * The runner's own last line before COMMIT, independent of the script's PK010 check (which
  * reads its start values from a temporary table that a function in allow_functions could
@@ -16,11 +14,6 @@ export interface SettingsSnapshot {
 /** The query whose one row is a SettingsSnapshot (the runner pipelines it, run/pipeline.ts). */
 export const GUARDED_SETTINGS_SQL = `SELECT current_setting('session_replication_role') AS session_replication_role,
        current_setting('search_path') AS search_path, current_user::text AS role`;
-
-export async function readGuardedSettings(tx: postgres.TransactionSql): Promise<SettingsSnapshot> {
-  const [row] = await tx.unsafe<SettingsSnapshot[]>(GUARDED_SETTINGS_SQL);
-  return row!;
-}
 
 /** What changed (or was off from the start), or undefined when every setting is as it was. */
 export function changedSettings(before: SettingsSnapshot, now: SettingsSnapshot): string | undefined {
