@@ -370,6 +370,7 @@ async function readStats(tx: postgres.TransactionSql): Promise<StatsByTable> {
     JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
     JOIN pg_namespace n ON n.oid = root.relnamespace
     WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
+      AND n.nspname <> 'purgekit' -- purgekit's own tables (the outbox): written on purpose, not a change to the data
     GROUP BY 1`;
   return new Map(rows.map((r) => [r.name, { inserted: Number(r.ins), updated: Number(r.upd), deleted: Number(r.del), storage: r.storage }]));
 }

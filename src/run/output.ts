@@ -1,3 +1,4 @@
+import type { SideEffects } from '../outbox/runner.js';
 import type { ReportRow, TableChange } from './changes.js';
 import type { RunMode, StepTiming } from './execute.js';
 import type { Target } from '../db/connect.js';
@@ -43,6 +44,8 @@ export interface RunOutput {
   /** apply --backup: where the removed rows are (null without --backup or when nothing was committed). */
   readonly backup: { readonly dir: string; readonly files: number; readonly rows: number } | null;
   readonly error: { readonly code: string; readonly message: string; readonly at: string | null } | null;
+  /** after_commit: what plan would queue, or what apply queued and how each job ended (absent: the policy has none). */
+  readonly sideEffects?: SideEffects;
   readonly startedAt: string;
   readonly durationMs: number;
 }
