@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
 import { BIN, project, purgekit, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
 import { ROOT } from './helpers/scripts.js';
-import { startRedis, type Redis } from './helpers/sidecars.js';
+import { startApi, startRedis, type Api, type Redis } from './helpers/sidecars.js';
 import { OUTBOX_DDL } from '../src/outbox/sql.js';
 
 /** manifest.json as src/run/backup.ts writes it (restated here: the test checks the format, not the code). */
@@ -63,8 +63,9 @@ function newBackupDir(): string {
 }
 
 function apply(db: TestDb, policy: string, args: readonly string[], backup?: string, cwd?: string): Promise<CliResult> {
-  // vedfolnir-delete-user's after_commit (files + Redis) runs against a real redis-server and an empty storage root.
-  const env = { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: scratch() };
+  // after_commit: vedfolnir-delete-user's (files + Redis) runs against a real redis-server and an
+  // empty storage root, supabase-fresh-start's (Clerk) against a local HTTP server.
+  const env = { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: scratch(), CLERK_API_URL: clerk.url, CLERK_SECRET_KEY: 'sk_test_x' };
   return purgekit(
     ['apply', policy, ...args, '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', tempAuditLog(), ...(backup ? ['--backup', backup] : [])],
     cwd ? { cwd, env } : { env },
@@ -72,16 +73,17 @@ function apply(db: TestDb, policy: string, args: readonly string[], backup?: str
 }
 
 let redis: Redis;
+let clerk: Api;
 beforeAll(async () => {
-  redis = await startRedis();
+  [redis, clerk] = await Promise.all([startRedis(), startApi()]);
 });
 afterAll(async () => {
-  await redis?.stop();
+  await Promise.all([redis?.stop(), clerk?.stop()]);
 });
 
 /** The fixture, with purgekit.outbox for the policies that queue side effects. */
 function fixtureOf(name: string): string {
-  return name === 'vedfolnir' ? `${loadFixture(name)};\n${OUTBOX_DDL}` : loadFixture(name);
+  return name === 'vedfolnir' || name === 'supabase' ? `${loadFixture(name)};\n${OUTBOX_DDL}` : loadFixture(name);
 }
 
 /** The user data: purgekit's own tables (the outbox's jobs) are not what a backup holds or restores. */
@@ -313,7 +315,7 @@ describe('apply --backup, then restore: every table identical (each shipped poli
   }
 
   it('supabase: the column max the call_recordings sequence ends at is what restore promises (never below a value in use)', async () => {
-    const db = await createTestDatabase(loadFixture('supabase'));
+    const db = await createTestDatabase(fixtureOf('supabase'));
     const [max] = await db.sql<{ m: number }[]>`SELECT max(id) AS m FROM call_recordings`;
     expect(max!.m).toBe(100);
     const [seq] = await db.sql<{ v: string }[]>`SELECT last_value::text AS v FROM call_recordings_id_seq`;

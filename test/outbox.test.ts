@@ -319,3 +319,26 @@ describe('after_commit: bad input', () => {
     ]);
   });
 });
+
+describe('supabase-fresh-start (seed 003): the Clerk organizations, then the users, through the HTTP API', () => {
+  it('one job per captured row, run after the wipe commits: DELETE /v1/organizations/:id, then /v1/users/:id, with the secret key', async () => {
+    const db = await createTestDatabase(`${loadFixture('supabase')};\n${OUTBOX_DDL}`);
+    const clerk = await startApi();
+    onTestFinished(() => clerk.stop());
+    clerk.answer = (req, res) => void res.writeHead(req.url === '/v1/users/user_ben' ? 404 : 200).end(); // ben: already gone
+    const audit = tempAuditLog();
+    const plan = await purgekit(['plan', 'supabase-fresh-start', '--connection', db.url], { env: { CLERK_API_URL: clerk.url } });
+    expect(plan.stderr).toContain('1. http DELETE ${CLERK_API_URL}/v1/organizations/{row.clerk_organization_id} (done on 200, 404) for each public.clients row');
+    const r = await purgekit(['apply', 'supabase-fresh-start', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit], {
+      env: { CLERK_API_URL: clerk.url, CLERK_SECRET_KEY: SECRET },
+    });
+    expect(r.code, why(r)).toBe(0);
+    expect(clerk.seen.map((s) => `${s.method} ${s.path}`)).toEqual([
+      'DELETE /v1/organizations/org_acme', 'DELETE /v1/organizations/org_globex',
+      'DELETE /v1/users/user_ann', 'DELETE /v1/users/user_ben', 'DELETE /v1/users/user_gil',
+    ]);
+    expect(new Set(clerk.seen.map((s) => s.authorization))).toEqual(new Set([`Bearer ${SECRET}`]));
+    expect((await jobs(db)).map((j) => j.status)).toEqual(Array(5).fill('done'));
+    expect(readFileSync(audit, 'utf8')).not.toContain('user_ann');
+  });
+});
