@@ -8,8 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createTestDatabase, loadFixture, runSimpleQuery, snapshot, type TestDb } from './harness/db.js';
-import { renderedScript } from './helpers/scripts.js';
+import { createTestDatabase, hasPsql, loadFixture, runPsql, runSimpleQuery, snapshot, type TestDb } from './harness/db.js';
+import AjvModule from 'ajv';
+import { renderedScript, ROOT, tempFile } from './helpers/scripts.js';
 import { startApi, startRedis, type Api, type Redis } from './helpers/sidecars.js';
 import { BIN, project, purgekit, tempAuditLog, validJson, why } from './run-helpers.js';
 import { OUTBOX_DDL } from '../src/outbox/sql.js';
@@ -84,6 +85,17 @@ async function jobs(db: TestDb): Promise<{ id: string; action: number; kind: str
   return db.sql`SELECT id::text, action, kind, status, attempts, captured, last_error FROM purgekit.outbox ORDER BY id`;
 }
 
+type AjvCtor = new (options: object) => { compile: (schema: object) => { (data: unknown): boolean; errors?: unknown } };
+const Ajv = ((AjvModule as unknown as { default?: AjvCtor }).default ?? AjvModule) as unknown as AjvCtor;
+const outboxSchema = new Ajv({ strict: false, allErrors: true }).compile(JSON.parse(readFileSync(join(ROOT, 'docs', 'outbox-output.schema.json'), 'utf8')) as object);
+
+/** outbox run / list --json: one document, valid against docs/outbox-output.schema.json. */
+function outboxJson(r: { stdout: string }): { jobs: { id: string; kind: string; status: string; error?: string | null }[] } {
+  const doc = JSON.parse(r.stdout) as unknown;
+  expect(outboxSchema(doc) ? [] : outboxSchema.errors, 'docs/outbox-output.schema.json').toEqual([]);
+  return doc as { jobs: { id: string; kind: string; status: string }[] };
+}
+
 function auditLines(path: string): Record<string, unknown>[] {
   return readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
@@ -151,10 +163,10 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
 
     api.answer = (_req, res) => void res.writeHead(404).end(); // already gone: done
     const list = await purgekit(['outbox', 'list', '--json', '--connection', db.url]);
-    expect(JSON.parse(list.stdout).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'failed']]);
+    expect(outboxJson(list).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'failed']]);
     const run = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit], { env: env(api, root, mark) });
     expect(run.code, why(run)).toBe(0);
-    expect(JSON.parse(run.stdout).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'done']]);
+    expect(outboxJson(run).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'done']]);
     expect((await jobs(db)).every((j) => j.status === 'done' && j.captured === null)).toBe(true);
   });
 
@@ -177,9 +189,9 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
     api.answer = (_req, res) => void res.writeHead(200).end();
     const run = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit], { env: env(api, root, mark) });
     expect(run.code, why(run)).toBe(0);
-    expect(JSON.parse(run.stdout).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'done'], ['command', 'done']]);
+    expect(outboxJson(run).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'done'], ['command', 'done']]);
     const again = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit], { env: env(api, root, mark) });
-    expect(JSON.parse(again.stdout).jobs).toEqual([]);
+    expect(outboxJson(again).jobs).toEqual([]);
     expect(readFileSync(mark, 'utf8')).toBe('2\n');
     expect(api.seen).toHaveLength(2); // the one the kill interrupted, and outbox run's
     const done = auditLines(audit).filter((l) => l['event'] === 'side-effect' && l['outcome'] === 'done').map((l) => l['kind']);
@@ -248,7 +260,7 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
     rmSync(join(root, 'users'));
     const missing = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit, '--attempts', '1'], { env: { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: join(root, 'nope') } });
     expect(missing.code).toBe(8);
-    expect(JSON.parse(missing.stdout).jobs[0].error).toMatch(/^files root \$\{VEDFOLNIR_STORAGE\} does not exist or is not a directory/);
+    expect(outboxJson(missing).jobs[0]!.error).toMatch(/^files root \$\{VEDFOLNIR_STORAGE\} does not exist or is not a directory/);
     const ok = await purgekit(['outbox', 'run', '--connection', db.url, '--audit-log', audit], { env: { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: root } });
     expect(ok.code, why(ok)).toBe(0);
   });
@@ -267,7 +279,7 @@ describe('purgekit outbox run', () => {
     const [a, b] = await Promise.all([purgekit(args, { env: { MARK_FILE: mark } }), purgekit(args, { env: { MARK_FILE: mark } })]);
     expect(a.code, why(a)).toBe(0);
     expect(b.code, why(b)).toBe(0);
-    const ran = [...JSON.parse(a.stdout).jobs, ...JSON.parse(b.stdout).jobs].map((j: { id: string }) => j.id);
+    const ran = [...outboxJson(a).jobs, ...outboxJson(b).jobs].map((j: { id: string }) => j.id);
     expect(ran.sort()).toEqual([...new Set(ran)].sort());
     expect(ran).toHaveLength(12);
     expect(readFileSync(mark, 'utf8').trim().split('\n').map(Number).sort((x, y) => x - y)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
@@ -286,6 +298,15 @@ describe('purgekit outbox run', () => {
     expect(existsSync(join(root, 'users', '2'))).toBe(false);
     expect((await redis.client.keys('vedfolnir:*:2:*')).sort()).toEqual([]);
     expect((await jobs(db)).map((j) => j.status)).toEqual(['done', 'done']);
+  });
+
+  it.runIf(hasPsql())('psql -v ON_ERROR_STOP=1 -f of the rendered script queues the jobs too', async () => {
+    const db = await fixture();
+    const r = runPsql(db.url, tempFile(await renderedScript(POLICY, { username: 'carol' })));
+    expect(r.status, r.stderr).toBe(0);
+    const [carol] = await db.sql<{ captured: { id: number } }[]>`SELECT captured FROM purgekit.outbox ORDER BY id LIMIT 1`;
+    expect(carol!.captured).toEqual({ id: 4 });
+    expect((await jobs(db)).map((j) => [j.kind, j.status])).toEqual([['files', 'pending'], ['redis', 'pending']]);
   });
 });
 
