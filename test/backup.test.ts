@@ -16,11 +16,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
+import { createTestDatabase, loadFixture, type TestDb } from './harness/db.js';
+import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
 import { BIN, project, purgekit, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
 import { ROOT } from './helpers/scripts.js';
 import { startApi, startRedis, type Api, type Redis } from './helpers/sidecars.js';
-import { OUTBOX_DDL } from '../src/outbox/sql.js';
 
 /** manifest.json as src/run/backup.ts writes it (restated here: the test checks the format, not the code). */
 interface ManifestFile {
@@ -83,13 +83,9 @@ afterAll(async () => {
 
 /** The fixture, with purgekit.outbox for the policies that queue side effects. */
 function fixtureOf(name: string): string {
-  return name === 'vedfolnir' || name === 'supabase' ? `${loadFixture(name)};\n${OUTBOX_DDL}` : loadFixture(name);
+  return name === 'vedfolnir' || name === 'supabase' ? withOutbox(name) : loadFixture(name);
 }
 
-/** The user data: purgekit's own tables (the outbox's jobs) are not what a backup holds or restores. */
-async function dataSnapshot(sql: TestDb['sql']): Promise<Record<string, string>> {
-  return Object.fromEntries(Object.entries(await snapshot(sql)).filter(([k]) => !k.startsWith('purgekit.') && !k.startsWith('seq:purgekit.')));
-}
 
 function restore(db: TestDb, dir: string, confirm: string = db.name): Promise<CliResult> {
   return purgekit(['restore', dir, '--confirm', confirm, '--connection', db.url]);
@@ -283,7 +279,7 @@ describe('apply --backup, then restore: every table identical (each shipped poli
     it(c.title, async () => {
       const db = await createTestDatabase(fixtureOf(c.fixture));
       if (c.setup) await db.sql.unsafe(c.setup);
-      const before = await dataSnapshot(db.sql);
+      const before = await snapshot(db.sql);
       const dir = newBackupDir();
 
       const r = await apply(db, c.policy, c.args, dir);
@@ -298,7 +294,7 @@ describe('apply --backup, then restore: every table identical (each shipped poli
       expect(sum(manifest.files.map((f) => f.rows)), 'rows in the backup').toBeGreaterThan(0);
 
       // The backup covers every table the run changed, and only those have rows in it.
-      const afterApply = await dataSnapshot(db.sql);
+      const afterApply = await snapshot(db.sql);
       const changedTables = changedKeys(before, afterApply).filter((k) => !k.startsWith('seq:'));
       expect(changedTables.length).toBeGreaterThan(0);
       expect([...new Set(manifest.files.filter((f) => f.rows > 0).map((f) => snapshotKey(f.table)))].sort()).toEqual(changedTables);
@@ -306,7 +302,7 @@ describe('apply --backup, then restore: every table identical (each shipped poli
       const back = await restore(db, dir);
       expect(back.code, why(back)).toBe(0);
       expect(back.stderr).toContain('restored: committed');
-      const restored = await dataSnapshot(db.sql);
+      const restored = await snapshot(db.sql);
       expect(restored).toEqual({ ...before, ...c.differences });
       for (const [key, value] of Object.entries(c.differences ?? {})) expect(before[key], `${key} differed before`).not.toBe(value);
       // A restore reads the backup, never changes it.
@@ -363,11 +359,11 @@ describe('restore refuses an altered or incomplete backup: exit 4 naming the fil
   /** One nexus purge with a backup; returns the database (after the purge) and the backup. */
   async function purged(): Promise<{ db: TestDb; dir: string; manifest: Manifest; after: Snapshot; before: Snapshot }> {
     const db = await createTestDatabase(loadFixture('nexus'));
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = newBackupDir();
     const r = await apply(db, 'nexus-purge-user', ['--email', 'alice@example.com', '--delete-owned-companies'], dir);
     expect(r.code, why(r)).toBe(0);
-    return { db, dir, manifest: readManifest(dir), after: await dataSnapshot(db.sql), before };
+    return { db, dir, manifest: readManifest(dir), after: await snapshot(db.sql), before };
   }
 
   /** A copy of the backup (modes kept) to tamper with. */
@@ -392,7 +388,7 @@ describe('restore refuses an altered or incomplete backup: exit 4 naming the fil
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(/\n\s+at /); // a refusal, not a stack trace
     expect(r.stderr).not.toContain('restored: committed');
-    expect(await dataSnapshot(db.sql)).toEqual(after);
+    expect(await snapshot(db.sql)).toEqual(after);
     return r;
   }
 
@@ -449,19 +445,19 @@ describe('restore refuses an altered or incomplete backup: exit 4 naming the fil
     // And the untouched backup restores: the refusals above were about the tampering.
     const ok = await restore(db, dir);
     expect(ok.code, why(ok)).toBe(0);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
   });
 
   it('restoring twice: the second refuses ("already exist") and changes nothing', async () => {
     const { db, dir, before } = await purged();
     const first = await restore(db, dir);
     expect(first.code, why(first)).toBe(0);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     const second = await restore(db, dir);
     expect(second.code, why(second)).toBe(4);
     expect(second.stderr).toMatch(/already exist/);
     expect(second.stderr).toMatch(/public\.user_profiles/);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
   });
 
   it('restore --confirm with the wrong database name, or without --confirm: exit 6, nothing changed', async () => {
@@ -471,7 +467,7 @@ describe('restore refuses an altered or incomplete backup: exit 4 naming the fil
     expect(wrong.stderr).toContain(`does not match the database "${db.name}"`);
     const missing = await purgekit(['restore', dir, '--connection', db.url]);
     expect(missing.code, why(missing)).toBe(6);
-    expect(await dataSnapshot(db.sql)).toEqual(after);
+    expect(await snapshot(db.sql)).toEqual(after);
   });
 });
 
@@ -516,27 +512,27 @@ describe('a backup that cannot be written: apply exits non-zero, rolls back, lea
 
   it('--backup under a regular file (cannot be created, even by root)', async () => {
     const db = await createTestDatabase(loadFixture('nexus'));
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const file = join(scratch(), 'a-file');
     writeFileSync(file, 'not a directory\n');
     const r = await apply(db, 'nexus-purge-user', ALICE, join(file, 'sub'));
     expect(r.code, why(r)).not.toBe(0);
     expect(r.stderr).toMatch(/--backup .*a-file\/sub: cannot write there/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     expect(readFileSync(file, 'utf8')).toBe('not a directory\n');
   });
 
   it('--backup naming a directory that is not empty: refused, and what was there is left alone', async () => {
     const db = await createTestDatabase(loadFixture('nexus'));
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = scratch();
     writeFileSync(join(dir, 'older-backup.copy'), 'someone else\n');
     mkdirSync(join(dir, 'sub'));
     const r = await apply(db, 'nexus-purge-user', ALICE, dir);
     expect(r.code, why(r)).not.toBe(0);
     expect(r.stderr).toMatch(/is not empty/);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     expect(readdirSync(dir).sort()).toEqual(['older-backup.copy', 'sub']);
     expect(readFileSync(join(dir, 'older-backup.copy'), 'utf8')).toBe('someone else\n');
   });
@@ -545,12 +541,12 @@ describe('a backup that cannot be written: apply exits non-zero, rolls back, lea
     const db = await createTestDatabase(loadFixture('nexus'));
     // Step 4's file (ai_memories) outgrows a 64 KiB file-size limit; steps 1 and 3 write theirs and delete first.
     await db.sql`UPDATE ai_memories SET note = repeat('tea ', 50000) WHERE user_id = 'auth|alice'`;
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = newBackupDir();
     const r = await cli(['apply', 'nexus-purge-user', ...ALICE, '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--backup', dir], { fileLimitKiB: 64 });
     expect(r.code, why(r)).not.toBe(0);
     expect(r.stderr).toMatch(/backup of public\.ai_memories .*failed/);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     expect(existsSync(dir), 'no partial backup left').toBe(false);
     // The same run without the limit succeeds: the limit was the only problem.
     const ok = await apply(db, 'nexus-purge-user', ALICE, dir);
@@ -570,7 +566,7 @@ describe('a backup that cannot be written: apply exits non-zero, rolls back, lea
       for (let attempt = 1; attempt <= 4; attempt++) {
         const db = await createTestDatabase(loadFixture('nexus'));
         await db.sql`INSERT INTO ai_messages (conversation_id, body) SELECT 1 + g % 2, 'message number ' || g FROM generate_series(1, 100000) g`;
-        const before = await dataSnapshot(db.sql);
+        const before = await snapshot(db.sql);
         const dir = newBackupDir();
         const r = await cli(['apply', 'nexus-purge-user', ...ALICE, '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--backup', dir], {
           fileLimitKiB: 64,
@@ -579,7 +575,7 @@ describe('a backup that cannot be written: apply exits non-zero, rolls back, lea
         expect(r.killed, `attempt ${attempt}: apply did not end within 30 s after its backup write failed\n${why(r)}`).toBe(false);
         expect(r.code, why(r)).not.toBe(0);
         expect(r.stderr).toMatch(/backup of public\.ai_messages .*failed/);
-        expect(await dataSnapshot(db.sql)).toEqual(before);
+        expect(await snapshot(db.sql)).toEqual(before);
         expect(existsSync(dir), 'no partial backup left').toBe(false);
       }
     },
@@ -600,24 +596,24 @@ describe('the run fails after the backup was written: nothing deleted, so no bac
   it('an expectation fails (PK004): exit 4, database unchanged, backup directory removed', async () => {
     const db = await createTestDatabase(loadFixture('nexus'));
     await db.sql`UPDATE user_profiles SET role = 'owner' WHERE role = 'admin'`; // "an admin remains" fails after the steps
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = newBackupDir();
     const r = await apply(db, 'nexus-purge-user', ['--email', 'carol@example.com'], dir);
     expect(r.code, why(r)).toBe(4);
     expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'PK004' }, backup: null });
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     expect(existsSync(dir), 'the backup (personal data of rows that were not deleted) is removed').toBe(false);
   });
 
   it('an existing empty --backup directory is removed too when the run rolls back', async () => {
     const db = await createTestDatabase(loadFixture('nexus'));
     await db.sql`UPDATE user_profiles SET role = 'owner' WHERE role = 'admin'`;
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = newBackupDir();
     mkdirSync(dir, { mode: 0o700 });
     const r = await apply(db, 'nexus-purge-user', ['--email', 'carol@example.com'], dir);
     expect(r.code, why(r)).toBe(4);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     expect(existsSync(dir) ? readdirSync(dir) : [], 'nothing of the backup is left').toEqual([]);
   });
 
@@ -627,13 +623,13 @@ describe('the run fails after the backup was written: nothing deleted, so no bac
         BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
       CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER DELETE ON user_profiles
         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();`);
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = newBackupDir();
     const r = await apply(db, 'nexus-purge-user', ['--email', 'carol@example.com'], dir);
     expect(r.code, why(r)).not.toBe(0);
     expect(r.stderr).toMatch(/refused at commit/);
     expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', backup: null });
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     expect(existsSync(dir), 'no backup of rows that are still there').toBe(false);
   });
 
@@ -659,20 +655,20 @@ describe('backup: required', () => {
     expect(compiled.code, why(compiled)).toBe(0);
     expect(compiled.stderr).toContain('generated/nexus-purge-user.sql');
 
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const refused = await apply(db, 'nexus-purge-user', ['--email', 'carol@example.com'], undefined, dir);
     expect(refused.code, why(refused)).toBe(6);
     expect(refused.stderr).toMatch(/backup: required.*--backup/);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
 
     const backup = newBackupDir();
     const ok = await apply(db, 'nexus-purge-user', ['--email', 'carol@example.com'], backup, dir);
     expect(ok.code, why(ok)).toBe(0);
     checkBackup(db, backup, validJson(ok) as ApplyJson);
-    expect(await dataSnapshot(db.sql)).not.toEqual(before);
+    expect(await snapshot(db.sql)).not.toEqual(before);
     const back = await restore(db, backup);
     expect(back.code, why(back)).toBe(0);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
   });
 });
 
@@ -689,14 +685,14 @@ describe('edge cases of restore', () => {
   it('a generated column declared NOT NULL is recomputed, not restored (restore still puts the rows back)', async () => {
     const db = await createTestDatabase(loadFixture('nexus'));
     await db.sql.unsafe(`ALTER TABLE user_profiles ADD COLUMN email_domain text GENERATED ALWAYS AS (coalesce(split_part(email, '@', 2), '')) STORED NOT NULL`);
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const dir = newBackupDir();
     const r = await apply(db, 'nexus-purge-user', ['--email', 'carol@example.com'], dir);
     expect(r.code, why(r)).toBe(0);
     expect(readManifest(dir).files.find((f) => f.table === 'public.user_profiles')!.columns).not.toContain('email_domain');
     const back = await restore(db, dir);
     expect(back.code, why(back)).toBe(0);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
   });
 
   it('a row of a table without a primary key: restoring twice refuses instead of duplicating it', async () => {
@@ -717,13 +713,13 @@ guard:
 `);
     const compiled = await purgekit(['compile'], { cwd: dir });
     expect(compiled.code, why(compiled)).toBe(0);
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const backup = newBackupDir();
     const r = await apply(db, 'nexus-drop-acme', [], backup, dir);
     expect(r.code, why(r)).toBe(0);
     expect(readManifest(backup).files.map((f) => f.rows)).toEqual([2]);
     expect((await restore(db, backup)).code).toBe(0);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     const again = await restore(db, backup);
     const [n] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM user_organizations`;
     expect(n!.n, 'rows of user_organizations after a second restore').toBe(2);
@@ -751,17 +747,17 @@ guard:
   confirm: database
 `);
     expect((await purgekit(['compile'], { cwd: dir })).code).toBe(0);
-    const before = await dataSnapshot(db.sql);
+    const before = await snapshot(db.sql);
     const backup = newBackupDir();
     const r = await apply(db, 'nexus-drop-acme', [], backup, dir);
     expect(r.code, why(r)).toBe(0);
     const back = await restore(db, backup);
     expect(back.code, why(back)).toBe(0);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
     const again = await restore(db, backup);
     expect(again.code, why(again)).toBe(4);
     expect(again.stderr).toMatch(/already exist/);
-    expect(await dataSnapshot(db.sql)).toEqual(before);
+    expect(await snapshot(db.sql)).toEqual(before);
   });
 
   it('a row whose unique key (not the primary key) is taken again since the purge: refused, nothing changed', async () => {
@@ -771,14 +767,14 @@ guard:
     expect(r.code, why(r)).toBe(0);
     // A new account takes the username "alice" (users.username is UNIQUE) under a new id.
     await db.sql`INSERT INTO users (id, username, email, password_hash) VALUES (900, 'alice', 'new.alice@example.com', 'x')`;
-    const after = await dataSnapshot(db.sql);
+    const after = await snapshot(db.sql);
     const back = await restore(db, dir);
     // Refused, as a refusal (exit 4, like a primary key that exists), not as an unexpected error (exit 1).
     expect(back.stderr).toMatch(/users_username_key|username/);
     expect(back.stderr).not.toContain('restored: committed');
     expect(back.stderr).not.toMatch(/unexpected error/);
     expect(back.code, why(back)).toBe(4);
-    expect(await dataSnapshot(db.sql)).toEqual(after);
+    expect(await snapshot(db.sql)).toEqual(after);
   });
 });
 
@@ -796,7 +792,7 @@ describe('large backups', () => {
         INSERT INTO ai_messages (conversation_id, body) SELECT 1 + g % 2, 'message number ' || g FROM generate_series(1, 100000) g;
         INSERT INTO ai_memories (user_id, note) SELECT 'auth|alice', 'memory ' || g FROM generate_series(1, 100000) g;
         INSERT INTO business_health_snapshots (user_id, score) SELECT 'auth|alice', g FROM generate_series(1, 100000) g;`);
-      const before = await dataSnapshot(db.sql);
+      const before = await snapshot(db.sql);
       const dir = newBackupDir();
       const args = ['apply', 'nexus-purge-user', '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', tempAuditLog(), '--backup', dir];
       const r = await cli(args, { timeoutMs: 60_000 });
@@ -806,7 +802,7 @@ describe('large backups', () => {
       expect(manifest.files.find((f) => f.reason === 'step 1')!.rows).toBe(100_003);
       const back = await cli(['restore', dir, '--confirm', db.name, '--connection', db.url], { timeoutMs: 60_000 });
       expect(back.code, why(back)).toBe(0);
-      expect(await dataSnapshot(db.sql)).toEqual(before);
+      expect(await snapshot(db.sql)).toEqual(before);
     },
     150_000,
   );

@@ -13,7 +13,7 @@ import AjvModule from 'ajv';
 import { renderedScript, ROOT, tempFile } from './helpers/scripts.js';
 import { startApi, startRedis, type Api, type Redis } from './helpers/sidecars.js';
 import { BIN, project, purgekit, tempAuditLog, validJson, why } from './run-helpers.js';
-import { OUTBOX_DDL } from '../src/outbox/sql.js';
+import { withOutbox } from './helpers/outbox.js';
 
 const POLICY = 'vedfolnir-delete-user';
 const SECRET = 'sk_test_0123456789abcdef';
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 async function fixture(outbox = true): Promise<TestDb> {
-  return createTestDatabase(loadFixture('vedfolnir') + (outbox ? `;\n${OUTBOX_DDL}` : ''));
+  return createTestDatabase(outbox ? withOutbox('vedfolnir') : loadFixture('vedfolnir'));
 }
 
 function tempDir(prefix: string): string {
@@ -343,7 +343,7 @@ describe('after_commit: bad input', () => {
 
 describe('supabase-fresh-start (seed 003): the Clerk organizations, then the users, through the HTTP API', () => {
   it('one job per captured row, run after the wipe commits: DELETE /v1/organizations/:id, then /v1/users/:id, with the secret key', async () => {
-    const db = await createTestDatabase(`${loadFixture('supabase')};\n${OUTBOX_DDL}`);
+    const db = await createTestDatabase(withOutbox('supabase'));
     const clerk = await startApi();
     onTestFinished(() => clerk.stop());
     clerk.answer = (req, res) => void res.writeHead(req.url === '/v1/users/user_ben' ? 404 : 200).end(); // ben: already gone

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startApi } from './helpers/sidecars.js';
-import { OUTBOX_DDL } from '../src/outbox/sql.js';
+import { withOutbox } from './helpers/outbox.js';
 import { createTestDatabase, loadFixture, rowCounts, snapshot, type TestDb } from './harness/db.js';
 import { rowsOf } from './helpers/nexus.js';
 import { purgekit, recordedChecksum, tempAuditLog, validJson, why, type RunJson } from './run-helpers.js';
@@ -183,7 +183,7 @@ describe('purgekit apply (nexus-purge-user)', () => {
 describe('purgekit apply (wipe and cleanup policies)', () => {
   it('supabase-fresh-start: a wipe commits, lists every table it reaches, keeps the keep tables', async () => {
     // Its after_commit deletes the Clerk organizations and users (test/outbox.test.ts): a local API stands in for Clerk.
-    const db = await createTestDatabase(`${loadFixture('supabase')};\n${OUTBOX_DDL}`);
+    const db = await createTestDatabase(withOutbox('supabase'));
     const clerk = await startApi();
     onTestFinished(() => clerk.stop());
     const keptBefore = await rowCounts(db.sql, ['subscription_tiers', 'agent_templates', 'schema_migrations']);

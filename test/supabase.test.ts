@@ -4,19 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import type postgres from 'postgres';
-import { createTestDatabase, hasPsql, loadFixture as loadFixtureFile, runPsql, runSimpleQuery, snapshot as fullSnapshot, type TestDb } from './harness/db.js';
-import { OUTBOX_DDL } from '../src/outbox/sql.js';
+import { createTestDatabase, hasPsql, runPsql, runSimpleQuery, type TestDb } from './harness/db.js';
+import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
+
+import { renderedScript, tempFile } from './helpers/scripts.js';
 
 /** The fixture with purgekit.outbox: the wipe queues its Clerk deletions there (after_commit; test/outbox.test.ts runs them). */
-function loadFixture(name: 'supabase'): string {
-  return `${loadFixtureFile(name)};\n${OUTBOX_DDL}`;
-}
-
-/** The user data, without purgekit's own schema (the outbox's jobs; its sequence is not transactional). */
-async function snapshot(sql: TestDb['sql']): Promise<Record<string, string>> {
-  return Object.fromEntries(Object.entries(await fullSnapshot(sql)).filter(([k]) => !k.startsWith('purgekit.') && !k.startsWith('seq:purgekit.')));
-}
-import { renderedScript, tempFile } from './helpers/scripts.js';
+const loadFixture = withOutbox;
 
 const POLICY = 'supabase-fresh-start';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createTestDatabase, hasPsql, loadFixture, rowCounts, runPsql, runSimpleQuery, snapshot as fullSnapshot, type TestDb } from './harness/db.js';
+import { createTestDatabase, hasPsql, rowCounts, runPsql, runSimpleQuery, type TestDb } from './harness/db.js';
+import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
 import { renderedScript, tempFile } from './helpers/scripts.js';
-import { OUTBOX_DDL } from '../src/outbox/sql.js';
 
 /**
  * Seed 001: Vedfolnir's delete_user_data.py as two policies, run the way an operator would:
@@ -17,17 +17,9 @@ const TABLES = ['images', 'posts', 'job_audit_log', 'caption_generation_tasks', 
 
 type Values = Record<string, string | boolean>;
 
-/**
- * The user data, without purgekit's own schema: the outbox's jobs are test/outbox.test.ts's
- * business, and its id sequence advances even when the run rolls back (sequences are not transactional).
- */
-async function snapshot(sql: TestDb['sql']): Promise<Record<string, string>> {
-  return Object.fromEntries(Object.entries(await fullSnapshot(sql)).filter(([k]) => !k.startsWith('purgekit.') && !k.startsWith('seq:purgekit.')));
-}
-
 /** The fixture with purgekit.outbox: the delete policy queues its side effects there (after_commit). */
 async function fixture(): Promise<TestDb> {
-  return createTestDatabase(`${loadFixture('vedfolnir')};\n${OUTBOX_DDL}`);
+  return createTestDatabase(withOutbox('vedfolnir'));
 }
 
 async function idOf(db: TestDb, username: string): Promise<string> {

@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { AuditLog } from '../run/audit.js';
 import { JobError, runAction, type JobValues } from './actions.js';
-import { envNames, placeholdersOf, type ActionSpec } from './spec.js';
+import { envNames, type ActionSpec } from './spec.js';
 
 /**
  * The outbox worker: claims one open job at a time (status pending or failed) with FOR UPDATE
@@ -143,4 +143,3 @@ export function missingEnv(specs: readonly ActionSpec[], env: NodeJS.ProcessEnv)
   return [...new Set(specs.flatMap(envNames))].filter((name) => !env[name]);
 }
 
-export { placeholdersOf };
