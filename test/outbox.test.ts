@@ -159,6 +159,8 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
     const http = (await jobs(db)).find((j) => j.kind === 'http')!;
     expect(http).toMatchObject({ status: 'failed', attempts: 3 });
     expect(http.captured).toEqual({ id: 2 });
+    // The outcome record says the purge committed and what is still owed.
+    expect(auditLines(audit).find((l) => l['event'] === 'outcome')).toMatchObject({ outcome: 'committed', sideEffects: { queued: 4, done: 3, failed: 1 } });
     expect(http.last_error).toBe('DELETE [${API_URL}]/v1/users/[redacted subject.id]: HTTP 503 (done on 200, 404)');
 
     api.answer = (_req, res) => void res.writeHead(404).end(); // already gone: done

@@ -191,7 +191,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         if (done.owed) owed.push(done.owed);
       }
       try {
-        auditLog?.append(record('outcome', output, note ? { note } : {}));
+        auditLog?.append(record('outcome', output, { ...(note ? { note } : {}), ...outbox.auditSummary(output.sideEffects) }));
       } catch (e) {
         owed.push(`writing the audit log's outcome record to ${options.auditLog}: ${(e as Error).message} (the attempt record ${runId} is there)`);
       }

@@ -86,3 +86,10 @@ export function describePlanned(effects: SideEffects): string[] {
   const count = effects.queued === null ? '' : ` (${effects.queued} ${effects.queued === 1 ? 'job' : 'jobs'})`;
   return [`after COMMIT, queued in purgekit.outbox${count}:`, ...effects.actions.map((a) => `  ${a.action}. ${a.description}${a.forEach && a.forEach !== 'subject' ? ` for each ${a.forEach} row` : a.forEach ? ' for each subject' : ''}`)];
 }
+
+/** For the apply's outcome record: how its side effects ended (each job has its own side-effect record too). */
+export function auditSummary(effects: SideEffects | undefined): { sideEffects?: { queued: number | null; done: number; failed: number } } {
+  if (!effects) return {};
+  const done = effects.jobs.filter((j) => j.status === 'done').length;
+  return { sideEffects: { queued: effects.queued, done, failed: effects.jobs.length - done } };
+}
