@@ -22,6 +22,7 @@ import { plan } from './cli/plan.js';
 import { render } from './cli/render.js';
 import { residue } from './cli/residue.js';
 import { restore } from './cli/restore.js';
+import { outbox } from './cli/outbox.js';
 import { validate } from './cli/validate.js';
 import { verify } from './cli/verify.js';
 import { yargsFor } from './cli/yargs.js';
@@ -44,11 +45,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     const ctx: CliContext = { argv, ...(policies ? { policies } : {}) };
     let exit: number = ExitCode.ok;
     const wire = (c: PurgekitCommand): CommandModule => ({ ...c, handler: async (args) => void (exit = (await c.handler(args as never)) ?? ExitCode.ok) });
-    const commands = [validate, compile, render(ctx), plan(ctx), apply(ctx), verify(ctx), lint, discover, restore, counts, residue(ctx)];
+    const commands = [validate, compile, render(ctx), plan(ctx), apply(ctx), verify(ctx), lint, discover, restore, counts, residue(ctx), outbox];
     await commands
       .reduce((acc, c) => acc.command(wire(c)), y.scriptName('purgekit').usage('$0 <command> [options]\n\nTurn YAML purge policies into reviewable SQL and run it safely.').options(GLOBAL_OPTIONS))
       .completion('completion', 'Print a bash or zsh completion script: purgekit completion >> ~/.bashrc', completion(ctx, POLICY_COMMANDS))
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts, discover or residue')
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts, discover, residue or outbox')
       .strict()
       .help()
       .version(packageVersion())

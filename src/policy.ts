@@ -3,6 +3,8 @@
  * may trust these fields. SQL fragments written by the author have been parsed: a SqlFragment
  * is exactly one expression (or one SELECT for queries), with its :name references resolved.
  */
+import type { AfterCommitAction } from './outbox/spec.js';
+
 export type PolicyKind = 'purge' | 'cleanup' | 'wipe' | 'check';
 
 export const PARAM_TYPES = ['text', 'integer', 'bigint', 'numeric', 'uuid', 'boolean', 'date', 'timestamptz'] as const;
@@ -56,6 +58,8 @@ export interface Subject {
   readonly max: number;
   /** Columns of the subject table whose values identify the person (subject.identifiers): what `residue` searches for. */
   readonly identifiers: readonly string[];
+  /** subject.capture: columns of the subject row captured before the deletes, for after_commit's {subject.<column>}. */
+  readonly capture: readonly string[];
 }
 
 /**
@@ -138,5 +142,7 @@ export interface Policy {
   readonly backup?: 'required';
   /** allow_functions: functions the author vouches for, called although volatile (`name` or `schema.name`). */
   readonly allowFunctions?: readonly string[];
+  /** after_commit: side effects queued in purgekit.outbox inside the transaction, run after COMMIT (src/outbox). */
+  readonly afterCommit: readonly AfterCommitAction[];
   readonly source: { readonly path: string; readonly sha256: string };
 }

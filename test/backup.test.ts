@@ -15,10 +15,12 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createTestDatabase, loadFixture, type TestDb } from './harness/db.js';
+import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
 import { BIN, project, purgekit, tempAuditLog, validJson, why, type CliResult, type RunJson } from './run-helpers.js';
 import { ROOT } from './helpers/scripts.js';
+import { startApi, startRedis, type Api, type Redis } from './helpers/sidecars.js';
 
 /** manifest.json as src/run/backup.ts writes it (restated here: the test checks the format, not the code). */
 interface ManifestFile {
@@ -61,11 +63,29 @@ function newBackupDir(): string {
 }
 
 function apply(db: TestDb, policy: string, args: readonly string[], backup?: string, cwd?: string): Promise<CliResult> {
+  // after_commit: vedfolnir-delete-user's (files + Redis) runs against a real redis-server and an
+  // empty storage root, supabase-fresh-start's (Clerk) against a local HTTP server.
+  const env = { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: scratch(), CLERK_API_URL: clerk.url, CLERK_SECRET_KEY: 'sk_test_x' };
   return purgekit(
     ['apply', policy, ...args, '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', tempAuditLog(), ...(backup ? ['--backup', backup] : [])],
-    cwd ? { cwd } : {},
+    cwd ? { cwd, env } : { env },
   );
 }
+
+let redis: Redis;
+let clerk: Api;
+beforeAll(async () => {
+  [redis, clerk] = await Promise.all([startRedis(), startApi()]);
+});
+afterAll(async () => {
+  await Promise.all([redis?.stop(), clerk?.stop()]);
+});
+
+/** The fixture, with purgekit.outbox for the policies that queue side effects. */
+function fixtureOf(name: string): string {
+  return name === 'vedfolnir' || name === 'supabase' ? withOutbox(name) : loadFixture(name);
+}
+
 
 function restore(db: TestDb, dir: string, confirm: string = db.name): Promise<CliResult> {
   return purgekit(['restore', dir, '--confirm', confirm, '--connection', db.url]);
@@ -257,7 +277,7 @@ const ROUND_TRIPS: RoundTrip[] = [
 describe('apply --backup, then restore: every table identical (each shipped policy that removes rows)', () => {
   for (const c of ROUND_TRIPS) {
     it(c.title, async () => {
-      const db = await createTestDatabase(loadFixture(c.fixture));
+      const db = await createTestDatabase(fixtureOf(c.fixture));
       if (c.setup) await db.sql.unsafe(c.setup);
       const before = await snapshot(db.sql);
       const dir = newBackupDir();
@@ -291,7 +311,7 @@ describe('apply --backup, then restore: every table identical (each shipped poli
   }
 
   it('supabase: the column max the call_recordings sequence ends at is what restore promises (never below a value in use)', async () => {
-    const db = await createTestDatabase(loadFixture('supabase'));
+    const db = await createTestDatabase(fixtureOf('supabase'));
     const [max] = await db.sql<{ m: number }[]>`SELECT max(id) AS m FROM call_recordings`;
     expect(max!.m).toBe(100);
     const [seq] = await db.sql<{ v: string }[]>`SELECT last_value::text AS v FROM call_recordings_id_seq`;
@@ -741,7 +761,7 @@ guard:
   });
 
   it('a row whose unique key (not the primary key) is taken again since the purge: refused, nothing changed', async () => {
-    const db = await createTestDatabase(loadFixture('vedfolnir'));
+    const db = await createTestDatabase(fixtureOf('vedfolnir'));
     const dir = newBackupDir();
     const r = await apply(db, 'vedfolnir-delete-user', ['--username', 'alice'], dir);
     expect(r.code, why(r)).toBe(0);

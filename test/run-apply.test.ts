@@ -2,7 +2,9 @@
  * purgekit plan | plan --rehearse | apply, through the built CLI against real PostgreSQL:
  * what a successful run removes, reports (--json, validated against its schema) and leaves.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startApi } from './helpers/sidecars.js';
+import { withOutbox } from './helpers/outbox.js';
 import { createTestDatabase, loadFixture, rowCounts, snapshot, type TestDb } from './harness/db.js';
 import { rowsOf } from './helpers/nexus.js';
 import { purgekit, recordedChecksum, tempAuditLog, validJson, why, type RunJson } from './run-helpers.js';
@@ -180,9 +182,14 @@ describe('purgekit apply (nexus-purge-user)', () => {
 
 describe('purgekit apply (wipe and cleanup policies)', () => {
   it('supabase-fresh-start: a wipe commits, lists every table it reaches, keeps the keep tables', async () => {
-    const db = await createTestDatabase(loadFixture('supabase'));
+    // Its after_commit deletes the Clerk organizations and users (test/outbox.test.ts): a local API stands in for Clerk.
+    const db = await createTestDatabase(withOutbox('supabase'));
+    const clerk = await startApi();
+    onTestFinished(() => clerk.stop());
     const keptBefore = await rowCounts(db.sql, ['subscription_tiers', 'agent_templates', 'schema_migrations']);
-    const r = await purgekit(['apply', 'supabase-fresh-start', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', tempAuditLog()]);
+    const r = await purgekit(['apply', 'supabase-fresh-start', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', tempAuditLog()], {
+      env: { CLERK_API_URL: clerk.url, CLERK_SECRET_KEY: 'sk_test_x' },
+    });
     expect(r.code, why(r)).toBe(0);
     const json = validJson(r);
     expect(json).toMatchObject({ kind: 'wipe', outcome: 'committed', error: null, subject: null, steps: [] });

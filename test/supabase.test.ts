@@ -4,8 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import type postgres from 'postgres';
-import { createTestDatabase, hasPsql, loadFixture, runPsql, runSimpleQuery, snapshot, type TestDb } from './harness/db.js';
+import { createTestDatabase, hasPsql, runPsql, runSimpleQuery, type TestDb } from './harness/db.js';
+import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
+
 import { renderedScript, tempFile } from './helpers/scripts.js';
+
+/** The fixture with purgekit.outbox: the wipe queues its Clerk deletions there (after_commit; test/outbox.test.ts runs them). */
+const loadFixture = withOutbox;
 
 const POLICY = 'supabase-fresh-start';
 

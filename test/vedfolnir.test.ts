@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createTestDatabase, hasPsql, loadFixture, rowCounts, runPsql, runSimpleQuery, snapshot, type TestDb } from './harness/db.js';
+import { createTestDatabase, hasPsql, rowCounts, runPsql, runSimpleQuery, type TestDb } from './harness/db.js';
+import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
 import { renderedScript, tempFile } from './helpers/scripts.js';
 
 /**
@@ -16,8 +17,9 @@ const TABLES = ['images', 'posts', 'job_audit_log', 'caption_generation_tasks', 
 
 type Values = Record<string, string | boolean>;
 
+/** The fixture with purgekit.outbox: the delete policy queues its side effects there (after_commit). */
 async function fixture(): Promise<TestDb> {
-  return createTestDatabase(loadFixture('vedfolnir'));
+  return createTestDatabase(withOutbox('vedfolnir'));
 }
 
 async function idOf(db: TestDb, username: string): Promise<string> {

@@ -19,6 +19,7 @@ import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
 import { sourceLabel } from './compile.js';
+import * as outbox from '../outbox/runner.js';
 
 export interface RunOptions {
   readonly target: string;
@@ -89,6 +90,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     say(`purgekit ${command}${mode === 'rehearse' ? ' --rehearse' : ''} ${policy.name} on ${describeTarget(target)}`);
     say(`plan: ${file} (sha256 ${planSha256.slice(0, 12)})`);
     if (mode === 'rehearse') say('rehearsal: runs every statement for real, takes the same locks as apply, then rolls back');
+    // after_commit: the outbox exists and every ${VAR} is set, or nothing runs (src/outbox/runner.ts).
+    await outbox.preflight(conn.sql, plan, mode, process.env, say);
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
     const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
@@ -182,8 +185,13 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       const backedUp = writer ? await summarizeBackup(writer.dir).catch((e: Error) => (owed.push(`reading the backup's manifest: ${e.message}`), null)) : null;
       if (backedUp) say(`backup: ${backedUp.files} ${backedUp.files === 1 ? 'file' : 'files'}, ${backedUp.rows} rows in ${backedUp.dir} (restore with purgekit restore ${backedUp.dir} --confirm ${database})`);
       output = { ...output, backup: backedUp };
+      if (outbox.outboxNode(plan)) {
+        const done = await outbox.runCommitted(conn.sql, plan, result.xid, { ...(auditLog ? { audit: auditLog } : {}), runId, env: process.env, say });
+        output = { ...output, sideEffects: done.effects };
+        if (done.owed) owed.push(done.owed);
+      }
       try {
-        auditLog?.append(record('outcome', output, note ? { note } : {}));
+        auditLog?.append(record('outcome', output, { ...(note ? { note } : {}), ...outbox.auditSummary(output.sideEffects) }));
       } catch (e) {
         owed.push(`writing the audit log's outcome record to ${options.auditLog}: ${(e as Error).message} (the attempt record ${runId} is there)`);
       }
@@ -197,7 +205,9 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         say(`warning: the audit log's outcome record could not be written to ${options.auditLog}: ${(e as Error).message}`);
       }
     }
+    if (!committed && outbox.outboxNode(plan)) output = { ...output, sideEffects: outbox.planned(plan, output.subject?.matched ?? null)! };
     if (note) say(note);
+    if (output.sideEffects && !committed) for (const line of outbox.describePlanned(output.sideEffects)) say(line);
     for (const line of humanReport(output, options.color)) say(line);
     return { output, exitCode: output.exitCode };
   } finally {

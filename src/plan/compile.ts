@@ -92,6 +92,8 @@ export function compile(policy: Policy): Plan {
   const before = p.kind === 'check' ? [] : indexed.filter(({ e }) => e.when === 'before');
   before.forEach(({ i }) => nodes.push(expectation(i)));
   if (before.length) nodes.push({ kind: 'verdict', phase: 'before', afterSteps: false });
+  // after_commit: the jobs go into the outbox before the first delete, while the subject rows are there.
+  if (p.afterCommit.length) nodes.push({ kind: 'outbox', policy: p.name, actions: p.afterCommit, ...(s ? { subject: { table: s.table, key: s.key, capture: s.capture } } : {}) });
 
   p.preserve.forEach((rule, i) =>
     nodes.push({

@@ -1,3 +1,4 @@
+import { describeAction } from '../outbox/spec.js';
 import { kebab, oneLine, plural, qualified } from '../core/names.js';
 import type { ExpectNode, PlanNode, StepNode } from './nodes.js';
 import { paramsLegend } from './params.js';
@@ -119,6 +120,11 @@ export function heading(node: PlanNode): Heading {
       return { title: node.check ? 'Nothing was changed.' : 'Every check held.', notes: [] };
     case 'report':
       return { title: 'What happened, one row per step and check.', notes: [] };
+    case 'outbox':
+      return {
+        title: 'Side effects after COMMIT: one job per action queued in purgekit.outbox (purgekit outbox init), in this transaction, before the deletes; purgekit outbox run does them.',
+        notes: node.actions.map((a) => `${a.action}. ${describeAction(a.spec)}${a.forEach ? ` for each ${qualified(a.forEach.table)} row` : node.subject ? ' for each subject' : ''}`),
+      };
   }
 }
 

@@ -1,5 +1,6 @@
 import type { FlagDecl, FunctionName, ParamDecl, PolicyKind, TableName } from '../policy.js';
 import type { ParamsShape } from './params.js';
+import type { AfterCommitAction } from '../outbox/spec.js';
 
 /**
  * A compiled plan: what the generated file does, in order, as kind-tagged readonly nodes with
@@ -73,10 +74,24 @@ export type PlanNode =
   | WipeNode
   | { readonly kind: 'keep-check' }
   | { readonly kind: 'settings-check' }
+  | OutboxNode
   | { readonly kind: 'commit'; readonly check: boolean }
   | { readonly kind: 'report' };
 
 export type NodeKind = PlanNode['kind'];
+
+/**
+ * The side effect node: after_commit's jobs written to purgekit.outbox in this transaction,
+ * before the first delete (so the captured subject columns are still there); run after COMMIT
+ * (src/outbox).
+ */
+export interface OutboxNode {
+  readonly kind: 'outbox';
+  readonly policy: string;
+  readonly actions: readonly AfterCommitAction[];
+  /** purge: the subject's table, key and captured columns. */
+  readonly subject?: { readonly table: TableName; readonly key: string; readonly capture: readonly string[] };
+}
 
 export interface LookupNode {
   readonly kind: 'lookup';

@@ -36,6 +36,7 @@ const TRAITS: Record<NodeKind, { readonly setup?: true; readonly creates?: true 
   wipe: {},
   'keep-check': {},
   'settings-check': {},
+  outbox: {},
   commit: {},
   report: {},
 };

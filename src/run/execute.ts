@@ -411,6 +411,7 @@ JOIN pg_class leaf ON leaf.oid = s.relid
 JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
 JOIN pg_namespace n ON n.oid = root.relnamespace
 WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname <> 'purgekit' -- purgekit's own tables (outbox, journal, ledger): written on purpose, not a change to the data
 GROUP BY 1`;
 
 function toStats(rows: readonly postgres.Row[]): StatsByTable {

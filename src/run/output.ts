@@ -1,3 +1,4 @@
+import type { SideEffects } from '../outbox/runner.js';
 import type { ReportRow, TableChange } from './changes.js';
 import type { RunMode, StepTiming } from './execute.js';
 import type { Target } from '../db/connect.js';
@@ -44,6 +45,8 @@ export interface RunOutput {
   readonly backup: { readonly dir: string; readonly files: number; readonly rows: number } | null;
   /** line: where the failed statement starts in the generated file (file:line), when it is one of the file's. */
   readonly error: { readonly code: string; readonly message: string; readonly at: string | null; readonly line?: string } | null;
+  /** after_commit: what plan would queue, or what apply queued and how each job ended (absent: the policy has none). */
+  readonly sideEffects?: SideEffects;
   readonly startedAt: string;
   readonly durationMs: number;
 }

@@ -5,18 +5,18 @@ import runtime_equal from 'ajv/dist/runtime/equal.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
 const schema12 = {"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."};
 const schema13 = {"type":"string","pattern":"^[a-z][a-z0-9_]*$"};
 const schema14 = {"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}};
 const schema16 = {"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}};
-const schema44 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}};
+const schema45 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = (runtime_ucs2length.default ?? runtime_ucs2length);
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 const pattern1 = new RegExp("^[a-z][a-z0-9_]*$", "u");
 const pattern8 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
-const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}};
+const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}};
 const schema21 = {"type":"string","minLength":1};
 const func0 = (runtime_equal.default ?? runtime_equal);
 
@@ -55,7 +55,7 @@ vErrors.push(err2);
 errors++;
 }
 for(const key0 in data){
-if(!(((((key0 === "table") || (key0 === "key")) || (key0 === "lookup")) || (key0 === "max")) || (key0 === "identifiers"))){
+if(!((((((key0 === "table") || (key0 === "key")) || (key0 === "lookup")) || (key0 === "max")) || (key0 === "capture")) || (key0 === "identifiers"))){
 const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err3];
@@ -290,15 +290,11 @@ errors++;
 }
 }
 }
-if(data.identifiers !== undefined){
-let data8 = data.identifiers;
+if(data.capture !== undefined){
+let data8 = data.capture;
 if(Array.isArray(data8)){
-const len2 = data8.length;
-for(let i2=0; i2<len2; i2++){
-let data9 = data8[i2];
-if(typeof data9 === "string"){
-if(func3(data9) < 1){
-const err22 = {instancePath:instancePath+"/identifiers/" + i2,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data9};
+if(data8.length < 1){
+const err22 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema17.properties.capture,data:data8};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -307,14 +303,28 @@ vErrors.push(err22);
 }
 errors++;
 }
-}
-else {
-const err23 = {instancePath:instancePath+"/identifiers/" + i2,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data9};
+const len2 = data8.length;
+for(let i2=0; i2<len2; i2++){
+let data9 = data8[i2];
+if(typeof data9 === "string"){
+if(func3(data9) < 1){
+const err23 = {instancePath:instancePath+"/capture/" + i2,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
 else {
 vErrors.push(err23);
+}
+errors++;
+}
+}
+else {
+const err24 = {instancePath:instancePath+"/capture/" + i2,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data9};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
 }
 errors++;
 }
@@ -326,12 +336,12 @@ outer0:
 for(;i3--;){
 for(j0 = i3; j0--;){
 if(func0(data8[i3], data8[j0])){
-const err24 = {instancePath:instancePath+"/identifiers",schemaPath:"#/properties/identifiers/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)",schema:true,parentSchema:schema17.properties.identifiers,data:data8};
+const err25 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)",schema:true,parentSchema:schema17.properties.capture,data:data8};
 if(vErrors === null){
-vErrors = [err24];
+vErrors = [err25];
 }
 else {
-vErrors.push(err24);
+vErrors.push(err25);
 }
 errors++;
 break outer0;
@@ -341,19 +351,7 @@ break outer0;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/identifiers",schemaPath:"#/properties/identifiers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.identifiers.type,parentSchema:schema17.properties.identifiers,data:data8};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
-}
-errors++;
-}
-}
-}
-else {
-const err26 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema17.type,parentSchema:schema17,data};
+const err26 = {instancePath:instancePath+"/capture",schemaPath:"#/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.capture.type,parentSchema:schema17.properties.capture,data:data8};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -362,18 +360,91 @@ vErrors.push(err26);
 }
 errors++;
 }
+}
+if(data.identifiers !== undefined){
+let data10 = data.identifiers;
+if(Array.isArray(data10)){
+const len3 = data10.length;
+for(let i4=0; i4<len3; i4++){
+let data11 = data10[i4];
+if(typeof data11 === "string"){
+if(func3(data11) < 1){
+const err27 = {instancePath:instancePath+"/identifiers/" + i4,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data11};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/identifiers/" + i4,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data11};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
+let i5 = data10.length;
+let j1;
+if(i5 > 1){
+outer1:
+for(;i5--;){
+for(j1 = i5; j1--;){
+if(func0(data10[i5], data10[j1])){
+const err29 = {instancePath:instancePath+"/identifiers",schemaPath:"#/properties/identifiers/uniqueItems",keyword:"uniqueItems",params:{i: i5, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i5+" are identical)",schema:true,parentSchema:schema17.properties.identifiers,data:data10};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
+}
+errors++;
+break outer1;
+}
+}
+}
+}
+}
+else {
+const err30 = {instancePath:instancePath+"/identifiers",schemaPath:"#/properties/identifiers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.identifiers.type,parentSchema:schema17.properties.identifiers,data:data10};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
+}
+}
+else {
+const err31 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema17.type,parentSchema:schema17,data};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
 validate11.errors = vErrors;
 return errors === 0;
 }
 
-const schema23 = {"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}};
+const schema24 = {"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}};
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema23.required,parentSchema:schema23,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema24.required,parentSchema:schema24,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -383,7 +454,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.key === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema23.required,parentSchema:schema23,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema24.required,parentSchema:schema24,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -393,7 +464,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.where === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema23.required,parentSchema:schema23,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema24.required,parentSchema:schema24,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -404,7 +475,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "table") || (key0 === "key")) || (key0 === "where")) || (key0 === "description"))){
-const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema23,data};
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema24,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -475,7 +546,7 @@ passing0 = 0;
 const _errs10 = errors;
 if(Array.isArray(data1)){
 if(data1.length < 1){
-const err8 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema23.properties.key.oneOf[1],data:data1};
+const err8 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema24.properties.key.oneOf[1],data:data1};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -512,7 +583,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema23.properties.key.oneOf[1].type,parentSchema:schema23.properties.key.oneOf[1],data:data1};
+const err11 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema24.properties.key.oneOf[1].type,parentSchema:schema24.properties.key.oneOf[1],data:data1};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -533,7 +604,7 @@ passing0 = 1;
 }
 }
 if(!valid2){
-const err12 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema23.properties.key.oneOf,parentSchema:schema23.properties.key,data:data1};
+const err12 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema24.properties.key.oneOf,parentSchema:schema24.properties.key,data:data1};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -582,7 +653,7 @@ errors++;
 if(data.description !== undefined){
 let data4 = data.description;
 if(typeof data4 !== "string"){
-const err15 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema23.properties.description.type,parentSchema:schema23.properties.description,data:data4};
+const err15 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema24.properties.description.type,parentSchema:schema24.properties.description,data:data4};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -594,7 +665,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema23.type,parentSchema:schema23,data};
+const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema24.type,parentSchema:schema24,data};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -607,14 +678,14 @@ validate13.errors = vErrors;
 return errors === 0;
 }
 
-const schema28 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}}}};
+const schema29 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}}}};
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema28.required,parentSchema:schema28,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema29.required,parentSchema:schema29,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -625,7 +696,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((((((key0 === "table") || (key0 === "where")) || (key0 === "all_rows")) || (key0 === "optional")) || (key0 === "if")) || (key0 === "max_rows")) || (key0 === "description")) || (key0 === "cascades"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema28,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema29,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -688,7 +759,7 @@ errors++;
 if(data.all_rows !== undefined){
 let data2 = data.all_rows;
 if(typeof data2 !== "boolean"){
-const err6 = {instancePath:instancePath+"/all_rows",schemaPath:"#/properties/all_rows/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema28.properties.all_rows.type,parentSchema:schema28.properties.all_rows,data:data2};
+const err6 = {instancePath:instancePath+"/all_rows",schemaPath:"#/properties/all_rows/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema29.properties.all_rows.type,parentSchema:schema29.properties.all_rows,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -701,7 +772,7 @@ errors++;
 if(data.optional !== undefined){
 let data3 = data.optional;
 if(typeof data3 !== "boolean"){
-const err7 = {instancePath:instancePath+"/optional",schemaPath:"#/properties/optional/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema28.properties.optional.type,parentSchema:schema28.properties.optional,data:data3};
+const err7 = {instancePath:instancePath+"/optional",schemaPath:"#/properties/optional/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema29.properties.optional.type,parentSchema:schema29.properties.optional,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -739,7 +810,7 @@ errors++;
 if(data.max_rows !== undefined){
 let data5 = data.max_rows;
 if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
-const err10 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema28.properties.max_rows.type,parentSchema:schema28.properties.max_rows,data:data5};
+const err10 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema29.properties.max_rows.type,parentSchema:schema29.properties.max_rows,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -750,7 +821,7 @@ errors++;
 }
 if((typeof data5 == "number") && (isFinite(data5))){
 if(data5 < 0 || isNaN(data5)){
-const err11 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema28.properties.max_rows,data:data5};
+const err11 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema29.properties.max_rows,data:data5};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -764,7 +835,7 @@ errors++;
 if(data.description !== undefined){
 let data6 = data.description;
 if(typeof data6 !== "string"){
-const err12 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema28.properties.description.type,parentSchema:schema28.properties.description,data:data6};
+const err12 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema29.properties.description.type,parentSchema:schema29.properties.description,data:data6};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -805,7 +876,7 @@ errors++;
 }
 }
 else {
-const err15 = {instancePath:instancePath+"/cascades",schemaPath:"#/properties/cascades/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema28.properties.cascades.type,parentSchema:schema28.properties.cascades,data:data7};
+const err15 = {instancePath:instancePath+"/cascades",schemaPath:"#/properties/cascades/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema29.properties.cascades.type,parentSchema:schema29.properties.cascades,data:data7};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -817,7 +888,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema28.type,parentSchema:schema28,data};
+const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema29.type,parentSchema:schema29,data};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -830,14 +901,14 @@ validate15.errors = vErrors;
 return errors === 0;
 }
 
-const schema33 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
+const schema34 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
 
 function validate17(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema33.required,parentSchema:schema33,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema34.required,parentSchema:schema34,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -847,7 +918,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.where === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema33.required,parentSchema:schema33,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema34.required,parentSchema:schema34,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -858,7 +929,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "table") || (key0 === "where")) || (key0 === "if")) || (key0 === "description"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema33,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema34,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -946,7 +1017,7 @@ errors++;
 if(data.description !== undefined){
 let data3 = data.description;
 if(typeof data3 !== "string"){
-const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema33.properties.description.type,parentSchema:schema33.properties.description,data:data3};
+const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema34.properties.description.type,parentSchema:schema34.properties.description,data:data3};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -958,7 +1029,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema33.type,parentSchema:schema33,data};
+const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema34.type,parentSchema:schema34,data};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -971,14 +1042,14 @@ validate17.errors = vErrors;
 return errors === 0;
 }
 
-const schema37 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
+const schema38 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
 
 function validate19(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.tables === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema37.required,parentSchema:schema37,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema38.required,parentSchema:schema38,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -989,7 +1060,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "tables") || (key0 === "restart_identity")) || (key0 === "cascade")) || (key0 === "reach"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema37,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema38,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1003,7 +1074,7 @@ if(data.tables !== undefined){
 let data0 = data.tables;
 if(Array.isArray(data0)){
 if(data0.length < 1){
-const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema37.properties.tables,data:data0};
+const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema38.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1040,7 +1111,7 @@ errors++;
 }
 }
 else {
-const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema37.properties.tables.type,parentSchema:schema37.properties.tables,data:data0};
+const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema38.properties.tables.type,parentSchema:schema38.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1053,7 +1124,7 @@ errors++;
 if(data.restart_identity !== undefined){
 let data2 = data.restart_identity;
 if(typeof data2 !== "boolean"){
-const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema37.properties.restart_identity.type,parentSchema:schema37.properties.restart_identity,data:data2};
+const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema38.properties.restart_identity.type,parentSchema:schema38.properties.restart_identity,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1066,7 +1137,7 @@ errors++;
 if(data.cascade !== undefined){
 let data3 = data.cascade;
 if(typeof data3 !== "boolean"){
-const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema37.properties.cascade.type,parentSchema:schema37.properties.cascade,data:data3};
+const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema38.properties.cascade.type,parentSchema:schema38.properties.cascade,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1107,7 +1178,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema37.properties.reach.type,parentSchema:schema37.properties.reach,data:data4};
+const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema38.properties.reach.type,parentSchema:schema38.properties.reach,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1119,7 +1190,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema37.type,parentSchema:schema37,data};
+const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema38.type,parentSchema:schema38,data};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1132,14 +1203,14 @@ validate19.errors = vErrors;
 return errors === 0;
 }
 
-const schema41 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
+const schema42 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
 
 function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema41.required,parentSchema:schema41,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema42.required,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1149,7 +1220,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.query === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema41.required,parentSchema:schema41,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema42.required,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1160,7 +1231,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(((((((key0 === "name") || (key0 === "query")) || (key0 === "min")) || (key0 === "max")) || (key0 === "equals")) || (key0 === "when")) || (key0 === "if"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema41,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1174,7 +1245,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) < 1){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema41.properties.name,data:data0};
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1185,7 +1256,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.name.type,parentSchema:schema41.properties.name,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.name.type,parentSchema:schema42.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1223,7 +1294,7 @@ errors++;
 if(data.min !== undefined){
 let data2 = data.min;
 if(!((typeof data2 == "number") && (isFinite(data2)))){
-const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema41.properties.min.type,parentSchema:schema41.properties.min,data:data2};
+const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.min.type,parentSchema:schema42.properties.min,data:data2};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1236,7 +1307,7 @@ errors++;
 if(data.max !== undefined){
 let data3 = data.max;
 if(!((typeof data3 == "number") && (isFinite(data3)))){
-const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema41.properties.max.type,parentSchema:schema41.properties.max,data:data3};
+const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.max.type,parentSchema:schema42.properties.max,data:data3};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1249,7 +1320,7 @@ errors++;
 if(data.equals !== undefined){
 let data4 = data.equals;
 if(!((typeof data4 == "number") && (isFinite(data4)))){
-const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema41.properties.equals.type,parentSchema:schema41.properties.equals,data:data4};
+const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.equals.type,parentSchema:schema42.properties.equals,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1262,7 +1333,7 @@ errors++;
 if(data.when !== undefined){
 let data5 = data.when;
 if(!((data5 === "before") || (data5 === "after"))){
-const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema41.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema41.properties.when.enum,parentSchema:schema41.properties.when,data:data5};
+const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema42.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema42.properties.when.enum,parentSchema:schema42.properties.when,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1299,7 +1370,7 @@ errors++;
 }
 }
 else {
-const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.type,parentSchema:schema41,data};
+const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.type,parentSchema:schema42,data};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1309,6 +1380,627 @@ vErrors.push(err13);
 errors++;
 }
 validate21.errors = vErrors;
+return errors === 0;
+}
+
+const schema46 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
+
+function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(Object.keys(data).length < 1){
+const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema46,data};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+for(const key0 in data){
+if(!(((((key0 === "http") || (key0 === "redis")) || (key0 === "files")) || (key0 === "command")) || (key0 === "for_each"))){
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema46,data};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+}
+if(data.http !== undefined){
+let data0 = data.http;
+if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
+if(data0.url === undefined){
+const err2 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.http.required,parentSchema:schema46.properties.http,data:data0};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+for(const key1 in data0){
+if(!((((key1 === "method") || (key1 === "url")) || (key1 === "headers")) || (key1 === "ok"))){
+const err3 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.http,data:data0};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+if(data0.method !== undefined){
+let data1 = data0.method;
+if(!(((((data1 === "DELETE") || (data1 === "POST")) || (data1 === "PUT")) || (data1 === "PATCH")) || (data1 === "GET"))){
+const err4 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema46.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema46.properties.http.properties.method.enum,parentSchema:schema46.properties.http.properties.method,data:data1};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data0.url !== undefined){
+let data2 = data0.url;
+if(typeof data2 !== "string"){
+const err5 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.url.type,parentSchema:schema46.properties.http.properties.url,data:data2};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+if(data0.headers !== undefined){
+let data3 = data0.headers;
+if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
+for(const key2 in data3){
+let data4 = data3[key2];
+if(typeof data4 !== "string"){
+const err6 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.headers.additionalProperties.type,parentSchema:schema46.properties.http.properties.headers.additionalProperties,data:data4};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+}
+}
+else {
+const err7 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.properties.headers.type,parentSchema:schema46.properties.http.properties.headers,data:data3};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+if(data0.ok !== undefined){
+let data5 = data0.ok;
+if(Array.isArray(data5)){
+if(data5.length < 1){
+const err8 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.http.properties.ok,data:data5};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+const len0 = data5.length;
+for(let i0=0; i0<len0; i0++){
+let data6 = data5[i0];
+if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
+const err9 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema46.properties.http.properties.ok.items.type,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+if((typeof data6 == "number") && (isFinite(data6))){
+if(data6 > 599 || isNaN(data6)){
+const err10 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+if(data6 < 100 || isNaN(data6)){
+const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.http.properties.ok.type,parentSchema:schema46.properties.http.properties.ok,data:data5};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+}
+else {
+const err13 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.type,parentSchema:schema46.properties.http,data:data0};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+}
+if(data.redis !== undefined){
+let data7 = data.redis;
+if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
+if(data7.url === undefined){
+const err14 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.redis.required,parentSchema:schema46.properties.redis,data:data7};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+for(const key3 in data7){
+if(!(((key3 === "url") || (key3 === "del")) || (key3 === "unlink"))){
+const err15 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.redis,data:data7};
+if(vErrors === null){
+vErrors = [err15];
+}
+else {
+vErrors.push(err15);
+}
+errors++;
+}
+}
+if(data7.url !== undefined){
+let data8 = data7.url;
+if(typeof data8 !== "string"){
+const err16 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.url.type,parentSchema:schema46.properties.redis.properties.url,data:data8};
+if(vErrors === null){
+vErrors = [err16];
+}
+else {
+vErrors.push(err16);
+}
+errors++;
+}
+}
+if(data7.del !== undefined){
+let data9 = data7.del;
+if(Array.isArray(data9)){
+const len1 = data9.length;
+for(let i1=0; i1<len1; i1++){
+let data10 = data9[i1];
+if(typeof data10 !== "string"){
+const err17 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.del.items.type,parentSchema:schema46.properties.redis.properties.del.items,data:data10};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+}
+}
+else {
+const err18 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.del.type,parentSchema:schema46.properties.redis.properties.del,data:data9};
+if(vErrors === null){
+vErrors = [err18];
+}
+else {
+vErrors.push(err18);
+}
+errors++;
+}
+}
+if(data7.unlink !== undefined){
+let data11 = data7.unlink;
+if(Array.isArray(data11)){
+const len2 = data11.length;
+for(let i2=0; i2<len2; i2++){
+let data12 = data11[i2];
+if(typeof data12 !== "string"){
+const err19 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.unlink.items.type,parentSchema:schema46.properties.redis.properties.unlink.items,data:data12};
+if(vErrors === null){
+vErrors = [err19];
+}
+else {
+vErrors.push(err19);
+}
+errors++;
+}
+}
+}
+else {
+const err20 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.unlink.type,parentSchema:schema46.properties.redis.properties.unlink,data:data11};
+if(vErrors === null){
+vErrors = [err20];
+}
+else {
+vErrors.push(err20);
+}
+errors++;
+}
+}
+}
+else {
+const err21 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.redis.type,parentSchema:schema46.properties.redis,data:data7};
+if(vErrors === null){
+vErrors = [err21];
+}
+else {
+vErrors.push(err21);
+}
+errors++;
+}
+}
+if(data.files !== undefined){
+let data13 = data.files;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+if(data13.root === undefined){
+const err22 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data13};
+if(vErrors === null){
+vErrors = [err22];
+}
+else {
+vErrors.push(err22);
+}
+errors++;
+}
+if(data13.remove === undefined){
+const err23 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data13};
+if(vErrors === null){
+vErrors = [err23];
+}
+else {
+vErrors.push(err23);
+}
+errors++;
+}
+for(const key4 in data13){
+if(!((key4 === "root") || (key4 === "remove"))){
+const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.files,data:data13};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+if(data13.root !== undefined){
+let data14 = data13.root;
+if(typeof data14 !== "string"){
+const err25 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.root.type,parentSchema:schema46.properties.files.properties.root,data:data14};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+}
+if(data13.remove !== undefined){
+let data15 = data13.remove;
+if(Array.isArray(data15)){
+if(data15.length < 1){
+const err26 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.files.properties.remove,data:data15};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+const len3 = data15.length;
+for(let i3=0; i3<len3; i3++){
+let data16 = data15[i3];
+if(typeof data16 !== "string"){
+const err27 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.remove.items.type,parentSchema:schema46.properties.files.properties.remove.items,data:data16};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.files.properties.remove.type,parentSchema:schema46.properties.files.properties.remove,data:data15};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
+}
+else {
+const err29 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.files.type,parentSchema:schema46.properties.files,data:data13};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
+}
+errors++;
+}
+}
+if(data.command !== undefined){
+let data17 = data.command;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+if(data17.argv === undefined){
+const err30 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema46.properties.command.required,parentSchema:schema46.properties.command,data:data17};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
+for(const key5 in data17){
+if(!(key5 === "argv")){
+const err31 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.command,data:data17};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+}
+if(data17.argv !== undefined){
+let data18 = data17.argv;
+if(Array.isArray(data18)){
+if(data18.length < 1){
+const err32 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.command.properties.argv,data:data18};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+const len4 = data18.length;
+for(let i4=0; i4<len4; i4++){
+let data19 = data18[i4];
+if(typeof data19 !== "string"){
+const err33 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.command.properties.argv.items.type,parentSchema:schema46.properties.command.properties.argv.items,data:data19};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+}
+}
+else {
+const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.command.properties.argv.type,parentSchema:schema46.properties.command.properties.argv,data:data18};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+}
+}
+else {
+const err35 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.command.type,parentSchema:schema46.properties.command,data:data17};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
+}
+if(data.for_each !== undefined){
+let data20 = data.for_each;
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+if(data20.table === undefined){
+const err36 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data20};
+if(vErrors === null){
+vErrors = [err36];
+}
+else {
+vErrors.push(err36);
+}
+errors++;
+}
+if(data20.capture === undefined){
+const err37 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data20};
+if(vErrors === null){
+vErrors = [err37];
+}
+else {
+vErrors.push(err37);
+}
+errors++;
+}
+for(const key6 in data20){
+if(!((key6 === "table") || (key6 === "capture"))){
+const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.for_each,data:data20};
+if(vErrors === null){
+vErrors = [err38];
+}
+else {
+vErrors.push(err38);
+}
+errors++;
+}
+}
+if(data20.table !== undefined){
+let data21 = data20.table;
+if(typeof data21 === "string"){
+if(func3(data21) < 1){
+const err39 = {instancePath:instancePath+"/for_each/table",schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data21};
+if(vErrors === null){
+vErrors = [err39];
+}
+else {
+vErrors.push(err39);
+}
+errors++;
+}
+}
+else {
+const err40 = {instancePath:instancePath+"/for_each/table",schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data21};
+if(vErrors === null){
+vErrors = [err40];
+}
+else {
+vErrors.push(err40);
+}
+errors++;
+}
+}
+if(data20.capture !== undefined){
+let data22 = data20.capture;
+if(Array.isArray(data22)){
+if(data22.length < 1){
+const err41 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+if(vErrors === null){
+vErrors = [err41];
+}
+else {
+vErrors.push(err41);
+}
+errors++;
+}
+const len5 = data22.length;
+for(let i5=0; i5<len5; i5++){
+let data23 = data22[i5];
+if(typeof data23 === "string"){
+if(func3(data23) < 1){
+const err42 = {instancePath:instancePath+"/for_each/capture/" + i5,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data23};
+if(vErrors === null){
+vErrors = [err42];
+}
+else {
+vErrors.push(err42);
+}
+errors++;
+}
+}
+else {
+const err43 = {instancePath:instancePath+"/for_each/capture/" + i5,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data23};
+if(vErrors === null){
+vErrors = [err43];
+}
+else {
+vErrors.push(err43);
+}
+errors++;
+}
+}
+let i6 = data22.length;
+let j0;
+if(i6 > 1){
+outer0:
+for(;i6--;){
+for(j0 = i6; j0--;){
+if(func0(data22[i6], data22[j0])){
+const err44 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+if(vErrors === null){
+vErrors = [err44];
+}
+else {
+vErrors.push(err44);
+}
+errors++;
+break outer0;
+}
+}
+}
+}
+}
+else {
+const err45 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.for_each.properties.capture.type,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+if(vErrors === null){
+vErrors = [err45];
+}
+else {
+vErrors.push(err45);
+}
+errors++;
+}
+}
+}
+else {
+const err46 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.for_each.type,parentSchema:schema46.properties.for_each,data:data20};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
+}
+errors++;
+}
+}
+}
+else {
+const err47 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+validate23.errors = vErrors;
 return errors === 0;
 }
 
@@ -1884,7 +2576,7 @@ let data27 = data.guard;
 if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
 for(const key9 in data27){
 if(!((key9 === "databases") || (key9 === "confirm"))){
-const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema44,data:data27};
+const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema45,data:data27};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1898,7 +2590,7 @@ if(data27.databases !== undefined){
 let data28 = data27.databases;
 if(Array.isArray(data28)){
 if(data28.length < 1){
-const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema44.properties.databases,data:data28};
+const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema45.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1912,7 +2604,7 @@ for(let i4=0; i4<len4; i4++){
 let data29 = data28[i4];
 if(typeof data29 === "string"){
 if(func3(data29) < 1){
-const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema44.properties.databases.items,data:data29};
+const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema45.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1923,7 +2615,7 @@ errors++;
 }
 }
 else {
-const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema44.properties.databases.items.type,parentSchema:schema44.properties.databases.items,data:data29};
+const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema45.properties.databases.items.type,parentSchema:schema45.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1935,7 +2627,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema44.properties.databases.type,parentSchema:schema44.properties.databases,data:data28};
+const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.properties.databases.type,parentSchema:schema45.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1948,7 +2640,7 @@ errors++;
 if(data27.confirm !== undefined){
 let data30 = data27.confirm;
 if(!(data30 === "database")){
-const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/enum",keyword:"enum",params:{allowedValues: schema44.properties.confirm.enum},message:"must be equal to one of the allowed values",schema:schema44.properties.confirm.enum,parentSchema:schema44.properties.confirm,data:data30};
+const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/enum",keyword:"enum",params:{allowedValues: schema45.properties.confirm.enum},message:"must be equal to one of the allowed values",schema:schema45.properties.confirm.enum,parentSchema:schema45.properties.confirm,data:data30};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1960,7 +2652,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema44.type,parentSchema:schema44,data:data27};
+const err47 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema45.type,parentSchema:schema45,data:data27};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1983,15 +2675,19 @@ vErrors.push(err48);
 errors++;
 }
 }
-if(data.allow_functions !== undefined){
-let data32 = data.allow_functions;
+if(data.after_commit !== undefined){
+let data32 = data.after_commit;
 if(Array.isArray(data32)){
 const len5 = data32.length;
 for(let i5=0; i5<len5; i5++){
-let data33 = data32[i5];
-if(typeof data33 === "string"){
-if(!pattern8.test(data33)){
-const err49 = {instancePath:instancePath+"/allow_functions/" + i5,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data33};
+if(!(validate23(data32[i5], {instancePath:instancePath+"/after_commit/" + i5,parentData:data32,parentDataProperty:i5,rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err49 = {instancePath:instancePath+"/after_commit",schemaPath:"#/properties/after_commit/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.after_commit.type,parentSchema:schema11.properties.after_commit,data:data32};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -2001,8 +2697,15 @@ vErrors.push(err49);
 errors++;
 }
 }
-else {
-const err50 = {instancePath:instancePath+"/allow_functions/" + i5,schemaPath:"#/properties/allow_functions/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.allow_functions.items.type,parentSchema:schema11.properties.allow_functions.items,data:data33};
+if(data.allow_functions !== undefined){
+let data34 = data.allow_functions;
+if(Array.isArray(data34)){
+const len6 = data34.length;
+for(let i6=0; i6<len6; i6++){
+let data35 = data34[i6];
+if(typeof data35 === "string"){
+if(!pattern8.test(data35)){
+const err50 = {instancePath:instancePath+"/allow_functions/" + i6,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data35};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -2012,18 +2715,8 @@ vErrors.push(err50);
 errors++;
 }
 }
-let i6 = data32.length;
-let j0;
-if(i6 > 1){
-const indices0 = {};
-for(;i6--;){
-let item0 = data32[i6];
-if(typeof item0 !== "string"){
-continue;
-}
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err51 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema11.properties.allow_functions,data:data32};
+else {
+const err51 = {instancePath:instancePath+"/allow_functions/" + i6,schemaPath:"#/properties/allow_functions/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.allow_functions.items.type,parentSchema:schema11.properties.allow_functions.items,data:data35};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -2031,14 +2724,20 @@ else {
 vErrors.push(err51);
 }
 errors++;
-break;
-}
-indices0[item0] = i6;
 }
 }
+let i7 = data34.length;
+let j0;
+if(i7 > 1){
+const indices0 = {};
+for(;i7--;){
+let item0 = data34[i7];
+if(typeof item0 !== "string"){
+continue;
 }
-else {
-const err52 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.allow_functions.type,parentSchema:schema11.properties.allow_functions,data:data32};
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err52 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i7+" are identical)",schema:true,parentSchema:schema11.properties.allow_functions,data:data34};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -2046,16 +2745,31 @@ else {
 vErrors.push(err52);
 }
 errors++;
+break;
+}
+indices0[item0] = i7;
 }
 }
 }
 else {
-const err53 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+const err53 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.allow_functions.type,parentSchema:schema11.properties.allow_functions,data:data34};
 if(vErrors === null){
 vErrors = [err53];
 }
 else {
 vErrors.push(err53);
+}
+errors++;
+}
+}
+}
+else {
+const err54 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err54];
+}
+else {
+vErrors.push(err54);
 }
 errors++;
 }

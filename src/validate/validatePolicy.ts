@@ -10,6 +10,7 @@ import { isAllowed } from '../sql/functionRules.js';
 import { schemaDiagnostics, describe } from './schema.js';
 import { didYouMean } from './didYouMean.js';
 import { flagDecls, paramDecls } from './declarations.js';
+import { afterCommitOf } from '../outbox/validate.js';
 
 /**
  * Untrusted YAML in, a Policy out, or every problem of the file located at file:line:col.
@@ -158,7 +159,8 @@ export function validatePolicy(file: LoadedFile): Validated {
     checkIdentifier(['subject', 'key'], key);
     const identifiers = list(s['identifiers']).filter((c): c is string => typeof c === 'string');
     identifiers.forEach((c, i) => checkIdentifier(['subject', 'identifiers', i], c));
-    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1, identifiers };
+    const capture = list(s['capture']).filter((c): c is string => typeof c === 'string');
+    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1, identifiers, capture };
   } else if (kind === 'purge') {
     report([], 'a purge policy needs a subject (the rows being removed, found by a lookup)');
   }
@@ -290,6 +292,9 @@ export function validatePolicy(file: LoadedFile): Validated {
     if (!calledFunctions.some((f) => isAllowed(f, [name]))) report(['allow_functions', i], `${name} is not called by any SQL of this policy: remove it`);
   });
 
+  // after_commit: side effects run after COMMIT (src/outbox/validate.ts).
+  const afterCommit = afterCommitOf(raw, kind, params, subject?.capture ?? [], report, table);
+
   const guard = isObject(raw['guard']) ? raw['guard'] : {};
   if (diagnostics.length) return { ok: false, diagnostics: sortDiagnostics(diagnostics) };
   return {
@@ -306,6 +311,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       keep, expect,
       ...(raw['backup'] === 'required' ? { backup: 'required' as const } : {}),
       ...(allowFunctions.length ? { allowFunctions } : {}),
+      afterCommit,
       guard: {
         ...(Array.isArray(guard['databases']) ? { databases: guard['databases'] as string[] } : {}),
         ...(guard['confirm'] === 'database' ? { confirm: 'database' as const } : {}),

@@ -3,7 +3,8 @@ import type { TableName } from '../../policy.js';
 import { quoteLiteral } from '../../sql/quote.js';
 import { itemLabel, type PlanNode, type SourcePath, type StepNode } from '../nodes.js';
 import type { RenderedValues } from '../params.js';
-import { REPORT, REPORT_COLUMNS, SUBJECT, setTable } from '../sql.js';
+import { PARAMS, REPORT, REPORT_COLUMNS, SUBJECT, setTable } from '../sql.js';
+import { outboxInsert } from '../../outbox/sql.js';
 import { expectation, expectProbe, KEEP_CHECK, preserve, preserveCheck, preserveProbe, VERDICT } from './checks.js';
 import { functionsGuard, subjectCount, subjectGuard, tablesGuard } from './guards.js';
 import * as setup from './setup.js';
@@ -86,6 +87,8 @@ export function fileStatement(node: PlanNode, values?: RenderedValues): string {
       return KEEP_CHECK;
     case 'settings-check':
       return setup.SETTINGS_CHECK;
+    case 'outbox':
+      return outboxInsert(node.policy, node.actions, node.subject, PARAMS);
     case 'commit':
       return 'COMMIT';
     case 'report':
@@ -156,6 +159,7 @@ export function applyStatement(node: PlanNode): Sent | null {
     case 'wipe':
     case 'keep-check':
     case 'settings-check':
+    case 'outbox':
       return plain(fileStatement(node));
   }
 }
@@ -174,6 +178,8 @@ export function dryRunStatement(node: PlanNode): Sent | null {
     case 'wipe':
     case 'keep-check':
     case 'preserve-check':
+    // The side effects a run would queue are listed by plan from the node itself (src/outbox/report.ts).
+    case 'outbox':
       return null;
     // After-phase checks describe a database the dry run never produces.
     case 'expect':
@@ -249,6 +255,7 @@ export function probeStatement(node: PlanNode): Probe | null {
     case 'wipe':
     case 'keep-check':
     case 'settings-check':
+    case 'outbox':
     case 'commit':
     case 'report':
       return null;
