@@ -20,6 +20,7 @@ export const RUN_OPTIONS = {
   // Volume (src/volume): many subjects of a purge policy in one run.
   'subjects-from': { type: 'string', describe: 'plan|apply a purge policy for every subject of this file (CSV with a header naming a lookup\'s params, or JSON lines; - for stdin)' },
   'stop-on-error': { type: 'boolean', default: false, describe: 'With --subjects-from: stop at the first subject that fails' },
+  resume: { type: 'boolean', default: false, describe: 'With apply --subjects-from: skip the subjects purgekit.journal says a previous run of this policy, plan and file committed' },
   retries: { type: 'number', default: 3, describe: 'With --subjects-from: retries of a subject that failed on a transient error (lock timeout, deadlock, ...), with backoff' },
 } as const satisfies Record<string, Options>;
 
@@ -60,6 +61,7 @@ export async function runPolicy(command: RunCommandName, input: PolicyInput): Pr
 async function runAndPrint(command: RunCommandName, input: PolicyInput, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
   const { args } = input;
   if (args['subjects-from'] !== undefined) return runVolume(command, input, interrupt, commitSent);
+  if (args['resume']) throw new PurgekitError('usage', '--resume goes with apply --subjects-from', ExitCode.usage);
   const [{ runCommand }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../run/output.js')]);
   const { output, exitCode } = await runCommand(command, await runOptions(input, interrupt, commitSent));
   if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
@@ -79,6 +81,7 @@ async function runVolume(command: RunCommandName, input: PolicyInput, interrupt:
     ...(await runOptions(input, interrupt, commitSent)),
     subjectsFrom: args['subjects-from'] as string,
     stopOnError: Boolean(args['stop-on-error']),
+    resume: Boolean(args['resume']),
     retries,
     backoffMs: 200,
     ...(args['json'] ? { jsonLine: (doc: object) => process.stdout.write(`${JSON.stringify(doc)}\n`) } : {}),

@@ -80,6 +80,11 @@ export interface RunControl {
    * before COMMIT (the audit log's attempt record). A throw rolls back.
    */
   readonly beforeCommit?: (attempt: { readonly xid: string; readonly report: readonly ReportRow[]; readonly tables: readonly TableChange[] }) => void | Promise<void>;
+  /**
+   * apply: in the transaction, after beforeCommit, just before COMMIT: writes of purgekit's own
+   * (the volume journal, src/volume/journal.ts) that must commit with the run or not at all. A throw rolls back.
+   */
+  readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
 }
 
 class Interrupted extends Error {}
@@ -205,6 +210,7 @@ export async function execute(
       if (control.interrupt?.aborted) throw new Interrupted();
       try {
         await control.beforeCommit?.({ xid, report, tables });
+        await control.inTransaction?.(tx);
       } catch (e) {
         throw new HookFailed((e as Error).message, { cause: e });
       }
@@ -369,7 +375,7 @@ async function readStats(tx: postgres.TransactionSql): Promise<StatsByTable> {
     JOIN pg_class leaf ON leaf.oid = s.relid
     JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
     JOIN pg_namespace n ON n.oid = root.relnamespace
-    WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
+    WHERE n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname <> 'purgekit'
     GROUP BY 1`;
   return new Map(rows.map((r) => [r.name, { inserted: Number(r.ins), updated: Number(r.upd), deleted: Number(r.del), storage: r.storage }]));
 }

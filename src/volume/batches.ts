@@ -13,10 +13,17 @@ import { ExitCode, UsageError } from '../core/errors.js';
 import { runCommand, type RunOptions } from '../commands/run.js';
 import { resolvePolicy } from '../commands/resolvePolicy.js';
 import { readSubjects, subjectsPath, validateSubjects } from './subjects.js';
+import { fileSha256, Journal } from './journal.js';
+import { checksumOf, render } from '../render/render.js';
+import { sourceLabel } from '../commands/compile.js';
+import { AuditLog } from '../run/audit.js';
+import { connect } from '../db/connect.js';
 
 export interface VolumeOptions extends RunOptions {
   readonly subjectsFrom: string;
   readonly stopOnError: boolean;
+  /** apply: skip the lines that the journal says a previous run of this policy + plan + file finished. */
+  readonly resume: boolean;
   /** Tries after the first for a transient failure (exit 7). */
   readonly retries: number;
   /** Backoff before the first retry, doubled each time. */
@@ -25,7 +32,7 @@ export interface VolumeOptions extends RunOptions {
   readonly jsonLine?: (doc: object) => void;
 }
 
-export type SubjectOutcome = 'committed' | 'not-found' | 'read-only' | 'failed' | 'skipped';
+export type SubjectOutcome = 'committed' | 'not-found' | 'read-only' | 'failed' | 'skipped' | 'done-before';
 
 export interface SubjectResult {
   readonly line: number;
@@ -46,6 +53,10 @@ export interface VolumeSummary {
   readonly readOnly: number;
   readonly failed: number;
   readonly skipped: number;
+  /** --resume: lines a previous run committed (or found nothing for), not run again. */
+  readonly doneBefore: number;
+  /** apply: purgekit.journal's run id (sha256 of policy, plan sha256, subjects file sha256). */
+  readonly runId: string | null;
   readonly deleted: number;
   /** exit code -> how many subjects ended with it */
   readonly exitCodes: Record<string, number>;
@@ -55,7 +66,7 @@ export interface VolumeSummary {
 
 export async function runSubjects(command: 'plan' | 'apply', options: VolumeOptions): Promise<{ summary: VolumeSummary; exitCode: number }> {
   const started = Date.now();
-  const { policy } = await resolvePolicy(options.target, options.policiesDir);
+  const { policy, plan } = await resolvePolicy(options.target, options.policiesDir);
   if (policy.kind !== 'purge' || !policy.subject) throw new UsageError(`--subjects-from goes with a purge policy: ${policy.name} is a ${policy.kind} policy`);
   for (const p of policy.params) {
     if (options.values[kebab(p.name)] !== undefined || options.values[p.name] !== undefined) {
@@ -66,70 +77,101 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
   // Every line is checked before the first subject runs: a bad line deletes nothing.
   const total = await validateSubjects(path, label, policy);
   options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}`);
-  const results: SubjectResult[] = [];
-  let stop = false;
-  for await (const subject of readSubjects(path, label, policy)) {
-    if (stop) {
-      results.push({ line: subject.line, outcome: 'skipped', exitCode: 0, tries: 0, deleted: 0, error: null });
-      continue;
-    }
-    const values = { ...options.values, ...Object.fromEntries([...subject.values].map(([k, v]) => [kebab(k), v])) };
-    let tries = 0;
-    let outcome;
-    for (;;) {
-      tries++;
-      const lines: string[] = [];
-      outcome = await runCommand(command, { ...options, values, stderr: (l) => lines.push(l) });
-      if (outcome.exitCode !== ExitCode.transient || tries > options.retries || options.interrupt?.aborted) break;
-      const wait = options.backoffMs * 2 ** (tries - 1);
-      options.stderr(`${label}:${subject.line}: transient failure (${outcome.output.error?.message ?? 'exit 7'}); retry ${tries} of ${options.retries} in ${wait} ms`);
-      await new Promise((r) => setTimeout(r, wait));
-    }
-    const { output, exitCode } = outcome;
-    const deleted = output.tables.reduce((n, t) => n + t.deleted, 0);
-    const result: SubjectResult = {
-      line: subject.line,
-      outcome: exitCode !== ExitCode.ok ? 'failed' : output.outcome === 'nothing-matched' ? 'not-found' : output.outcome === 'committed' ? 'committed' : 'read-only',
-      exitCode,
-      tries,
-      deleted,
-      error: exitCode !== ExitCode.ok ? (output.error?.message ?? `exit ${exitCode}`) : null,
-    };
-    results.push(result);
-    options.jsonLine?.({ kind: 'subject', ...result });
-    options.stderr(`${label}:${subject.line}: ${describe(result, output.subject?.matched)}`);
-    if (exitCode === ExitCode.interrupted || exitCode === ExitCode.terminated) stop = true;
-    if (result.outcome === 'failed' && options.stopOnError) {
-      stop = true;
-      options.stderr(`--stop-on-error: stopping after ${label}:${subject.line}; the subjects before it are done, those after it are not run`);
-    }
+  if (options.resume && command !== 'apply') throw new UsageError('--resume goes with apply --subjects-from');
+  // apply: the journal (purgekit.journal, in the database) and the audit log's key for the subjects' HMACs.
+  const planSha256 = checksumOf(render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) })).actual;
+  const journalConn = command === 'apply' ? connect(options.connection, () => {}) : undefined;
+  const auditLog = command === 'apply' ? AuditLog.open(options.auditLog) : undefined;
+  try {
+    const journal = journalConn && (await Journal.open(journalConn.sql, { policy: policy.name, planSha256, subjectsSha256: await fileSha256(path) }, options.resume));
+    if (journal) options.stderr(`journal: purgekit.journal run ${journal.runId.slice(0, 12)}${options.resume ? `, resuming: ${journal.done.size} lines done before` : ''}`);
+    return await loop(journal, auditLog);
+  } finally {
+    auditLog?.close();
+    await journalConn?.sql.end({ timeout: 5 });
   }
-  const count = (o: SubjectOutcome) => results.filter((r) => r.outcome === o).length;
-  const exitCodes: Record<string, number> = {};
-  for (const r of results) if (r.outcome !== 'skipped') exitCodes[r.exitCode] = (exitCodes[r.exitCode] ?? 0) + 1;
-  const interrupted = results.find((r) => r.exitCode === ExitCode.interrupted || r.exitCode === ExitCode.terminated);
-  const worst = interrupted ? interrupted.exitCode : Math.max(0, ...results.filter((r) => r.outcome === 'failed').map((r) => r.exitCode));
-  const summary: VolumeSummary = {
-    kind: 'summary',
-    policy: policy.name,
-    command,
-    subjects: results.length,
-    committed: count('committed'),
-    notFound: count('not-found'),
-    readOnly: count('read-only'),
-    failed: count('failed'),
-    skipped: count('skipped'),
-    deleted: results.reduce((n, r) => n + r.deleted, 0),
-    exitCodes,
-    exitCode: worst,
-    durationMs: Date.now() - started,
-  };
-  options.jsonLine?.(summary);
-  options.stderr(
-    `${summary.subjects} subjects: ${summary.committed} committed, ${summary.notFound} not found, ${summary.readOnly} read-only, ${summary.failed} failed, ${summary.skipped} not run; ${summary.deleted} rows deleted` +
-      (summary.failed ? `; exit codes ${Object.entries(exitCodes).map(([c, n]) => `${c}: ${n}`).join(', ')}` : ''),
-  );
-  return { summary, exitCode: worst };
+
+  async function loop(journal: Journal | undefined, auditLog: AuditLog | undefined) {
+    const results: SubjectResult[] = [];
+    let stop = false;
+    for await (const subject of readSubjects(path, label, policy)) {
+      if (journal?.done.has(subject.line)) {
+        results.push({ line: subject.line, outcome: 'done-before', exitCode: 0, tries: 0, deleted: 0, error: null });
+        continue;
+      }
+      if (stop) {
+        results.push({ line: subject.line, outcome: 'skipped', exitCode: 0, tries: 0, deleted: 0, error: null });
+        continue;
+      }
+      const digest = auditLog?.pseudonymize(JSON.stringify([...subject.values].sort())) ?? '';
+      const values = { ...options.values, ...Object.fromEntries([...subject.values].map(([k, v]) => [kebab(k), v])) };
+      let tries = 0;
+      let outcome;
+      for (;;) {
+        tries++;
+        const lines: string[] = [];
+        outcome = await runCommand(command, {
+          ...options,
+          values,
+          stderr: (l) => lines.push(l),
+          ...(journal ? { inTransaction: (tx: Parameters<Journal['committed']>[0]) => journal.committed(tx, subject.line, digest) } : {}),
+        });
+        if (outcome.exitCode !== ExitCode.transient || tries > options.retries || options.interrupt?.aborted) break;
+        const wait = options.backoffMs * 2 ** (tries - 1);
+        options.stderr(`${label}:${subject.line}: transient failure (${outcome.output.error?.message ?? 'exit 7'}); retry ${tries} of ${options.retries} in ${wait} ms`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      const { output, exitCode } = outcome;
+      const deleted = output.tables.reduce((n, t) => n + t.deleted, 0);
+      const result: SubjectResult = {
+        line: subject.line,
+        outcome: exitCode !== ExitCode.ok ? 'failed' : output.outcome === 'nothing-matched' ? 'not-found' : output.outcome === 'committed' ? 'committed' : 'read-only',
+        exitCode,
+        tries,
+        deleted,
+        error: exitCode !== ExitCode.ok ? (output.error?.message ?? `exit ${exitCode}`) : null,
+      };
+      results.push(result);
+      if (journal && (result.outcome === 'not-found' || result.outcome === 'failed')) {
+        await journal.recorded(subject.line, digest, result.outcome, exitCode).catch((e: Error) => options.stderr(`warning: ${label}:${subject.line}: not recorded in purgekit.journal (${e.message}); --resume will run it again`));
+      }
+      options.jsonLine?.({ kind: 'subject', ...result });
+      options.stderr(`${label}:${subject.line}: ${describe(result, output.subject?.matched)}`);
+      if (exitCode === ExitCode.interrupted || exitCode === ExitCode.terminated) stop = true;
+      if (result.outcome === 'failed' && options.stopOnError) {
+        stop = true;
+        options.stderr(`--stop-on-error: stopping after ${label}:${subject.line}; the subjects before it are done, those after it are not run`);
+      }
+    }
+    const count = (o: SubjectOutcome) => results.filter((r) => r.outcome === o).length;
+    const exitCodes: Record<string, number> = {};
+    for (const r of results) if (r.outcome !== 'skipped') exitCodes[r.exitCode] = (exitCodes[r.exitCode] ?? 0) + 1;
+    const interrupted = results.find((r) => r.exitCode === ExitCode.interrupted || r.exitCode === ExitCode.terminated);
+    const worst = interrupted ? interrupted.exitCode : Math.max(0, ...results.filter((r) => r.outcome === 'failed').map((r) => r.exitCode));
+    const summary: VolumeSummary = {
+      kind: 'summary',
+      policy: policy.name,
+      command,
+      subjects: results.length,
+      committed: count('committed'),
+      notFound: count('not-found'),
+      readOnly: count('read-only'),
+      failed: count('failed'),
+      skipped: count('skipped'),
+      doneBefore: count('done-before'),
+      runId: journal?.runId ?? null,
+      deleted: results.reduce((n, r) => n + r.deleted, 0),
+      exitCodes,
+      exitCode: worst,
+      durationMs: Date.now() - started,
+    };
+    options.jsonLine?.(summary);
+    options.stderr(
+      `${summary.subjects} subjects: ${summary.committed} committed, ${summary.notFound} not found, ${summary.readOnly} read-only, ${summary.failed} failed, ${summary.skipped} not run${summary.doneBefore ? `, ${summary.doneBefore} done before (--resume)` : ''}; ${summary.deleted} rows deleted` +
+        (summary.failed ? `; exit codes ${Object.entries(exitCodes).map(([c, n]) => `${c}: ${n}`).join(', ')}` : ''),
+    );
+    return { summary, exitCode: worst };
+  }
 }
 
 function describe(r: SubjectResult, matched: number | undefined): string {
