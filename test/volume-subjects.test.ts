@@ -7,7 +7,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import AjvModule from 'ajv';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers/scripts.js';
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
 import { purgekit, tempAuditLog, why } from './run-helpers.js';
 
@@ -27,8 +30,15 @@ async function users(db: TestDb): Promise<string[]> {
   return (await db.sql<{ user_id: string }[]>`SELECT user_id FROM user_profiles ORDER BY 1`).map((r) => r.user_id);
 }
 
+type AjvCtor = new (options: object) => { compile: (schema: object) => { (data: unknown): boolean; errors?: unknown } };
+const Ajv = ((AjvModule as unknown as { default?: AjvCtor }).default ?? AjvModule) as unknown as AjvCtor;
+const validLine = new Ajv({ strict: false, allErrors: true }).compile(JSON.parse(readFileSync(join(ROOT, 'docs', 'volume-output.schema.json'), 'utf8')) as object);
+
+/** The --json lines, each checked against docs/volume-output.schema.json. */
 function jsonLines(stdout: string): Record<string, any>[] {
-  return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  for (const l of lines) expect(validLine(l) ? [] : validLine.errors, JSON.stringify(l)).toEqual([]);
+  return lines;
 }
 
 describe('apply --subjects-from', () => {
