@@ -138,6 +138,11 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       options.jsonLine?.({ kind: 'subject', ...result });
       options.stderr(`${label}:${subject.line}: ${describe(result, output.subject?.matched)}`);
       if (exitCode === ExitCode.interrupted || exitCode === ExitCode.terminated) stop = true;
+      // The policy's guard refused the database (or the confirmation): it refuses every subject alike.
+      if (output.outcome === 'refused') {
+        stop = true;
+        options.stderr(`the run stops: the guard refuses every subject alike (${output.error?.message ?? 'refused'})`);
+      }
       if (result.outcome === 'failed' && options.stopOnError) {
         stop = true;
         options.stderr(`--stop-on-error: stopping after ${label}:${subject.line}; the subjects before it are done, those after it are not run`);
