@@ -131,3 +131,15 @@ describe('--subjects-from: bad input is located and deletes nothing', () => {
     expect(await snapshot(db.sql)).toEqual(before);
   });
 });
+
+describe('--subjects-from: typed params are checked before connecting', () => {
+  it.each([
+    ['rephlo-purge-user', 'user_id\n6f1c0d2e-8a4b-4c3d-9e2f-1a2b3c4d5e6f\nnot-a-uuid\n', /:3: user_id: "not-a-uuid" is not a valid uuid/],
+    ['vedfolnir-delete-user', 'user_id\n12\n1.5\n', /:3: user_id: "1.5" is not a valid integer/],
+  ])('%s', async (policy, text, message) => {
+    // Nothing listens on port 1: the error comes from reading the file, before any connection.
+    const r = await purgekit(['apply', policy, '--subjects-from', file(text), '--confirm', 'x', '--connection', 'postgres://u@127.0.0.1:1/x', '--audit-log', tempAuditLog()]);
+    expect(r.code, why(r)).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+});

@@ -149,7 +149,7 @@ class Parser {
       if (typeof value !== 'string' && typeof value !== 'number') return this.fail(n, `${name}: expected a string value`);
       const text = String(value);
       const problem = checkValue(param.type, text);
-      if (problem) return this.fail(n, `${name}: ${param.personal ?? true ? 'the value' : JSON.stringify(text)} is not a valid ${param.type}: ${problem}`);
+      if (problem) return this.fail(n, `${name}: ${param.personal ? 'the value' : JSON.stringify(text)} is not a valid ${param.type}: ${problem}`);
       values.set(param.name, text);
     }
     return { line: n, values };
