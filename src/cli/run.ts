@@ -82,6 +82,7 @@ async function runVolume(command: RunCommandName, input: PolicyInput, interrupt:
     subjectsFrom: args['subjects-from'] as string,
     stopOnError: Boolean(args['stop-on-error']),
     resume: Boolean(args['resume']),
+    tty: Boolean(process.stderr.isTTY),
     retries,
     backoffMs: 200,
     ...(args['json'] ? { jsonLine: (doc: object) => process.stdout.write(`${JSON.stringify(doc)}\n`) } : {}),

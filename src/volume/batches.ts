@@ -18,6 +18,7 @@ import { checksumOf, render } from '../render/render.js';
 import { sourceLabel } from '../commands/compile.js';
 import { AuditLog } from '../run/audit.js';
 import { connect } from '../db/connect.js';
+import { volumeProgress } from './progress.js';
 
 export interface VolumeOptions extends RunOptions {
   readonly subjectsFrom: string;
@@ -30,6 +31,8 @@ export interface VolumeOptions extends RunOptions {
   readonly backoffMs: number;
   /** One JSON line per subject and a summary on stdout. */
   readonly jsonLine?: (doc: object) => void;
+  /** stderr is a terminal: a progress bar instead of one line per subject. */
+  readonly tty?: boolean;
 }
 
 export type SubjectOutcome = 'committed' | 'not-found' | 'read-only' | 'failed' | 'skipped' | 'done-before';
@@ -93,6 +96,7 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
 
   async function loop(journal: Journal | undefined, auditLog: AuditLog | undefined) {
     const results: SubjectResult[] = [];
+    const progress = volumeProgress(total, Boolean(options.tty), options.stderr);
     let stop = false;
     for await (const subject of readSubjects(path, label, policy)) {
       if (journal?.done.has(subject.line)) {
@@ -118,7 +122,7 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
         });
         if (outcome.exitCode !== ExitCode.transient || tries > options.retries || options.interrupt?.aborted) break;
         const wait = options.backoffMs * 2 ** (tries - 1);
-        options.stderr(`${label}:${subject.line}: transient failure (${outcome.output.error?.message ?? 'exit 7'}); retry ${tries} of ${options.retries} in ${wait} ms`);
+        progress.note(`${label}:${subject.line}: transient failure (${outcome.output.error?.message ?? 'exit 7'}); retry ${tries} of ${options.retries} in ${wait} ms`);
         await new Promise((r) => setTimeout(r, wait));
       }
       const { output, exitCode } = outcome;
@@ -133,21 +137,22 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       };
       results.push(result);
       if (journal && (result.outcome === 'not-found' || result.outcome === 'failed')) {
-        await journal.recorded(subject.line, digest, result.outcome, exitCode).catch((e: Error) => options.stderr(`warning: ${label}:${subject.line}: not recorded in purgekit.journal (${e.message}); --resume will run it again`));
+        await journal.recorded(subject.line, digest, result.outcome, exitCode).catch((e: Error) => progress.note(`warning: ${label}:${subject.line}: not recorded in purgekit.journal (${e.message}); --resume will run it again`));
       }
       options.jsonLine?.({ kind: 'subject', ...result });
-      options.stderr(`${label}:${subject.line}: ${describe(result, output.subject?.matched)}`);
+      progress.subject(`${label}:${subject.line}: ${describe(result, output.subject?.matched)}`, result.outcome === 'failed');
       if (exitCode === ExitCode.interrupted || exitCode === ExitCode.terminated) stop = true;
       // The policy's guard refused the database (or the confirmation): it refuses every subject alike.
       if (output.outcome === 'refused') {
         stop = true;
-        options.stderr(`the run stops: the guard refuses every subject alike (${output.error?.message ?? 'refused'})`);
+        progress.note(`the run stops: the guard refuses every subject alike (${output.error?.message ?? 'refused'})`);
       }
       if (result.outcome === 'failed' && options.stopOnError) {
         stop = true;
-        options.stderr(`--stop-on-error: stopping after ${label}:${subject.line}; the subjects before it are done, those after it are not run`);
+        progress.note(`--stop-on-error: stopping after ${label}:${subject.line}; the subjects before it are done, those after it are not run`);
       }
     }
+    progress.stop();
     const count = (o: SubjectOutcome) => results.filter((r) => r.outcome === o).length;
     const exitCodes: Record<string, number> = {};
     for (const r of results) if (r.outcome !== 'skipped') exitCodes[r.exitCode] = (exitCodes[r.exitCode] ?? 0) + 1;
