@@ -61,6 +61,11 @@ describe('apply --subjects-from', () => {
     expect(r.code).toBeGreaterThanOrEqual(3);
     expect(r.stderr).toMatch(new RegExp(`${subjects}:4: FAILED`));
     expect(r.stderr).toMatch(new RegExp(`${subjects}:5: FAILED \\(exit 3`));
+    // The audit log: a single run's records per subject found (HMAC'd params), and the run's summary.
+    const records = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    expect(records.filter((x) => x['event'] === 'outcome' && x['outcome'] === 'committed')).toHaveLength(2);
+    expect(records.at(-1)).toMatchObject({ event: 'volume-summary', committed: 2, notFound: 1, failed: 2 });
+    expect(readFileSync(audit, 'utf8')).not.toContain('carol@example.com');
     // Re-running the finished file is a no-op for the subjects done: they are not found now.
     const again = await purgekit(['apply', NEXUS, '--subjects-from', subjects, '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--audit-log', audit, '--json']);
     const summary2 = jsonLines(again.stdout).at(-1)!;

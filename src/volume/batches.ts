@@ -176,6 +176,12 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       durationMs: Date.now() - started,
     };
     options.jsonLine?.(summary);
+    // The audit log: each subject has its own attempt and outcome records (a single run's); the run's summary closes them.
+    try {
+      auditLog?.append({ version: 1, event: 'volume-summary', journalRunId: summary.runId, planSha256, subjectsFile: label, finishedAt: new Date().toISOString(), ...summary });
+    } catch (e) {
+      options.stderr(`warning: the audit log's summary record could not be written to ${options.auditLog}: ${(e as Error).message}`);
+    }
     options.stderr(
       `${summary.subjects} subjects: ${summary.committed} committed, ${summary.notFound} not found, ${summary.readOnly} read-only, ${summary.failed} failed, ${summary.skipped} not run${summary.doneBefore ? `, ${summary.doneBefore} done before (--resume)` : ''}; ${summary.deleted} rows deleted` +
         (summary.failed ? `; exit codes ${Object.entries(exitCodes).map(([c, n]) => `${c}: ${n}`).join(', ')}` : ''),
