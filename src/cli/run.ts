@@ -17,6 +17,11 @@ export const RUN_OPTIONS = {
   'statement-timeout': { type: 'string', default: '15min', describe: 'Give up on a statement running longer than this' },
   generated: { type: 'string', default: DEFAULT_OUT, describe: 'Directory of generated SQL files' },
   'dangerously-run-unreviewed': { type: 'boolean', default: false, describe: 'Run the policy even when its generated file is missing, stale or edited' },
+  // Volume (src/volume): many subjects of a purge policy in one run.
+  'subjects-from': { type: 'string', describe: 'plan|apply a purge policy for every subject of this file (CSV with a header naming a lookup\'s params, or JSON lines; - for stdin)' },
+  'stop-on-error': { type: 'boolean', default: false, describe: 'With --subjects-from: stop at the first subject that fails' },
+  resume: { type: 'boolean', default: false, describe: 'With apply --subjects-from: skip the subjects purgekit.journal says a previous run of this policy, plan and file committed' },
+  retries: { type: 'number', default: 3, describe: 'With --subjects-from: retries of a subject that failed on a transient error (lock timeout, deadlock, ...), with backoff' },
 } as const satisfies Record<string, Options>;
 
 export async function runPolicy(command: RunCommandName, input: PolicyInput): Promise<number> {
@@ -55,8 +60,39 @@ export async function runPolicy(command: RunCommandName, input: PolicyInput): Pr
 
 async function runAndPrint(command: RunCommandName, input: PolicyInput, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
   const { args } = input;
+  if (args['subjects-from'] !== undefined) return runVolume(command, input, interrupt, commitSent);
+  if (args['resume']) throw new PurgekitError('usage', '--resume goes with apply --subjects-from', ExitCode.usage);
   const [{ runCommand }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../run/output.js')]);
-  const { output, exitCode } = await runCommand(command, {
+  const { output, exitCode } = await runCommand(command, await runOptions(input, interrupt, commitSent));
+  if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
+  return exitCode;
+}
+
+/** --subjects-from: src/volume runs each subject through runCommand; --json is one JSON line per subject and a summary. */
+async function runVolume(command: RunCommandName, input: PolicyInput, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
+  const { args } = input;
+  if (command === 'verify') throw new PurgekitError('usage', '--subjects-from goes with plan or apply (of a purge policy)', ExitCode.usage);
+  if (args['rehearse']) throw new PurgekitError('usage', '--subjects-from does not go with --rehearse', ExitCode.usage);
+  if (args['backup'] !== undefined) throw new PurgekitError('usage', '--subjects-from does not go with --backup yet (one backup directory per run)', ExitCode.usage);
+  const { runSubjects } = await import('../volume/batches.js');
+  const retries = Number(args['retries']);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 20) throw new PurgekitError('usage', `--retries ${String(args['retries'])}: expected a whole number from 0 to 20`, ExitCode.usage);
+  const { exitCode } = await runSubjects(command, {
+    ...(await runOptions(input, interrupt, commitSent)),
+    subjectsFrom: args['subjects-from'] as string,
+    stopOnError: Boolean(args['stop-on-error']),
+    resume: Boolean(args['resume']),
+    tty: Boolean(process.stderr.isTTY),
+    retries,
+    backoffMs: 200,
+    ...(args['json'] ? { jsonLine: (doc: object) => process.stdout.write(`${JSON.stringify(doc)}\n`) } : {}),
+  });
+  return exitCode;
+}
+
+async function runOptions(input: PolicyInput, interrupt: AbortSignal, commitSent: () => void) {
+  const { args } = input;
+  return {
     target: input.target,
     policiesDir: args['policies'] as string,
     generatedDir: args['generated'] as string,
@@ -76,7 +112,5 @@ async function runAndPrint(command: RunCommandName, input: PolicyInput, interrup
     color: Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'],
     interrupt,
     commitSent,
-  });
-  if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
-  return exitCode;
+  };
 }

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type postgres from 'postgres';
 import { join, relative } from 'node:path';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -47,6 +48,8 @@ export interface RunOptions {
   readonly interrupt?: AbortSignal;
   /** apply: called just before COMMIT is sent (from then on an interrupt cannot roll back). */
   readonly commitSent?: () => void;
+  /** apply: purgekit's own writes in the run's transaction, just before COMMIT (the volume journal). */
+  readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
 }
 
 const DURATION = /^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$/;
@@ -135,6 +138,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         {
           ...(options.interrupt ? { interrupt: options.interrupt } : {}),
           ...(options.commitSent ? { commitSent: options.commitSent } : {}),
+          ...(options.inTransaction ? { inTransaction: options.inTransaction } : {}),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {

@@ -83,6 +83,11 @@ export interface RunControl {
    * before COMMIT (the audit log's attempt record). A throw rolls back.
    */
   readonly beforeCommit?: (attempt: { readonly xid: string; readonly report: readonly ReportRow[]; readonly tables: readonly TableChange[] }) => void | Promise<void>;
+  /**
+   * apply: in the transaction, after beforeCommit, just before COMMIT: writes of purgekit's own
+   * (the volume journal, src/volume/journal.ts) that must commit with the run or not at all. A throw rolls back.
+   */
+  readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
 }
 
 class Interrupted extends Error {}
@@ -244,6 +249,7 @@ export async function execute(
       if (control.interrupt?.aborted) throw new Interrupted();
       try {
         await control.beforeCommit?.({ xid: xid!, report, tables });
+        await control.inTransaction?.(tx);
       } catch (e) {
         throw new HookFailed((e as Error).message, { cause: e });
       }
