@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/scripts.js';
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
-import { purgekit, tempAuditLog, why } from './run-helpers.js';
+import { project, purgekit, tempAuditLog, why } from './run-helpers.js';
+import { appendFileSync } from 'node:fs';
 
 const NEXUS = 'nexus-purge-user';
 
@@ -70,6 +71,16 @@ describe('apply --subjects-from', () => {
     const again = await purgekit(['apply', NEXUS, '--subjects-from', subjects, '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--audit-log', audit, '--json']);
     const summary2 = jsonLines(again.stdout).at(-1)!;
     expect(summary2).toMatchObject({ committed: 0, notFound: 3, failed: 2 });
+  });
+
+  it('a stale generated file is refused once, before connecting and before any subject runs', async () => {
+    const dir = project();
+    appendFileSync(join(dir, 'policies', `${NEXUS}.yaml`), '# an edit after review\n');
+    const subjects = file('email\nalice@example.com\ncarol@example.com\n');
+    // Nothing listens on port 1: reaching the database would be exit 5, not the stale plan's 2.
+    const r = await purgekit(['apply', NEXUS, '--subjects-from', subjects, '--confirm', 'x', '--connection', 'postgres://u@127.0.0.1:1/db', '--audit-log', tempAuditLog()], { cwd: dir });
+    expect(r.code, why(r)).toBe(2);
+    expect(r.stderr.match(/nexus-purge-user\.sql.*stale/g)).toHaveLength(1);
   });
 
   it('--stop-on-error stops at the first failed subject; JSON lines work the same', async () => {

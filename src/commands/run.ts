@@ -50,6 +50,15 @@ export interface RunOptions {
   readonly commitSent?: () => void;
   /** apply: purgekit's own writes in the run's transaction, just before COMMIT (the volume journal). */
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
+  /** The reviewed plan, resolved and checked once by a caller that runs it many times (--subjects-from). */
+  readonly reviewed?: ReviewedPlan;
+}
+
+export interface ReviewedPlan {
+  readonly policy: Policy;
+  readonly plan: Plan;
+  readonly file: string;
+  readonly fileText: string;
 }
 
 const DURATION = /^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$/;
@@ -59,7 +68,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   for (const [flag, value] of [['--lock-timeout', options.lockTimeout], ['--statement-timeout', options.statementTimeout]] as const) {
     if (!DURATION.test(value)) throw new UsageError(`${flag} ${value}: expected a duration such as 500ms, 5s or 2min`);
   }
-  const { policy, plan, file, fileText } = await reviewedPlan(options);
+  const { policy, plan, file, fileText } = options.reviewed ?? (await reviewedPlan(options));
   if (command === 'verify' && policy.kind !== 'check') throw new UsageError(`${policy.name} is a ${policy.kind} policy: verify runs check policies (use plan or apply)`);
   if (command !== 'verify' && policy.kind === 'check') throw new UsageError(`${policy.name} is a check policy: run it with purgekit verify ${policy.name}`);
   const values = collectValues(policy, options.values, options.pairs, options.escapedPairs);
@@ -230,7 +239,7 @@ function failedLine(plan: Plan, failure: RunFailure, file: string, options: RunO
 }
 
 /** The generated file the run executes must be exactly what its policy compiles to. */
-async function reviewedPlan(options: RunOptions): Promise<{ policy: Policy; plan: Plan; file: string; fileText: string }> {
+export async function reviewedPlan(options: RunOptions): Promise<ReviewedPlan> {
   const { policy, plan, generatedFile, generatedText } = await resolvePolicy(options.target, options.policiesDir);
   const file = generatedFile ?? join(options.generatedDir, `${policy.name}.sql`);
   // A generated file given as the target was verified against its policy already.

@@ -10,12 +10,10 @@
  */
 import { kebab } from '../core/names.js';
 import { ExitCode, UsageError } from '../core/errors.js';
-import { runCommand, type RunOptions } from '../commands/run.js';
-import { resolvePolicy } from '../commands/resolvePolicy.js';
+import { reviewedPlan, runCommand, type RunOptions } from '../commands/run.js';
 import { readSubjects, subjectsPath, validateSubjects } from './subjects.js';
 import { fileSha256, Journal } from './journal.js';
-import { checksumOf, render } from '../render/render.js';
-import { sourceLabel } from '../commands/compile.js';
+import { checksumOf } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
 import { connect } from '../db/connect.js';
 import { volumeProgress } from './progress.js';
@@ -69,7 +67,10 @@ export interface VolumeSummary {
 
 export async function runSubjects(command: 'plan' | 'apply', options: VolumeOptions): Promise<{ summary: VolumeSummary; exitCode: number }> {
   const started = Date.now();
-  const { policy, plan } = await resolvePolicy(options.target, options.policiesDir);
+  // Resolved, compiled and checked against generated/ once (a stale file is refused before the
+  // first subject), then handed to every subject's run.
+  const reviewed = await reviewedPlan(options);
+  const { policy } = reviewed;
   if (policy.kind !== 'purge' || !policy.subject) throw new UsageError(`--subjects-from goes with a purge policy: ${policy.name} is a ${policy.kind} policy`);
   for (const p of policy.params) {
     if (options.values[kebab(p.name)] !== undefined || options.values[p.name] !== undefined) {
@@ -82,7 +83,7 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
   options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}`);
   if (options.resume && command !== 'apply') throw new UsageError('--resume goes with apply --subjects-from');
   // apply: the journal (purgekit.journal, in the database) and the audit log's key for the subjects' HMACs.
-  const planSha256 = checksumOf(render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) })).actual;
+  const planSha256 = checksumOf(reviewed.fileText).actual;
   const journalConn = command === 'apply' ? connect(options.connection, () => {}) : undefined;
   const auditLog = command === 'apply' ? AuditLog.open(options.auditLog) : undefined;
   try {
@@ -116,6 +117,7 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
         const lines: string[] = [];
         outcome = await runCommand(command, {
           ...options,
+          reviewed,
           values,
           stderr: (l) => lines.push(l),
           ...(journal ? { inTransaction: (tx: Parameters<Journal['committed']>[0]) => journal.committed(tx, subject.line, digest) } : {}),
