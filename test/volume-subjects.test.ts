@@ -83,6 +83,14 @@ describe('apply --subjects-from', () => {
     expect(r.stderr.match(/nexus-purge-user\.sql.*stale/g)).toHaveLength(1);
   });
 
+  it('a server that cannot be reached is exit 5, naming the target, not an unexpected error', async () => {
+    const subjects = file('email\nalice@example.com\n');
+    const r = await purgekit(['apply', NEXUS, '--subjects-from', subjects, '--confirm', 'x', '--connection', 'postgres://u@127.0.0.1:1/db', '--audit-log', tempAuditLog()]);
+    expect(r.code, why(r)).toBe(5);
+    expect(r.stderr).toContain('cannot connect to');
+    expect(r.stderr).not.toContain('unexpected error');
+  });
+
   it('--stop-on-error stops at the first failed subject; JSON lines work the same', async () => {
     const db = await nexus();
     const subjects = file('{"email":"admin@example.com"}\n{"email":"carol@example.com"}\n', 'subjects.jsonl');

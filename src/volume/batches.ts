@@ -15,7 +15,7 @@ import { readSubjects, subjectsPath, validateSubjects } from './subjects.js';
 import { fileSha256, Journal } from './journal.js';
 import { checksumOf } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
-import { connect } from '../db/connect.js';
+import { connect, connected } from '../db/connect.js';
 import { volumeProgress } from './progress.js';
 
 export interface VolumeOptions extends RunOptions {
@@ -87,7 +87,9 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
   const journalConn = command === 'apply' ? connect(options.connection, () => {}) : undefined;
   const auditLog = command === 'apply' ? AuditLog.open(options.auditLog) : undefined;
   try {
-    const journal = journalConn && (await Journal.open(journalConn.sql, { policy: policy.name, planSha256, subjectsSha256: await fileSha256(path) }, options.resume));
+    const subjectsSha256 = await fileSha256(path);
+    // The journal's table is the first round trip: an unreachable server is exit 5, named.
+    const journal = journalConn && (await connected(journalConn, (sql) => Journal.open(sql, { policy: policy.name, planSha256, subjectsSha256 }, options.resume)));
     if (journal) options.stderr(`journal: purgekit.journal run ${journal.runId.slice(0, 12)}${options.resume ? `, resuming: ${journal.done.size} lines done before` : ''}`);
     return await loop(journal, auditLog);
   } finally {
