@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { lstat, realpath, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import { createClient } from 'redis';
 import { parseTemplate, type ActionSpec, type Placeholder } from './spec.js';
 
 /**
@@ -88,6 +87,8 @@ async function redis(spec: Extract<ActionSpec, { kind: 'redis' }>, v: JobValues)
   const url = fill(spec.url, v);
   const keys = spec.del.map((k) => fill(k, v));
   const patterns = spec.unlink.map((p) => fill(p, v, globEscape));
+  // Loaded when a redis job runs: every plan and apply imports this module, few need a Redis client (~100 ms to load).
+  const { createClient } = await import('redis');
   const client = createClient({ url, socket: { connectTimeout: 5000, reconnectStrategy: false } });
   client.on('error', () => {}); // the failing command reports it
   try {
