@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Plan, ReportItem } from '../plan/nodes.js';
 import { steps } from '../plan/query.js';
 import { qualified } from '../core/names.js';
@@ -91,4 +92,37 @@ export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByT
 
 function describe(c: { inserted: number; updated: number; deleted: number }): string {
   return [c.inserted && `${c.inserted} inserted`, c.updated && `${c.updated} updated`, c.deleted && `${c.deleted} deleted`].filter(Boolean).join(', ') || 'no rows';
+}
+
+/** The rows of the file's closing SELECT (rows is bigint, which arrives as a string). */
+export function toReport(rows: readonly Record<string, unknown>[], items: ReadonlyMap<string, ReportItem>): ReportRow[] {
+  return rows.map((r) => ({
+    item: reportItem(items, String(r['item'])),
+    target: (r['target'] as string | null) ?? null,
+    outcome: String(r['outcome']),
+    rows: r['rows'] === null ? null : Number(r['rows']),
+    detail: (r['detail'] as string | null) ?? null,
+  }));
+}
+
+function reportItem(items: ReadonlyMap<string, ReportItem>, label: string): ReportItem {
+  const item = items.get(label);
+  if (!item) throw new Error(`the report has a row "${label}" that this plan does not write`);
+  return item;
+}
+
+/** Changes per table in this transaction so far, partitions rolled up to their root. */
+export const STATS_SQL = `SELECT format('%I.%I', n.nspname, root.relname) AS name,
+       sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del,
+       string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid) AS storage
+FROM pg_stat_xact_user_tables s
+JOIN pg_class leaf ON leaf.oid = s.relid
+JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
+JOIN pg_namespace n ON n.oid = root.relnamespace
+WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND n.nspname <> 'purgekit' -- purgekit's own tables (outbox, journal, ledger): written on purpose, not a change to the data
+GROUP BY 1`;
+
+export function toStats(rows: readonly postgres.Row[]): StatsByTable {
+  return new Map(rows.map((r) => [String(r['name']), { inserted: Number(r['ins']), updated: Number(r['upd']), deleted: Number(r['del']), storage: String(r['storage']) }]));
 }

@@ -1,17 +1,18 @@
 import type postgres from 'postgres';
-import type { Plan, PlanNode, ReportItem, StepNode } from '../plan/nodes.js';
+import type { Plan, PlanNode } from '../plan/nodes.js';
 import { heading } from '../plan/heading.js';
 import { applyStatement, dryRunStatement } from '../plan/print/index.js';
 import { stepCondition } from '../plan/print/steps.js';
 import { createsWorkingTable, isSetup, removesRows, reportItems, steps } from '../plan/query.js';
-import { quoteIdent, quoteLiteral } from '../sql/quote.js';
+import { quoteIdent } from '../sql/quote.js';
 import type { RunValues } from '../values.js';
-import { analyseChanges, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
+import { analyseChanges, STATS_SQL, toReport, toStats, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
 import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../core/names.js';
 import { changedSettings, GUARDED_SETTINGS_SQL, type SettingsSnapshot } from './settingsGuard.js';
 import { Pipeline } from './pipeline.js';
+import { optionalTables, stepWillRun, willRun } from './willRun.js';
 import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
 
 /**
@@ -360,27 +361,6 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
   }
 }
 
-/** A step runs unless its flag is off or its optional table is absent. */
-async function willRun(tx: postgres.TransactionSql, plan: Plan, step: StepNode, values: RunValues): Promise<boolean> {
-  return stepWillRun(plan, step, values, step.optional ? await optionalTables(tx, plan) : new Set());
-}
-
-function stepWillRun(plan: Plan, step: StepNode, values: RunValues, present: ReadonlySet<string>): boolean {
-  const flag = step.flag ? plan.flags.find((f) => f.name === step.flag) : undefined;
-  if (flag && !(values.flags.get(flag.name) ?? flag.default)) return false;
-  return !step.optional || present.has(qualified(step.table));
-}
-
-/** Which of the plan's optional steps' tables exist (one query; none when no step is optional). */
-async function optionalTables(tx: postgres.TransactionSql, plan: Plan): Promise<ReadonlySet<string>> {
-  const names = [...new Set(steps(plan).filter((s) => s.optional).map((s) => qualified(s.table)))];
-  if (!names.length) return new Set();
-  // Names from the plan, quoted as literals: no bound value, so the query is a simple one that
-  // keeps its place among the pipelined statements.
-  const rows = await tx.unsafe<{ name: string }[]>(`SELECT name FROM unnest(ARRAY[${names.map(quoteLiteral).join(', ')}]) AS name WHERE to_regclass(name) IS NOT NULL`);
-  return new Set(rows.map((r) => r.name));
-}
-
 /*
  * A purge locks the rows its steps will delete before the first delete, parents first (steps
  * run children first, so in reverse order; execute() sends one SELECT ... FOR UPDATE per step,
@@ -390,39 +370,6 @@ async function optionalTables(tx: postgres.TransactionSql, plan: Plan): Promise<
  * then failed the purge (23503, exit 4) on a busy database. The subject's rows are locked by its
  * lookup already; rows locked FOR UPDATE are not counted as changes by pg_stat_xact_user_tables.
  */
-
-/** The rows of the file's closing SELECT (rows is bigint, which arrives as a string). */
-function toReport(rows: readonly Record<string, unknown>[], items: ReadonlyMap<string, ReportItem>): ReportRow[] {
-  return rows.map((r) => ({
-    item: reportItem(items, String(r['item'])),
-    target: (r['target'] as string | null) ?? null,
-    outcome: String(r['outcome']),
-    rows: r['rows'] === null ? null : Number(r['rows']),
-    detail: (r['detail'] as string | null) ?? null,
-  }));
-}
-
-function reportItem(items: ReadonlyMap<string, ReportItem>, label: string): ReportItem {
-  const item = items.get(label);
-  if (!item) throw new Error(`the report has a row "${label}" that this plan does not write`);
-  return item;
-}
-
-/** Changes per table in this transaction so far, partitions rolled up to their root. */
-const STATS_SQL = `SELECT format('%I.%I', n.nspname, root.relname) AS name,
-       sum(s.n_tup_ins) AS ins, sum(s.n_tup_upd) AS upd, sum(s.n_tup_del) AS del,
-       string_agg(leaf.relfilenode::text, ',' ORDER BY leaf.oid) AS storage
-FROM pg_stat_xact_user_tables s
-JOIN pg_class leaf ON leaf.oid = s.relid
-JOIN pg_class root ON root.oid = coalesce(pg_partition_root(s.relid), s.relid)
-JOIN pg_namespace n ON n.oid = root.relnamespace
-WHERE n.nspname NOT LIKE 'pg\\_temp\\_%'
-  AND n.nspname <> 'purgekit' -- purgekit's own tables (outbox, journal, ledger): written on purpose, not a change to the data
-GROUP BY 1`;
-
-function toStats(rows: readonly postgres.Row[]): StatsByTable {
-  return new Map(rows.map((r) => [String(r['name']), { inserted: Number(r['ins']), updated: Number(r['upd']), deleted: Number(r['del']), storage: String(r['storage']) }]));
-}
 
 function checkChanges(plan: Plan, before: StatsByTable, after: StatsByTable, report: readonly ReportRow[]): readonly TableChange[] {
   const { tables, problems } = analyseChanges(plan, before, after, report);
