@@ -17,6 +17,7 @@ import { compile } from './cli/compile.js';
 import { completion } from './cli/completion.js';
 import { counts } from './cli/counts.js';
 import { discover } from './cli/discover.js';
+import { ledger } from './cli/ledger.js';
 import { lint } from './cli/lint.js';
 import { plan } from './cli/plan.js';
 import { render } from './cli/render.js';
@@ -45,11 +46,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     const ctx: CliContext = { argv, ...(policies ? { policies } : {}) };
     let exit: number = ExitCode.ok;
     const wire = (c: PurgekitCommand): CommandModule => ({ ...c, handler: async (args) => void (exit = (await c.handler(args as never)) ?? ExitCode.ok) });
-    const commands = [validate, compile, render(ctx), plan(ctx), apply(ctx), verify(ctx), lint, discover, restore, counts, residue(ctx), outbox];
+    const commands = [validate, compile, render(ctx), plan(ctx), apply(ctx), verify(ctx), lint, discover, restore, counts, residue(ctx), outbox, ledger];
     await commands
       .reduce((acc, c) => acc.command(wire(c)), y.scriptName('purgekit').usage('$0 <command> [options]\n\nTurn YAML purge policies into reviewable SQL and run it safely.').options(GLOBAL_OPTIONS))
       .completion('completion', 'Print a bash or zsh completion script: purgekit completion >> ~/.bashrc', completion(ctx, POLICY_COMMANDS))
-      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts, discover, residue or outbox')
+      .demandCommand(1, 'name a command: validate, compile, render, plan, apply, verify, restore, lint, counts, discover, residue, outbox or ledger')
       .strict()
       .help()
       .version(packageVersion())

@@ -25,6 +25,20 @@ export const RUN_OPTIONS = {
 } as const satisfies Record<string, Options>;
 
 export async function runPolicy(command: RunCommandName, input: PolicyInput): Promise<number> {
+  try {
+    return await withInterrupt((interrupt, commitSent) => runAndPrint(command, input, interrupt, commitSent));
+  } catch (error) {
+    // A pipeline asked for JSON: it gets a document even when the run could not start.
+    if (input.args['json'] && error instanceof PurgekitError) {
+      const doc = { version: 1, command, policy: input.target, outcome: 'error', exitCode: error.exitCode, error: { code: error.name, message: error.message } };
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    }
+    throw error;
+  }
+}
+
+/** `work` with SIGINT/SIGTERM turned into an abort of its run (plan, apply, ledger replay). */
+export async function withInterrupt<T>(work: (interrupt: AbortSignal, commitSent: () => void) => Promise<T>): Promise<T> {
   // SIGINT/SIGTERM: the run cancels its statement, rolls back, removes an unfinished backup,
   // writes the audit outcome and exits 130/143. A second signal exits at once (the server still
   // rolls back an open transaction when the connection closes).
@@ -44,14 +58,7 @@ export async function runPolicy(command: RunCommandName, input: PolicyInput): Pr
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await runAndPrint(command, input, interrupt.signal, () => (state.commitSent = true));
-  } catch (error) {
-    // A pipeline asked for JSON: it gets a document even when the run could not start.
-    if (input.args['json'] && error instanceof PurgekitError) {
-      const doc = { version: 1, command, policy: input.target, outcome: 'error', exitCode: error.exitCode, error: { code: error.name, message: error.message } };
-      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    }
-    throw error;
+    return await work(interrupt.signal, () => (state.commitSent = true));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -11,6 +11,7 @@ import { parseQualified, quoteLiteral } from '../sql/quote.js';
 import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
 import { connect, currentDatabase } from '../db/connect.js';
 import { checkConfirmation } from '../run/guards.js';
+import { recordRestore } from '../ledger/restore.js';
 
 
 export interface RestoreOptions {
@@ -27,6 +28,8 @@ export interface RestoreResult {
   readonly database: string;
   /** In the order restored; table as SQL spells it, schema and name as the database does. */
   readonly tables: readonly { readonly table: string; readonly schema: string | null; readonly name: string | null; readonly rows: number; readonly reason: string }[];
+  /** The erasure ledger: subjects recorded as restored (un-erased), when the purge was recorded there. */
+  readonly unerased: number;
 }
 
 /**
@@ -49,6 +52,7 @@ export async function restoreCommand(options: RestoreOptions): Promise<RestoreRe
     checkNames(catalog, manifest.files);
     const ordered = restoreOrder(catalog, manifest.files);
     const tables: RestoreResult['tables'][number][] = [];
+    let unerased = 0;
     await conn.sql.begin(async (tx) => {
       for (const [i, f] of ordered.entries()) {
         const names = parseQualified(f.table);
@@ -56,8 +60,10 @@ export async function restoreCommand(options: RestoreOptions): Promise<RestoreRe
         options.say(`  ${f.table}: ${f.rows} rows restored (${f.reason})`);
       }
       await restoreSequences(tx, manifest, ordered);
+      // The erasure ledger (src/ledger/restore.ts): an explicit undo, so replay leaves these subjects alone.
+      unerased = await recordRestore(tx, manifest, options.say);
     });
-    return { policy: manifest.policy, database, tables };
+    return { policy: manifest.policy, database, tables, unerased };
   } finally {
     await conn.sql.end({ timeout: 5 });
   }

@@ -20,6 +20,8 @@ import { collectValues, describeOptions, type RunValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
 import { sourceLabel } from './compile.js';
 import * as outbox from '../outbox/runner.js';
+import { ledgerKeyFrom } from '../ledger/key.js';
+import { runLedger } from '../ledger/record.js';
 import { auditRecord, committedCounts, elapsed, explain, personalScrubber, scrubSummary, summarizeBackup, transactionStatus, verdict } from './runOutcome.js';
 
 export interface RunOptions {
@@ -73,6 +75,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   if (command !== 'verify' && policy.kind === 'check') throw new UsageError(`${policy.name} is a check policy: run it with purgekit verify ${policy.name}`);
   const values = collectValues(policy, options.values, options.pairs, options.escapedPairs);
   requireLookup(policy, values);
+  // The erasure ledger (src/ledger): a key that is set but too short is refused before connecting.
+  const ledgerKey = command === 'apply' ? ledgerKeyFrom(process.env) : undefined;
   if (command === 'apply' && policy.backup === 'required' && !options.backup) {
     throw new RefusedError(`${policy.name} says backup: required: add --backup <dir> (a new or empty directory)`);
   }
@@ -121,6 +125,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       }
     }
 
+    // After the guard: a database it refuses gets no purgekit.ledger either.
+    const ledger = mode === 'apply' ? await runLedger(conn.sql, policy, planSha256, runId, ledgerKey, say) : undefined;
     const cascades = new Set(steps(plan).flatMap((st) => st.cascades.map(qualified)));
     const stepTables = steps(plan).map((st) => qualified(st.table));
     const reach = withOwnStep(await cascadeReach(conn.sql, [...new Set(stepTables)]), stepTables).map((r) => ({
@@ -131,8 +137,16 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     const backup = writer && {
       writer,
       catalog: await readCatalog(conn.sql),
-      finish: () =>
-        writer.finish({ policy: policy.name, kind: policy.kind, planSha256, database: { name: database, host: target.host, port: target.port }, createdAt: new Date().toISOString() }),
+      finish: async (tx: postgres.TransactionSql) =>
+        writer.finish({
+          policy: policy.name,
+          kind: policy.kind,
+          planSha256,
+          database: { name: database, host: target.host, port: target.port },
+          createdAt: new Date().toISOString(),
+          // The subjects' ledger digests: purgekit restore records their un-erasure without the key.
+          ...(ledger ? { ledger: { subjectTable: ledger.subjectTable, keyColumns: ledger.keyColumns, keyId: ledger.keyId, subjects: await ledger.digests(tx) } } : {}),
+        }),
     };
     let result: ExecutionResult;
     try {
@@ -147,7 +161,14 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         {
           ...(options.interrupt ? { interrupt: options.interrupt } : {}),
           ...(options.commitSent ? { commitSent: options.commitSent } : {}),
-          ...(options.inTransaction ? { inTransaction: options.inTransaction } : {}),
+          ...(options.inTransaction || ledger
+            ? {
+                inTransaction: async (tx: postgres.TransactionSql) => {
+                  await ledger?.write(tx);
+                  await options.inTransaction?.(tx);
+                },
+              }
+            : {}),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {

@@ -17,6 +17,8 @@ export const ExitCode = {
   /** Stopped by SIGINT (128 + 2) or SIGTERM (128 + 15): cancelled, rolled back, cleaned up. */
   interrupted: 130,
   terminated: 143,
+  /** purgekit ledger check: subjects the erasure ledger says were erased are in the database again (docs/LEDGER.md). */
+  ledgerFound: 10,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -52,6 +52,8 @@ export interface Manifest {
   readonly files: readonly BackupFile[];
   /** Sequences of the copied tables before anything ran (a wipe's RESTART IDENTITY resets them). */
   readonly sequences: readonly SequenceState[];
+  /** A purge recorded in the erasure ledger: its subjects' digests, for restore's un-erasure entries (src/ledger). */
+  readonly ledger?: { readonly subjectTable: string; readonly keyColumns: readonly string[]; readonly keyId: string; readonly subjects: readonly string[] };
 }
 
 export class BackupWriter {

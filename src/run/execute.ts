@@ -107,7 +107,7 @@ export interface BackupPlan {
   readonly writer: BackupWriter;
   readonly catalog: Catalog;
   /** Called inside the transaction after every check held, just before COMMIT. */
-  readonly finish: () => Promise<unknown>;
+  readonly finish: (tx: postgres.TransactionSql) => Promise<unknown>;
 }
 
 export async function execute(
@@ -245,7 +245,7 @@ export async function execute(
           }
         }
         // The backup is on disk, complete and flushed before the rows it holds are gone for good.
-        await backup.finish();
+        await backup.finish(tx);
       }
       if (control.interrupt?.aborted) throw new Interrupted();
       try {
