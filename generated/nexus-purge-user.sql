@@ -2,7 +2,7 @@
 --
 -- Policy:      nexus-purge-user (purge)
 -- Source:      ../policies/nexus-purge-user.yaml, sha256 d1a2282ab483f10043c78cbe073ac38f946034fac42ba2709d6cef070358611c
--- Checksum:    sha256 4e1a71a8b0e3db4e60199dcd6273267edda7f2c9db3032789e4cf92d6e0d2cba (this file without this line)
+-- Checksum:    sha256 95c46b18aa40a9293986e74080d49f6a27bcc63d396916b1917f48385e55df8b (this file without this line)
 --
 -- Remove one user (by Authentik subject or by any of their emails) and every row that belongs to them.
 --
@@ -29,6 +29,8 @@
 -- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
+-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that
+-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).
 
 -- One transaction: any error or failed check below rolls everything back.
 BEGIN;

@@ -2,7 +2,7 @@
 --
 -- Policy:      rephlo-purge-user (purge)
 -- Source:      ../policies/rephlo-purge-user.yaml, sha256 566553e8988f81887b9e55bb736b9a76b07165c21370aaee28608d97974d7df9
--- Checksum:    sha256 2e4322db18982be69863c6b532c33898b48afce21e2b34e343b6dc610727ec8d (this file without this line)
+-- Checksum:    sha256 1d4e3b391f23e09289415dd02597c52ad013ed2916294033b660d79f8a7ac04d (this file without this line)
 --
 -- Remove one Rephlo account (by id or email); its subscriptions and credit allocations follow by cascade.
 --
@@ -17,6 +17,8 @@
 -- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
+-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that
+-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).
 
 -- One transaction: any error or failed check below rolls everything back.
 BEGIN;

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-delete-user (purge)
 -- Source:      ../policies/vedfolnir-delete-user.yaml, sha256 c11e6e0028caf69a4a9b28479efbf68977ba7e6e85928412763630ad5993cb7b
--- Checksum:    sha256 e6a1d82b2bdec4d1f6e409a832dddeaaeccaf4de8b482d5e2ce912e794f4b3d7 (this file without this line)
+-- Checksum:    sha256 32628041808ed2fa7673bc575542f3ae728f812e1bc3f847b72994e2a6f7a67a (this file without this line)
 --
 -- Remove one Vedfolnir user (by id or username) with their platform connections, posts, images, runs, caption tasks, sessions and logs.
 --
@@ -31,6 +31,8 @@
 -- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
+-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that
+-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).
 
 -- One transaction: any error or failed check below rolls everything back.
 BEGIN;

@@ -2,7 +2,7 @@
 --
 -- Policy:      vedfolnir-expire-sessions (purge)
 -- Source:      ../policies/vedfolnir-expire-sessions.yaml, sha256 c08c11c496a4abcfd850bed376cd18f10ebdbeadd11e1b5f7c4a05792d4810c6
--- Checksum:    sha256 b026b97a98f11e8704705508818aa0ae6680ab6b4e683b47fdbb697bdefdb28b (this file without this line)
+-- Checksum:    sha256 23fe915ba75c3e608f8b645641246365a0605a8a83c0be029836d566a7f87c6a (this file without this line)
 --
 -- Expire every database session of one Vedfolnir user (by id or username); the user and their data stay.
 --
@@ -17,6 +17,8 @@
 -- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
+-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that
+-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).
 
 -- One transaction: any error or failed check below rolls everything back.
 BEGIN;

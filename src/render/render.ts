@@ -99,6 +99,10 @@ function howToRun(plan: Plan, filled: boolean): string[] {
     `-- or by hand: ${byHand} in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.`,
     '-- It is one transaction: every guard raises on failure, and then nothing is changed. If your',
     '-- editor keeps its session open after an error, run ROLLBACK before anything else.',
+    // The erasure ledger (src/ledger, docs/LEDGER.md): its HMACs need a key, and a file holds none.
+    ...(plan.kind === 'purge'
+      ? ['-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that', '-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).']
+      : []),
   ];
 }
 

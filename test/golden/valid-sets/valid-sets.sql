@@ -2,7 +2,7 @@
 --
 -- Policy:      valid-sets (purge)
 -- Source:      policy.yaml, sha256 964e931dc56226564953f7229b1137225d22a323f006f8c6d7e8b6301e8a229e
--- Checksum:    sha256 118e143674055d27af8cf3cf903ceeb02bf8848d94aba5c69fc44c9c4802b202 (this file without this line)
+-- Checksum:    sha256 fedbbb7d172ae077abca83875bed7b9a97a2e57c2ccfc0c7d7595ee85c84772b (this file without this line)
 --
 -- Steps, in order:
 --   1. public.event_notes
@@ -16,6 +16,8 @@
 -- or by hand: fill in the parameter block, then run the whole file in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.
 -- It is one transaction: every guard raises on failure, and then nothing is changed. If your
 -- editor keeps its session open after an error, run ROLLBACK before anything else.
+-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that
+-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).
 
 -- One transaction: any error or failed check below rolls everything back.
 BEGIN;
