@@ -8,14 +8,16 @@ const pick = <K extends keyof typeof RUN_OPTIONS>(...keys: K[]) => Object.fromEn
 
 /** purgekit ledger init | check | replay (docs/LEDGER.md; README: The erasure ledger after a restore). */
 export const ledger: PurgekitCommand = {
-  command: 'ledger <action> [policy]',
-  describe: 'The erasure ledger (purgekit.ledger, HMACs of erased subjects): init creates it; check lists erased subjects that are in the database again (a restored dump); replay purges them again',
+  command: 'ledger <action> [target]',
+  describe: 'The erasure ledger (purgekit.ledger, HMACs of erased subjects): init creates it; check lists erased subjects that are in the database again (a restored dump); replay purges them again; export / import keep it across a restore',
   builder: (y) =>
     y
-      .positional('action', { choices: ['init', 'check', 'replay'] as const, describe: 'init | check | replay' })
-      .positional('policy', { type: 'string', describe: 'check, replay: the purge policy (name, policy file or generated .sql file)' })
+      .positional('action', { choices: ['init', 'check', 'replay', 'export', 'import'] as const, describe: 'init | check | replay | export | import' })
+      .positional('target', { type: 'string', describe: 'check, replay: the purge policy (name, policy file or generated .sql file); import: the file an export wrote (- for stdin)' })
       .options({
-        ...pick('connection', 'lock-timeout', 'statement-timeout', 'generated', 'dangerously-run-unreviewed', 'stop-on-error', 'retries'),
+        ...pick('connection', 'lock-timeout', 'statement-timeout', 'generated', 'dangerously-run-unreviewed'),
+        'stop-on-error': { ...RUN_OPTIONS['stop-on-error'], describe: 'replay: stop at the first subject that fails' },
+        retries: { ...RUN_OPTIONS.retries, describe: 'replay: retries of a subject that failed on a transient error (lock timeout, deadlock, ...), with backoff' },
         json: { type: 'boolean', default: false, describe: 'check: one JSON document on stdout (docs/LEDGER.md); replay: the JSON lines of apply --subjects-from --json' },
         since: { type: 'string', describe: 'check, replay: only subjects erased at or after this time (2026-11-25, 2026-11-25T08:00:00Z, or an age: 7d, 12h, 30min)' },
         'show-keys': { type: 'boolean', default: false, describe: 'check: print the key values of the subjects found (they identify people; default: their HMACs only)' },
@@ -27,8 +29,20 @@ export const ledger: PurgekitCommand = {
   handler: async (args) => {
     const commands = await import('../commands/ledger.js');
     const connection = optional('connection', args['connection']);
-    const action = args['action'] as 'init' | 'check' | 'replay';
-    const target = args['policy'] as string | undefined;
+    const action = args['action'] as 'init' | 'check' | 'replay' | 'export' | 'import';
+    const target = args['target'] as string | undefined;
+    if (action === 'export') {
+      if (target !== undefined) throw new UsageError('ledger export takes no policy: it writes the whole ledger, as JSON lines, on stdout');
+      const { rows } = await commands.ledgerTransfer({ ...connection, say, action, write: print });
+      say(`ledger export: ${rows} ${rows === 1 ? 'row' : 'rows'}`);
+      return 0;
+    }
+    if (action === 'import') {
+      if (target === undefined) throw new UsageError('ledger import needs the file an export wrote: purgekit ledger import <file> (- for stdin)');
+      const { rows, added } = await commands.ledgerTransfer({ ...connection, say, action, file: target });
+      say(`ledger import: ${rows} ${rows === 1 ? 'row' : 'rows'} read, ${added} added, ${rows - added!} there already`);
+      return 0;
+    }
     if (action === 'init') {
       if (target !== undefined) throw new UsageError('ledger init takes no policy: the ledger belongs to the database');
       const { created } = await commands.ledgerInit({ ...connection, say });

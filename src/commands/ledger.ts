@@ -9,6 +9,7 @@ import { checkLedger, parseSince, type CheckResult } from '../ledger/check.js';
 import { LEDGER_KEY_ENV, requireLedgerKey } from '../ledger/key.js';
 import { keyLookupParam, subjectsFile } from '../ledger/replay.js';
 import { createLedger, ledgerExists } from '../ledger/table.js';
+import { exportLedger, importLedger } from '../ledger/transfer.js';
 import type { Policy } from '../policy.js';
 import { runSubjects, type VolumeOptions, type VolumeSummary } from '../volume/batches.js';
 import { resolvePolicy } from './resolvePolicy.js';
@@ -25,6 +26,20 @@ export async function ledgerInit(options: LedgerInitOptions): Promise<{ created:
       if (await ledgerExists(sql)) return { created: false };
       await createLedger(sql);
       return { created: true };
+    });
+  } finally {
+    await conn.sql.end({ timeout: 5 });
+  }
+}
+
+/** ledger export: every row as a JSON line on `write`; ledger import <file>: the rows the ledger lacks. */
+export async function ledgerTransfer(options: LedgerInitOptions & ({ readonly action: 'export'; readonly write: (line: string) => void } | { readonly action: 'import'; readonly file: string })): Promise<{ rows: number; added?: number }> {
+  const conn = connect(options.connection);
+  try {
+    return await connected(conn, async (sql) => {
+      if (options.action === 'export') return { rows: await exportLedger(sql, options.write) };
+      const { read, added } = await importLedger(sql, options.file);
+      return { rows: read, added };
     });
   } finally {
     await conn.sql.end({ timeout: 5 });
