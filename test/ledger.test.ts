@@ -71,7 +71,7 @@ describe('the erasure ledger', () => {
     const a = await apply('auth|alice', backupA);
     expect(a.code, why(a)).toBe(0);
     expect(a.stderr).toMatch(/ledger: created purgekit.ledger/);
-    expect(a.stderr).toMatch(/ledger: 1 subject recorded as erased/);
+    expect(a.stderr).toMatch(/ledger: 1 subject written to purgekit.ledger as erased/);
     const backupB = backupDir();
     const b = await apply('auth|bob', backupB);
     expect(b.code, why(b)).toBe(0);

@@ -64,7 +64,7 @@ export async function runLedger(sql: postgres.Sql, policy: Policy, planSha256: s
     digests,
     write: async (tx) => {
       const n = await appendEntries(tx, { entry: 'erased', subjectTable, keyColumns, subjects: await digests(tx), keyId: key.id, policy: policy.name, planSha256, runId });
-      say(`ledger: ${n} ${n === 1 ? 'subject' : 'subjects'} recorded as erased in purgekit.ledger`);
+      say(`ledger: ${n} ${n === 1 ? 'subject' : 'subjects'} written to purgekit.ledger as erased (in the purge's transaction: it commits with it)`);
     },
   };
 }
