@@ -139,6 +139,16 @@ describe('the erasure ledger', () => {
     const again = await run(['ledger', 'replay', POLICY, '--confirm', db.name, '--audit-log', audit]);
     expect(again.code, why(again)).toBe(0);
     expect(again.stderr).toMatch(/nothing to do/);
+
+    // A manifest whose ledger entry was edited is refused, and nothing is restored.
+    const manifestA = join(backupA, 'manifest.json');
+    const edited = JSON.parse(readFileSync(manifestA, 'utf8')) as { ledger: { subjects: string[] } };
+    edited.ledger.subjects = ['auth|alice'];
+    writeFileSync(manifestA, JSON.stringify(edited));
+    const refused = await run(['restore', backupA, '--confirm', db.name]);
+    expect(refused.code, why(refused)).toBe(4);
+    expect(refused.stderr).toMatch(/"ledger" is not what apply writes/);
+    expect(await present(db)).toEqual(['auth|bob']);
   });
 
   it('--subjects-from writes one ledger row per subject; --since narrows check to later erasures', async () => {
@@ -215,8 +225,7 @@ describe('the erasure ledger', () => {
     expect(short.code, why(short)).toBe(2);
     expect(short.stderr).toMatch(/PURGEKIT_LEDGER_KEY is 5 characters long: .* at least 32/);
     expect(short.stderr).not.toMatch(/\bshort\b/); // the key's value is not echoed
-    const [{ n }] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM user_profiles WHERE user_id = 'auth|carol'`;
-    expect(n).toBe(1);
+    expect((await db.sql`SELECT count(*)::int AS n FROM user_profiles WHERE user_id = 'auth|carol'`)[0]!['n']).toBe(1);
     expect((await db.sql`SELECT to_regclass('purgekit.ledger') AS t`)[0]!['t']).toBeNull();
 
     // Once the database keeps a ledger, an apply without the key is refused, nothing deleted.

@@ -1,8 +1,7 @@
-import { DEFAULT_AUDIT_LOG } from '../commands/defaults.js';
 import { PurgekitError, UsageError } from '../core/errors.js';
 import { APPLY_OPTIONS } from './apply.js';
-import { ask, optional, print, say, type PurgekitCommand } from './common.js';
-import { RUN_OPTIONS, withInterrupt } from './run.js';
+import { optional, print, say, type PurgekitCommand } from './common.js';
+import { applyOptions, retriesOf, RUN_OPTIONS, withInterrupt } from './run.js';
 
 const pick = <K extends keyof typeof RUN_OPTIONS>(...keys: K[]) => Object.fromEntries(keys.map((k) => [k, RUN_OPTIONS[k]])) as Pick<typeof RUN_OPTIONS, K>;
 
@@ -58,22 +57,11 @@ export const ledger: PurgekitCommand = {
         for (const line of commands.humanCheck(output)) say(line);
         return output.exitCode;
       }
-      const retries = Number(args['retries']);
-      if (!Number.isInteger(retries) || retries < 0 || retries > 20) throw new UsageError(`--retries ${String(args['retries'])}: expected a whole number from 0 to 20`);
+      const retries = retriesOf(args);
       const { exitCode } = await withInterrupt((interrupt, commitSent) =>
         commands.ledgerReplay({
           ...common,
-          generatedDir: args['generated'] as string,
-          lockTimeout: args['lock-timeout'] as string,
-          statementTimeout: args['statement-timeout'] as string,
-          ...optional('confirm', args['confirm']),
-          auditLog: (args['audit-log'] as string | undefined) ?? DEFAULT_AUDIT_LOG,
-          dangerouslyRunUnreviewed: Boolean(args['dangerously-run-unreviewed']),
-          ...(process.stdin.isTTY ? { ask } : {}),
-          stderr: say,
-          color: Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'],
-          interrupt,
-          commitSent,
+          ...applyOptions(args, interrupt, commitSent),
           stopOnError: Boolean(args['stop-on-error']),
           flags: (args['flag'] as string[] | undefined) ?? [],
           retries,

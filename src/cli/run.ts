@@ -5,7 +5,7 @@
 import type { Options } from 'yargs';
 import { DEFAULT_AUDIT_LOG, DEFAULT_OUT } from '../commands/defaults.js';
 import { ExitCode, PurgekitError } from '../core/errors.js';
-import { ask, CONNECTION, optional, say } from './common.js';
+import { ask, CONNECTION, optional, say, type Args } from './common.js';
 import type { PolicyInput } from './policyCommand.js';
 
 export type RunCommandName = 'plan' | 'apply' | 'verify';
@@ -82,8 +82,7 @@ async function runVolume(command: RunCommandName, input: PolicyInput, interrupt:
   if (args['rehearse']) throw new PurgekitError('usage', '--subjects-from does not go with --rehearse', ExitCode.usage);
   if (args['backup'] !== undefined) throw new PurgekitError('usage', '--subjects-from does not go with --backup yet (one backup directory per run)', ExitCode.usage);
   const { runSubjects } = await import('../volume/batches.js');
-  const retries = Number(args['retries']);
-  if (!Number.isInteger(retries) || retries < 0 || retries > 20) throw new PurgekitError('usage', `--retries ${String(args['retries'])}: expected a whole number from 0 to 20`, ExitCode.usage);
+  const retries = retriesOf(args);
   const { exitCode } = await runSubjects(command, {
     ...(await runOptions(input, interrupt, commitSent)),
     subjectsFrom: args['subjects-from'] as string,
@@ -97,22 +96,36 @@ async function runVolume(command: RunCommandName, input: PolicyInput, interrupt:
   return exitCode;
 }
 
+/** --retries: a whole number from 0 to 20. */
+export function retriesOf(args: Args): number {
+  const retries = Number(args['retries']);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 20) throw new PurgekitError('usage', `--retries ${String(args['retries'])}: expected a whole number from 0 to 20`, ExitCode.usage);
+  return retries;
+}
+
 async function runOptions(input: PolicyInput, interrupt: AbortSignal, commitSent: () => void) {
   const { args } = input;
   return {
     target: input.target,
-    policiesDir: args['policies'] as string,
-    generatedDir: args['generated'] as string,
     values: await input.values(),
     pairs: input.pairs,
     escapedPairs: input.escapedPairs,
+    rehearse: Boolean(args['rehearse']),
+    ...optional('backup', args['backup']),
+    ...applyOptions(args, interrupt, commitSent),
+  };
+}
+
+/** The options of an apply read from the command line (apply, plan, ledger replay). */
+export function applyOptions(args: Args, interrupt: AbortSignal, commitSent: () => void) {
+  return {
+    policiesDir: args['policies'] as string,
+    generatedDir: args['generated'] as string,
     ...optional('connection', args['connection']),
     lockTimeout: args['lock-timeout'] as string,
     statementTimeout: args['statement-timeout'] as string,
-    rehearse: Boolean(args['rehearse']),
     ...optional('confirm', args['confirm']),
     auditLog: (args['audit-log'] as string | undefined) ?? DEFAULT_AUDIT_LOG,
-    ...optional('backup', args['backup']),
     dangerouslyRunUnreviewed: Boolean(args['dangerously-run-unreviewed']),
     ...(process.stdin.isTTY ? { ask } : {}),
     stderr: say,

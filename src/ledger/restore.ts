@@ -5,12 +5,19 @@
  * leave those subjects alone until they are erased again.
  */
 import type postgres from 'postgres';
-import type { Manifest } from '../run/backup.js';
+import { RestoreRefused } from '../core/errors.js';
+import { MANIFEST, type Manifest } from '../run/backup.js';
 import { appendEntries, LEDGER_DDL, ledgerExists } from './table.js';
 
 export async function recordRestore(tx: postgres.TransactionSql, manifest: Manifest, say: (line: string) => void): Promise<number> {
   const ledger = manifest.ledger;
-  if (!ledger || !Array.isArray(ledger.subjects) || ledger.subjects.length === 0) return 0;
+  if (!ledger) return 0;
+  // The manifest is not signed: what goes into the ledger must have the shape the apply wrote.
+  const text = (v: unknown) => typeof v === 'string' && v !== '';
+  if (!text(ledger.subjectTable) || !text(ledger.keyId) || !Array.isArray(ledger.keyColumns) || !ledger.keyColumns.every(text) || !Array.isArray(ledger.subjects) || !ledger.subjects.every((d) => typeof d === 'string' && /^hmac-sha256:[0-9a-f]{64}$/.test(d))) {
+    throw new RestoreRefused(`${MANIFEST}: "ledger" is not what apply writes ({ subjectTable, keyColumns, keyId, subjects: ["hmac-sha256:..."] }): altered?`);
+  }
+  if (ledger.subjects.length === 0) return 0;
   if (!(await ledgerExists(tx))) {
     // The purge was recorded in a ledger this database no longer has (a dump from before it?): the undo is kept all the same.
     await tx.unsafe(LEDGER_DDL).simple();
