@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture, type TestDb } from './harness/db.js';
 import { project, purgekit, tempAuditLog, why } from './run-helpers.js';
 import { subjectDigest, ledgerKeyFrom } from '../src/ledger/key.js';
-import { parseSince } from '../src/ledger/check.js';
+import { copyFields, parseSince } from '../src/ledger/check.js';
 
 const KEY = 'test-ledger-key-0123456789abcdef-0123456789';
 const ENV = { PURGEKIT_LEDGER_KEY: KEY };
@@ -165,6 +165,18 @@ describe('the erasure ledger', () => {
     expect(JSON.parse(future.stdout)).toMatchObject({ erased: 0, since: '2999-01-01T00:00:00.000Z' });
     const week = await purgekit(['ledger', 'check', POLICY, '--since', '7d', '--json', '--connection', db.url], { env: ENV });
     expect(JSON.parse(week.stdout)).toMatchObject({ erased: 3, found: [] });
+
+    // A key with what COPY text escapes (backslash, tab, newline) and non-ASCII: the same digest both ways.
+    const odd = 'auth|we\\ird\ttab\nnl é 😀';
+    await db.sql`INSERT INTO user_profiles (user_id, email) VALUES (${odd}, 'odd@example.com')`;
+    const jsonl = join(mkdtempSync(join(tmpdir(), 'pk-ledger-')), 'odd.jsonl');
+    writeFileSync(jsonl, `${JSON.stringify({ user_id: odd })}\n`);
+    const purged = await purgekit(['apply', POLICY, '--subjects-from', jsonl, '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog()], { env: ENV });
+    expect(purged.code, why(purged)).toBe(0);
+    await db.sql`INSERT INTO user_profiles (user_id, email) VALUES (${odd}, 'odd@example.com')`;
+    const back = await purgekit(['ledger', 'check', POLICY, '--json', '--show-keys', '--connection', db.url], { env: ENV });
+    expect(back.code, why(back)).toBe(10);
+    expect(JSON.parse(back.stdout).found.map((f: { key: string[] }) => f.key)).toEqual([[odd]]);
   });
 
   it('a whole dump restored (the ledger of its day with it): ledger import of an export brings back the erasures since', async () => {
@@ -261,6 +273,7 @@ describe('the erasure ledger', () => {
     expect(subjectDigest(key, 'public.t', ['1'])).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
     expect(ledgerKeyFrom({})).toBeUndefined();
     expect(() => ledgerKeyFrom({ PURGEKIT_LEDGER_KEY: 'x'.repeat(31) })).toThrow(/at least 32/);
+    expect(copyFields('a\\\\b\\tc\\nd\t\\N\tplain')).toEqual(['a\\b\tc\nd', null, 'plain']);
     expect(parseSince('2026-11-25').toISOString()).toBe('2026-11-25T00:00:00.000Z');
     expect(parseSince('12h', new Date('2026-12-02T12:00:00Z')).toISOString()).toBe('2026-12-02T00:00:00.000Z');
     expect(() => parseSince('2026-11-25T25:00')).toThrow(/--since/);

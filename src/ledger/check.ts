@@ -1,6 +1,7 @@
 /**
  * `purgekit ledger check`: which subjects present in the database the ledger says were erased.
- * The subject table's key columns are read once, in text form, through a cursor (never whole
+ * The subject table's key columns are read once, in text form, as `COPY (SELECT ...) TO STDOUT`
+ * (the cost of one read of the column: no row objects, no round trip per batch; never whole
  * into memory), in one read-only transaction; each key's digest is looked up in the ledger's
  * erased subjects, read once before the scan.
  */
@@ -30,7 +31,6 @@ export interface CheckResult {
   readonly otherKeys: readonly { readonly keyId: string; readonly rows: number }[];
 }
 
-const BATCH = 5000;
 
 export async function checkLedger(sql: postgres.Sql, subjectTable: string, keyColumns: readonly string[], key: LedgerKey, since?: Date): Promise<CheckResult> {
   if (!(await ledgerExists(sql))) throw new UsageError('this database has no erasure ledger (purgekit.ledger): nothing was ever recorded here (purgekit ledger init creates it; every apply with PURGEKIT_LEDGER_KEY set writes it)');
@@ -40,19 +40,51 @@ export async function checkLedger(sql: postgres.Sql, subjectTable: string, keyCo
     const found: FoundSubject[] = [];
     let scanned = 0;
     if (erased.size) {
-      await tx.unsafe<Record<string, string | null>[]>(`SELECT ${keyText(keyColumns)} FROM ${subjectTable}`).cursor(BATCH, (rows) => {
-        scanned += rows.length;
-        for (const row of rows) {
-          const values = keyColumns.map((_, i) => row[`k${i}`]);
-          if (values.some((v) => v === null || v === undefined)) continue;
-          const digest = subjectDigest(key, subjectTable, values as string[]);
-          const hit = erased.get(digest);
-          if (hit) found.push({ subject: digest, key: values as string[], erasedBy: hit.policy, erasedAt: hit.erasedAt.toISOString() });
-        }
+      const source = await tx.unsafe(`COPY (SELECT ${keyText(keyColumns)} FROM ${subjectTable}) TO STDOUT`).readable();
+      // Consumed synchronously as chunks arrive, never paused: postgres.js 3.4.x can leave its
+      // socket paused when a COPY ends over the high-water mark (porsager/postgres#499; see
+      // src/run/backup.ts), and the COMMIT after it would never return.
+      let rest: Buffer = Buffer.alloc(0);
+      const row = (line: Buffer) => {
+        scanned++;
+        const values = copyFields(line.toString('utf8'));
+        if (values.some((v) => v === null)) return;
+        const digest = subjectDigest(key, subjectTable, values as string[]);
+        const hit = erased.get(digest);
+        if (hit) found.push({ subject: digest, key: values as string[], erasedBy: hit.policy, erasedAt: hit.erasedAt.toISOString() });
+      };
+      await new Promise<void>((resolve, reject) => {
+        source.on('data', (chunk: Buffer) => {
+          const data = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+          let start = 0;
+          for (let at = data.indexOf(0x0a); at !== -1; at = data.indexOf(0x0a, start)) {
+            row(data.subarray(start, at));
+            start = at + 1;
+          }
+          rest = Buffer.from(data.subarray(start));
+        });
+        source.on('end', () => resolve());
+        source.on('error', reject);
       });
     }
     return { scanned, erased: erased.size, found, otherKeys: others };
   });
+}
+
+const ESCAPES: Readonly<Record<string, string>> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\' };
+
+/**
+ * One line of COPY text format as COPY TO writes it: its fields, tab-separated, backslash
+ * escapes decoded (COPY TO writes \b \f \n \r \t \v and \\, never octal or hex), \N as null.
+ */
+export function copyFields(line: string): (string | null)[] {
+  return line.split('\t').map((field) =>
+    field === '\\N'
+      ? null
+      : field.includes('\\')
+        ? field.replace(/\\(.)/g, (_, e: string) => ESCAPES[e] ?? e)
+        : field,
+  );
 }
 
 /** --since: an ISO 8601 date or time (a date alone is midnight UTC), or an age such as 7d, 12h, 30min. */
