@@ -31,12 +31,18 @@ async function dump(db: TestDb, schemas = ['public']): Promise<Dump> {
   return out;
 }
 
-/** "Restore" of a dump: every public table emptied and loaded again, foreign keys not checked (as pg_restore's data section). */
+/** "Restore" of a dump: every table of it emptied and loaded again, referenced tables first (no superuser needed). */
 async function restoreDump(db: TestDb, d: Dump): Promise<void> {
+  const fks = await db.sql<{ t: string; ref: string }[]>`
+    SELECT conrelid::regclass::text AS t, confrelid::regclass::text AS ref FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid`;
+  const name = (t: string) => t.replace(/^public\./, '');
+  const depth = (t: string, seen: string[] = []): number =>
+    Math.max(0, ...fks.filter((f) => f.t === name(t) && !seen.includes(f.ref)).map((f) => 1 + depth(`public.${f.ref}`, [...seen, f.ref])));
+  const ordered = [...d.keys()].sort((a, b) => depth(a) - depth(b));
   await db.sql.begin(async (tx) => {
-    await tx`SET LOCAL session_replication_role = replica`;
     await tx.unsafe(`TRUNCATE ${[...d.keys()].join(', ')}`);
-    for (const [t, text] of d) {
+    for (const t of ordered) {
+      const text = d.get(t)!;
       if (!text) continue;
       const w = await tx.unsafe(`COPY ${t} FROM STDIN`).writable();
       await new Promise<void>((resolve, reject) => w.end(text, () => resolve()).on('error', reject));
