@@ -87,6 +87,14 @@ export interface Step {
   readonly maxRows?: number;
   readonly description?: string;
   readonly cascades: readonly TableName[];
+  /** cleanup: deleted in batches by purgekit apply (src/run/batched.ts). */
+  readonly batch?: StepBatch;
+}
+
+/** A step's batch: rows per batch, a time target per batch transaction, or both (docs/POLICY.md). */
+export interface StepBatch {
+  readonly rows?: number;
+  readonly maxBatchMs?: number;
 }
 
 export interface Preserve {

@@ -192,6 +192,7 @@ describe('databaseError maps what PostgreSQL raises', () => {
       noLookup: ExitCode.usage, noSubject: ExitCode.ok, multipleSubjects: ExitCode.multipleSubjects, expectFailed: ExitCode.checkFailed,
       preserveViolated: ExitCode.checkFailed, countMismatch: ExitCode.checkFailed, keepReached: ExitCode.checkFailed,
       tableMissing: ExitCode.checkFailed, tooManyRows: ExitCode.checkFailed, settingsChanged: ExitCode.checkFailed, volatileFunction: ExitCode.usage,
+      applyOnly: ExitCode.usage,
     };
     for (const [guard, code] of Object.entries(GuardCode) as [GuardName, string][]) {
       const cause = await rejection(

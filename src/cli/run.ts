@@ -7,6 +7,7 @@ import { DEFAULT_AUDIT_LOG, DEFAULT_OUT } from '../commands/defaults.js';
 import { ExitCode, PurgekitError } from '../core/errors.js';
 import { ask, CONNECTION, optional, say, type Args } from './common.js';
 import type { PolicyInput } from './policyCommand.js';
+import type { BatchedOptions } from '../commands/batched.js';
 
 export type RunCommandName = 'plan' | 'apply' | 'verify';
 
@@ -22,6 +23,8 @@ export const RUN_OPTIONS = {
   'stop-on-error': { type: 'boolean', default: false, describe: 'With --subjects-from: stop at the first subject that fails' },
   resume: { type: 'boolean', default: false, describe: 'With apply --subjects-from: skip the subjects purgekit.journal says a previous run of this policy, plan and file committed' },
   retries: { type: 'number', default: 3, describe: 'With --subjects-from: retries of a subject that failed on a transient error (lock timeout, deadlock, ...), with backoff' },
+  // Batched cleanup (src/commands/batched.ts): steps with batch: run one transaction per batch.
+  'pause-ms': { type: 'number', describe: 'Batched cleanup: pause this long between batch transactions (for replicas and other writers)' },
 } as const satisfies Record<string, Options>;
 
 export async function runPolicy(command: RunCommandName, input: PolicyInput): Promise<number> {
@@ -68,11 +71,25 @@ export async function withInterrupt<T>(work: (interrupt: AbortSignal, commitSent
 async function runAndPrint(command: RunCommandName, input: PolicyInput, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
   const { args } = input;
   if (args['subjects-from'] !== undefined) return runVolume(command, input, interrupt, commitSent);
-  if (args['resume']) throw new PurgekitError('usage', '--resume goes with apply --subjects-from', ExitCode.usage);
-  const [{ runCommand }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../run/output.js')]);
-  const { output, exitCode } = await runCommand(command, await runOptions(input, interrupt, commitSent));
+  const [{ runCommand, reviewedPlan }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../run/output.js')]);
+  const options = await runOptions(input, interrupt, commitSent);
+  const reviewed = await reviewedPlan(options);
+  // Batched cleanup (src/commands/batched.ts): a policy with batch: steps runs batch by batch.
+  if (reviewed.plan.nodes.some((n) => n.kind === 'apply-only')) return runBatchedCli(command, input, { ...options, reviewed });
+  if (args['pause-ms'] !== undefined) throw new PurgekitError('usage', '--pause-ms goes with a cleanup policy whose steps declare batch:', ExitCode.usage);
+  if (args['resume']) throw new PurgekitError('usage', '--resume goes with apply --subjects-from, or apply of a batched cleanup', ExitCode.usage);
+  const { output, exitCode } = await runCommand(command, { ...options, reviewed });
   if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
   return exitCode;
+}
+
+/** A batched cleanup: --pause-ms, --resume; --json is one JSON line per batch and a summary (docs/FORMATS.md). */
+async function runBatchedCli(command: RunCommandName, input: PolicyInput, options: Omit<BatchedOptions, 'pauseMs' | 'resume' | 'json' | 'stdout'>): Promise<number> {
+  const { args } = input;
+  const pauseMs = args['pause-ms'] === undefined ? 0 : Number(args['pause-ms']);
+  if (!Number.isInteger(pauseMs) || pauseMs < 0 || pauseMs > 600_000) throw new PurgekitError('usage', `--pause-ms ${String(args['pause-ms'])}: expected a whole number of milliseconds from 0 to 600000`, ExitCode.usage);
+  const { runBatchedCommand } = await import('../commands/batched.js');
+  return runBatchedCommand(command, { ...options, pauseMs, resume: Boolean(args['resume']), json: Boolean(args['json']), stdout: (text) => process.stdout.write(text) });
 }
 
 /** --subjects-from: src/volume runs each subject through runCommand; --json is one JSON line per subject and a summary. */

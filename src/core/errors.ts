@@ -154,6 +154,8 @@ export const GuardCode = {
   tooManyRows: 'PK009',
   settingsChanged: 'PK010',
   volatileFunction: 'PK011',
+  /** Batched cleanup: the generated file is for purgekit apply only (src/plan/print/batch.ts). */
+  applyOnly: 'PK012',
 } as const;
 export type GuardName = keyof typeof GuardCode;
 
@@ -175,6 +177,7 @@ export function guardExitCode(guard: GuardName): ExitCode {
       return ExitCode.ok;
     case 'noLookup':
     case 'volatileFunction':
+    case 'applyOnly':
       return ExitCode.usage;
     case 'multipleSubjects':
       return ExitCode.multipleSubjects;

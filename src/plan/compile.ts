@@ -28,6 +28,8 @@ export function compile(policy: Policy): Plan {
 
   const nodes: PlanNode[] = [
     { kind: 'begin', check: p.kind === 'check' },
+    // Batched steps: the file refuses to run by hand (print/batch.ts); purgekit apply runs the batches.
+    ...(p.steps.some((st) => st.batch) ? [{ kind: 'apply-only' as const, policy: p.name, steps: p.steps.flatMap((st, i) => (st.batch ? [i + 1] : [])) }] : []),
     { kind: 'search-path', schema: p.schema },
     { kind: 'lock-timeout' },
     { kind: 'report-reset' },
@@ -120,6 +122,7 @@ export function compile(policy: Policy): Plan {
       cascades: step.cascades,
       ...(step.description ? { description: step.description } : {}),
       source: step.where ? ['steps', i, 'where'] : ['steps', i, 'table'],
+      ...(step.batch ? { batch: { ...step.batch, source: ['steps', i, 'batch'] } } : {}),
     }),
   );
   if (p.wipe) {

@@ -2,6 +2,7 @@ import { describeAction } from '../outbox/spec.js';
 import { kebab, oneLine, plural, qualified } from '../core/names.js';
 import type { ExpectNode, PlanNode, StepNode } from './nodes.js';
 import { paramsLegend } from './params.js';
+import { batchNotes } from './print/batch.js';
 
 /**
  * The comment above a node's statement in the generated file: a one-line title (empty: the
@@ -19,6 +20,11 @@ export function heading(node: PlanNode): Heading {
   switch (node.kind) {
     case 'begin':
       return { title: node.check ? 'One transaction, read-only once its working tables exist: a check changes nothing.' : 'One transaction: any error or failed check below rolls everything back.', notes: [] };
+    case 'apply-only':
+      return {
+        title: `For purgekit apply only: step${node.steps.length === 1 ? '' : 's'} ${node.steps.join(', ')} ${node.steps.length === 1 ? 'is' : 'are'} batched (one transaction per batch, which one script cannot do). This raises at once and nothing below runs.`,
+        notes: [`Review the steps below; run them with: purgekit plan ${node.policy} (rows and batches), purgekit apply ${node.policy}`],
+      };
     case 'search-path':
       return { title: `Unqualified names in the policy's SQL resolve in schema ${node.schema}; a run never waits long behind a lock.`, notes: [] };
     case 'report-reset':
@@ -147,5 +153,6 @@ function stepNotes(step: StepNode): string[] {
   if (step.flag) notes.push(`Runs only when flag ${step.flag} is set.`);
   if (step.maxRows !== undefined) notes.push(`Fails if it would remove more than ${step.maxRows} ${plural(step.maxRows, 'row')}.`);
   if (step.cascades.length) notes.push(`Expected to cascade to: ${step.cascades.map(qualified).join(', ')}.`);
+  notes.push(...batchNotes(step));
   return notes;
 }

@@ -47,6 +47,7 @@ export interface PreserveCondition {
 
 export type PlanNode =
   | { readonly kind: 'begin'; readonly check: boolean }
+  | ApplyOnlyNode
   | { readonly kind: 'search-path'; readonly schema: string }
   | { readonly kind: 'lock-timeout' }
   | { readonly kind: 'report-reset' }
@@ -191,6 +192,41 @@ export interface StepNode {
   readonly cascades: readonly TableName[];
   readonly description?: string;
   readonly source: SourcePath;
+  /** Batched cleanup (src/run/batched.ts): purgekit apply deletes it batch by batch. */
+  readonly batch?: BatchSpec;
+}
+
+/*
+ * Batched cleanup (issue 11, item 3). A batched step is deleted by purgekit apply in keyset
+ * order of its table's primary key, one short transaction per batch. The key is the database's,
+ * read at run time: the runner fills in `keyset` before it prints the batch's statement
+ * (print/batch.ts); compile never sets it.
+ */
+export interface BatchSpec {
+  /** Rows per batch; with maxBatchMs the first batch's. */
+  readonly rows?: number;
+  /** Time target per batch transaction: the rows per batch adapt toward it. */
+  readonly maxBatchMs?: number;
+  /** Where the policy declares it (['steps', i, 'batch']), for located errors at run time. */
+  readonly source: SourcePath;
+  readonly keyset?: Keyset;
+}
+
+export interface Keyset {
+  /** The primary key's columns, in index order, with their types (format_type). */
+  readonly columns: readonly { readonly name: string; readonly type: string }[];
+  /** The batch starts after the last key committed (purgekit_params.batch_after), else at the first key. */
+  readonly after: boolean;
+}
+
+/**
+ * First statement after BEGIN of a file with batched steps: it raises at once, so the file is
+ * for review and for purgekit apply only (docs/FORMATS.md); the runner never sends it.
+ */
+export interface ApplyOnlyNode {
+  readonly kind: 'apply-only';
+  readonly policy: string;
+  readonly steps: readonly number[];
 }
 
 export interface WipeReachTableNode {

@@ -9,6 +9,7 @@ import { itemLabel, type NodeKind, type Plan, type PlanNode, type ReportItem, ty
  */
 const TRAITS: Record<NodeKind, { readonly setup?: true; readonly creates?: true }> = {
   begin: {},
+  'apply-only': {},
   'search-path': { setup: true },
   'lock-timeout': { setup: true },
   'report-reset': { setup: true },

@@ -96,9 +96,18 @@ function howToRun(plan: Plan, filled: boolean): string[] {
     ...(plan.kind === 'check'
       ? [`--   purgekit verify ${plan.name}${args}`]
       : [`--   purgekit plan ${plan.name}${args}`, `--   purgekit apply ${plan.name}${args} --confirm`]),
-    `-- or by hand: ${byHand} in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.`,
-    '-- It is one transaction: every guard raises on failure, and then nothing is changed. If your',
-    '-- editor keeps its session open after an error, run ROLLBACK before anything else.',
+    ...(plan.nodes.some((n) => n.kind === 'apply-only')
+      ? [
+          // Batched cleanup (src/plan/print/batch.ts): one script cannot commit between batches.
+          '-- For purgekit apply only: its batched steps run one transaction per batch, which one',
+          '-- script cannot do. Run by hand (psql, a SQL editor) it raises PK012 at its first',
+          '-- statement and changes nothing; it is here to be reviewed.',
+        ]
+      : [
+          `-- or by hand: ${byHand} in psql (-v ON_ERROR_STOP=1 -f) or a SQL editor.`,
+          '-- It is one transaction: every guard raises on failure, and then nothing is changed. If your',
+          '-- editor keeps its session open after an error, run ROLLBACK before anything else.',
+        ]),
     // The erasure ledger (src/ledger, docs/LEDGER.md): its HMACs need a key, and a file holds none.
     ...(plan.kind === 'purge'
       ? ['-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that', '-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).']

@@ -3,7 +3,7 @@ import { isScalar, Scalar } from 'yaml';
 import type { Diagnostic } from '../core/errors.js';
 import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
 import type {
-  Expectation, KeySet, Lookup, Policy, PolicyKind, Preserve, SqlFragment, Step, Subject, TableName, Wipe,
+  Expectation, KeySet, Lookup, Policy, PolicyKind, Preserve, SqlFragment, Step, StepBatch, Subject, TableName, Wipe,
 } from '../policy.js';
 import { checkQuery, checkWhere, referencesOf, type FragmentOptions, type FragmentResult } from '../sql/fragment.js';
 import { isAllowed } from '../sql/functionRules.js';
@@ -197,6 +197,17 @@ export function validatePolicy(file: LoadedFile): Validated {
     return out;
   }
 
+  // A step's batch (src/run/batched.ts): the schema checked its numbers; cleanup steps only.
+  const batchOf = (rawStep: Record<string, unknown>, path: PathSegment[]): { batch?: StepBatch } => {
+    const b = rawStep['batch'];
+    if (!isObject(b)) return {};
+    if (kind !== 'cleanup') report([...path, 'batch'], `batch goes on the steps of a cleanup policy (this one is kind: ${kind})`, true);
+    if (rawStep['optional'] === true) report([...path, 'batch'], 'a batched step cannot be optional (its table and primary key are read before the first batch)', true);
+    const rows = b['rows'];
+    const ms = b['max_batch_ms'];
+    return { batch: { ...(typeof rows === 'number' ? { rows } : {}), ...(typeof ms === 'number' ? { maxBatchMs: ms } : {}) } };
+  };
+
   // Steps.
   const steps: Step[] = [];
   const seenSteps = new Map<string, number>();
@@ -222,6 +233,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       ...(typeof rawStep['max_rows'] === 'number' ? { maxRows: rawStep['max_rows'] } : {}),
       ...(str(rawStep['description']) ? { description: str(rawStep['description']) } : {}),
       cascades: list(rawStep['cascades']).map((c, j) => table([...path, 'cascades', j], c)),
+      ...batchOf(rawStep, path),
     });
   });
   if ((kind === 'purge' || kind === 'cleanup') && steps.length === 0 && !diagnostics.length) report([], `a ${kind} policy needs at least one step`);

@@ -11,6 +11,7 @@ import * as setup from './setup.js';
 import { stepProbe, step } from './steps.js';
 import { analyze, lookup, lookupProbe, setFill, setProbe, setTableSql, subjectTable } from './subject.js';
 import { truncate, WIPE_REACH_TABLE } from './wipe.js';
+import { applyOnly, batchStep } from './batch.js';
 
 /**
  * A node's statement in each of the ways it is printed, each one pure function:
@@ -33,6 +34,8 @@ export function fileStatement(node: PlanNode, values?: RenderedValues): string {
   switch (node.kind) {
     case 'begin':
       return 'BEGIN';
+    case 'apply-only':
+      return applyOnly(node);
     case 'search-path':
       return setup.searchPath(node.schema);
     case 'lock-timeout':
@@ -128,9 +131,11 @@ export function applyStatement(node: PlanNode): Sent | null {
     case 'begin':
     case 'commit':
     case 'report':
+    case 'apply-only':
       return null;
     case 'step':
-      return stepSent(node, true);
+      // A batched step: one batch in keyset order, once the runner has read the table's key (print/batch.ts).
+      return node.batch?.keyset ? returning(batchStep(node)) : stepSent(node, true);
     case 'subject-count':
     case 'preserve':
     case 'expect':
@@ -186,6 +191,7 @@ export function dryRunStatement(node: PlanNode): Sent | null {
     case 'verdict':
       return node.afterSteps ? null : applyStatement(node);
     case 'begin':
+    case 'apply-only':
     case 'search-path':
     case 'lock-timeout':
     case 'report-reset':
@@ -233,6 +239,7 @@ export function probeStatement(node: PlanNode): Probe | null {
     case 'step':
       return { sql: stepProbe(node), source: node.source, table: node.table, readsSubject: Boolean(node.where?.readsSubject) || node.keep.some((k) => k.where.readsSubject) };
     case 'begin':
+    case 'apply-only':
     case 'search-path':
     case 'lock-timeout':
     case 'report-reset':

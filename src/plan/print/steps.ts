@@ -13,7 +13,7 @@ export function stepCondition(step: StepNode): string {
 }
 
 /** The DELETE's conditions, one a line: the author's where alone stays exactly as written. */
-function conditions(step: StepNode): string[] {
+export function conditions(step: StepNode): string[] {
   const keepOut = step.keep.map((r) => `(${preservedSql(r)}) IS NOT TRUE`);
   const flag = step.flag ? [flagRead(step.flag)] : [];
   if (step.where && !keepOut.length && !flag.length) return [step.where.sql];

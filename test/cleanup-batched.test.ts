@@ -1,0 +1,232 @@
+/**
+ * Batched cleanup (issue 11, item 3; src/run/batched.ts): policies/rephlo-expired-oidc-models
+ * deletes expired oidc_models rows 500 per transaction in keyset order of the primary key.
+ * On a table that needs many batches, with a concurrent writer inserting and updating other rows
+ * of the same table; killed by SIGKILL mid-way and resumed from purgekit.cleanup_journal; the
+ * generated file refusing to run by hand; bad batch input located at the YAML.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createTestDatabase, loadFixture, runSimpleQuery, type TestDb } from './harness/db.js';
+import { ROOT } from './helpers/scripts.js';
+import { BIN, purgekit, sleep, tempAuditLog, validJson, why } from './run-helpers.js';
+
+const POLICY = 'rephlo-expired-oidc-models';
+const EXPIRED = 20_000;
+
+/** 24,000 rows in key order: 20,000 expired sessions, 2,000 expired clients (preserved), 2,000 live rows, interleaved. */
+async function oidcTable(): Promise<TestDb> {
+  const db = await createTestDatabase(loadFixture('rephlo'));
+  // The fixture's own few oidc_models rows make way for 24,000 of a known mix.
+  await db.sql`DELETE FROM oidc_models`;
+  await db.sql`
+    INSERT INTO oidc_models (id, kind, payload, expires_at)
+    SELECT format('m%s', lpad(i::text, 6, '0')),
+           CASE i % 12 WHEN 0 THEN 'Client' WHEN 6 THEN 'AccessToken' ELSE 'Session' END,
+           jsonb_build_object('n', i),
+           CASE i % 12 WHEN 6 THEN now() + interval '30 days' ELSE now() - interval '10 days' END
+    FROM generate_series(1, 24000) i`;
+  return db;
+}
+
+async function counts(db: TestDb): Promise<{ expired: number; clients: number; live: number; written: number }> {
+  const [row] = await db.sql<{ expired: number; clients: number; live: number; written: number }[]>`
+    SELECT count(*) FILTER (WHERE expires_at < now() - interval '1 day' AND kind <> 'Client')::int AS expired,
+           count(*) FILTER (WHERE kind = 'Client')::int AS clients,
+           count(*) FILTER (WHERE kind = 'AccessToken' AND id LIKE 'm%')::int AS live,
+           count(*) FILTER (WHERE id LIKE 'w%')::int AS written
+    FROM oidc_models`;
+  return row!;
+}
+
+async function journalRows(db: TestDb): Promise<{ batches: number; rows: number }> {
+  const [row] = await db.sql<{ batches: number; rows: number }[]>`SELECT count(*)::int AS batches, coalesce(sum(rows), 0)::int AS rows FROM purgekit.cleanup_journal`;
+  return row!;
+}
+
+/** Inserts new live rows and updates live rows of the same table until stopped: what a busy identity provider does. */
+function writer(db: TestDb): { stop: () => Promise<number> } {
+  let running = true;
+  let writes = 0;
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      await db.sql`INSERT INTO oidc_models (id, kind, payload, expires_at) VALUES (${`w${i}`}, 'Session', '{}', now() + interval '1 hour')`;
+      await db.sql`UPDATE oidc_models SET payload = jsonb_build_object('touched', ${i}::int) WHERE id = ${`m${String((i % 2000) * 12 + 6).padStart(6, '0')}`}`;
+      writes += 2;
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return writes;
+    },
+  };
+}
+
+function args(db: TestDb, audit: string, extra: string[] = []): string[] {
+  return ['apply', POLICY, '--confirm', db.name, '--connection', db.url, '--audit-log', audit, '--json', ...extra];
+}
+
+function jsonLines(stdout: string): Record<string, any>[] {
+  return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+}
+
+describe('batched cleanup', () => {
+  it('plan: the rows and the number of batches, read-only', async () => {
+    const db = await oidcTable();
+    const r = await purgekit(['plan', POLICY, '--connection', db.url, '--json']);
+    expect(r.code, why(r)).toBe(0);
+    const doc = validJson(r) as unknown as Record<string, any>;
+    expect(doc['batched']).toEqual([{ step: 1, rows: EXPIRED, batchRows: 500, batches: 40, adaptive: false }]);
+    expect(r.stderr).toContain(`step 1: ${EXPIRED} rows in 40 batches of 500`);
+    expect((await counts(db)).expired).toBe(EXPIRED);
+  });
+
+  it('apply with a concurrent writer: many batches, the right rows gone, none preserved lost, the writer untouched', async () => {
+    const db = await oidcTable();
+    const audit = tempAuditLog();
+    const w = writer(db);
+    const r = await purgekit(args(db, audit));
+    const writes = await w.stop();
+    expect(r.code, why(r)).toBe(0);
+    const lines = jsonLines(r.stdout);
+    const batches = lines.filter((l) => l['kind'] === 'batch');
+    const summary = lines.at(-1)!;
+    // 40 full batches and the one that found fewer than 500 (none): the end of the keyset.
+    expect(batches.length).toBeGreaterThanOrEqual(41);
+    expect(batches.slice(0, 40).every((b) => b['rows'] === 500)).toBe(true);
+    expect(summary).toMatchObject({ kind: 'summary', outcome: 'committed', deleted: EXPIRED, exitCode: 0, error: null });
+    expect(summary['expectations']).toEqual([
+      { name: 'users is not empty', outcome: 'ok', detail: 'value 9, wanted >= 1' },
+      { name: 'no expired row remains', outcome: 'ok', detail: 'value 0, wanted = 0' },
+    ]);
+    const after = await counts(db);
+    expect(after).toEqual({ expired: 0, clients: 2000, live: 2000, written: writes / 2 });
+    expect(writes).toBeGreaterThan(0);
+    expect(await journalRows(db)).toEqual({ batches: batches.length, rows: EXPIRED });
+    // One audit record per batch and one for the run.
+    const records = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    expect(records.filter((x) => x['event'] === 'cleanup-batch').length).toBe(batches.length);
+    expect(records.at(-1)).toMatchObject({ event: 'cleanup-summary', deleted: EXPIRED });
+  });
+
+  it('killed by SIGKILL mid-way, then --resume: the right rows gone, no batch counted twice', async () => {
+    const db = await oidcTable();
+    const audit = tempAuditLog();
+    const killed = await new Promise<{ signal: string | null }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args(db, audit, ['--pause-ms', '20'])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      let sent = false;
+      child.stdout.resume();
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        if (!sent && (stderr.match(/ batch \d+: /g) ?? []).length >= 8) {
+          sent = true;
+          child.kill('SIGKILL');
+        }
+      });
+      child.on('error', reject);
+      child.on('close', (_code, signal) => resolve({ signal }));
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    // The server ends the killed run's session (and its open batch) once it sees the socket closed.
+    for (let i = 0; i < 100; i++) {
+      const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'purgekit'`;
+      if (row!.n === 0) break;
+      await sleep(50);
+    }
+    const mid = await counts(db);
+    const journal = await journalRows(db);
+    // The journal holds exactly what was committed.
+    expect(journal.rows).toBe(EXPIRED - mid.expired);
+    expect(journal.batches).toBeGreaterThanOrEqual(8);
+    expect(mid.expired).toBeGreaterThan(0);
+
+    const resumed = await purgekit(args(db, audit, ['--resume']));
+    expect(resumed.code, why(resumed)).toBe(0);
+    expect(resumed.stderr).toContain(`resuming after batch ${journal.batches}`);
+    const summary = jsonLines(resumed.stdout).at(-1)!;
+    expect(summary).toMatchObject({ outcome: 'committed', resumed: true, deleted: EXPIRED });
+    expect(summary['steps'][0]).toMatchObject({ rows: EXPIRED, outcome: 'done' });
+    expect(await counts(db)).toMatchObject({ expired: 0, clients: 2000, live: 2000 });
+    expect((await journalRows(db)).rows).toBe(EXPIRED);
+    // The run is finished: there is nothing left to resume.
+    const again = await purgekit(args(db, audit, ['--resume']));
+    expect(again.code, why(again)).toBe(6);
+    expect(again.stderr).toContain('nothing to resume');
+  });
+
+  it('the generated file refuses to run by hand, at once, and changes nothing', async () => {
+    const db = await oidcTable();
+    const file = readFileSync(join(ROOT, 'generated', `${POLICY}.sql`), 'utf8');
+    expect(file).toContain('-- For purgekit apply only');
+    // One simple-protocol query (a SQL editor sending the whole file).
+    const simple = await runSimpleQuery(db.url, file);
+    expect(simple.ok).toBe(false);
+    expect(!simple.ok && simple.error).toMatchObject({ code: 'PK012', message: expect.stringContaining('for review and for purgekit apply only') });
+    expect((await counts(db)).expired).toBe(EXPIRED);
+    const psql = spawnSync('psql', ['--version']);
+    if (psql.status === 0) {
+      const run = spawnSync('psql', ['-X', '-v', 'ON_ERROR_STOP=1', '-f', join(ROOT, 'generated', `${POLICY}.sql`), db.url], { encoding: 'utf8' });
+      expect(run.status).toBe(3);
+      expect(run.stderr).toContain('this file is for review and for purgekit apply only');
+      // Without ON_ERROR_STOP psql goes on, but inside the aborted transaction nothing runs.
+      const lax = spawnSync('psql', ['-X', '-f', join(ROOT, 'generated', `${POLICY}.sql`), db.url], { encoding: 'utf8' });
+      expect(lax.stderr).toContain('current transaction is aborted');
+      expect((await counts(db)).expired).toBe(EXPIRED);
+    }
+  });
+
+  describe('bad input, located at the YAML', () => {
+    function policyFile(batch: string, kind = 'cleanup', table = 'oidc_models'): string {
+      const dir = mkdtempSync(join(tmpdir(), 'pk-batch-'));
+      mkdirSync(join(dir, 'policies'));
+      const path = join(dir, 'policies', 'bad-batch.yaml');
+      const lines = ['version: 1', 'name: bad-batch', `kind: ${kind}`, 'steps:', `  - table: ${table}`, '    where: expires_at < now()', `    batch: ${batch}`];
+      if (kind === 'purge') lines.splice(3, 0, 'params:', '  id: { type: text }', 'subject:', '  table: users', '  key: id', '  lookup:', '    - by: [id]', '      where: id::text = :id');
+      writeFileSync(path, `${lines.join('\n')}\n`);
+      return path;
+    }
+
+    it.each([
+      ['{ rows: 0 }', 'rows'],
+      ['{ rows: -5 }', 'rows'],
+      ['{ rows: 2.5 }', 'rows'],
+      ['{ max_batch_ms: 0 }', 'max_batch_ms'],
+      ['{ }', 'batch'],
+      ['{ size: 10 }', 'size'],
+    ])('batch: %s', async (batch, key) => {
+      const path = policyFile(batch);
+      const r = await purgekit(['validate', path]);
+      expect(r.code, why(r)).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`bad-batch\\.yaml:7:\\d+: .*${key}`));
+      expect(r.stderr).not.toContain('    at ');
+    });
+
+    it('batch on a purge step', async () => {
+      const r = await purgekit(['validate', policyFile('{ rows: 10 }', 'purge')]);
+      expect(r.code, why(r)).toBe(2);
+      expect(r.stderr).toMatch(/bad-batch\.yaml:15:\d+: steps\[0\]\.batch: batch goes on the steps of a cleanup policy/);
+    });
+
+    it('a table without a primary key: plan and apply stop at the step\'s batch, file:line:col', async () => {
+      const db = await createTestDatabase('CREATE TABLE events (at timestamptz, expires_at timestamptz); INSERT INTO events SELECT now(), now() - interval \'1 day\' FROM generate_series(1, 10)');
+      const path = policyFile('{ rows: 10 }', 'cleanup', 'events');
+      const dir = join(path, '..', '..');
+      const compiled = await purgekit(['compile', '--policies', join(dir, 'policies'), '--out', join(dir, 'generated')]);
+      expect(compiled.code, why(compiled)).toBe(0);
+      for (const command of [['plan'], ['apply', '--confirm', '--audit-log', tempAuditLog()]]) {
+        const r = await purgekit([command[0]!, 'bad-batch', ...command.slice(1), '--policies', join(dir, 'policies'), '--generated', join(dir, 'generated'), '--connection', db.url]);
+        expect(r.code, why(r)).toBe(2);
+        expect(r.stderr).toMatch(/bad-batch\.yaml:7:12: steps\[0\]\.batch: public\.events has no primary key/);
+        expect(r.stderr).not.toContain('    at ');
+      }
+      const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM events`;
+      expect(row!.n).toBe(10);
+    });
+  });
+});
