@@ -217,6 +217,8 @@ export interface Keyset {
   readonly columns: readonly { readonly name: string; readonly type: string }[];
   /** The batch starts after the last key committed (purgekit_params.batch_after), else at the first key. */
   readonly after: boolean;
+  /** A plain table (not partitioned): rows are deleted by tuple id, found in the same transaction. */
+  readonly tid: boolean;
 }
 
 /**

@@ -14,7 +14,8 @@
 import type postgres from 'postgres';
 import { qualified } from '../core/names.js';
 import { ExitCode } from '../core/errors.js';
-import type { Keyset, Plan, StepNode } from '../plan/nodes.js';
+import type { Plan, StepNode } from '../plan/nodes.js';
+import type { TableKey } from './keys.js';
 import { batchPlan, batchValues, finalPlan } from '../plan/batchPlan.js';
 import { steps } from '../plan/query.js';
 import type { RunValues } from '../values.js';
@@ -72,7 +73,7 @@ export interface BatchedRun {
   readonly settings: RunSettings;
   readonly journal: CleanupJournal;
   /** The primary key of each batched step's table (keys.ts), by step number. */
-  readonly keys: ReadonlyMap<number, Keyset['columns']>;
+  readonly keys: ReadonlyMap<number, TableKey>;
   readonly pauseMs: number;
   readonly interrupt?: AbortSignal;
   readonly onBatch: (event: BatchEvent) => void;
@@ -140,12 +141,12 @@ export async function runBatched(run: BatchedRun): Promise<BatchedResult> {
   /** A batched step's pass from where it stands: batch after batch until one finds fewer rows than it may take. */
   const batchedPass = async (step: StepNode) => {
     const spec = step.batch!;
-    const columns = run.keys.get(step.step)!;
+    const { columns, plain } = run.keys.get(step.step)!;
     const p = progress.get(step.step)!;
     let limit = spec.rows ?? DEFAULT_BATCH_ROWS;
     for (;;) {
       if (run.interrupt?.aborted) return { failure: { code: 'INTERRUPTED', message: 'interrupted by a signal between batches', step: step.step }, exitCode: verdict('apply', false, false, { code: 'INTERRUPTED', message: '' }, run.interrupt).exitCode };
-      const derived = batchPlan(plan, { step, keyset: { columns, after: p.after !== null }, ...(step.maxRows !== undefined ? { maxRowsLeft: step.maxRows - p.rows } : {}) });
+      const derived = batchPlan(plan, { step, keyset: { columns, after: p.after !== null, tid: plain }, ...(step.maxRows !== undefined ? { maxRowsLeft: step.maxRows - p.rows } : {}) });
       const done = await transaction(step, derived, batchValues(values, limit, p.after), (removed) => {
         const rows = removed?.rows ?? 0;
         return { step: step.step, pass: p.pass, rows, lastKey: removed?.detail ?? null, endOfPass: rows < limit };

@@ -12,12 +12,19 @@ import { describe } from '../validate/schema.js';
  * (or does not exist) is an error at the step's `batch:` in the policy, file:line:col: keyset
  * order needs a unique, not-null key.
  */
-export async function batchKeys(sql: postgres.Sql, plan: Plan): Promise<ReadonlyMap<number, Keyset['columns']>> {
-  const keys = new Map<number, Keyset['columns']>();
+export interface TableKey {
+  readonly columns: Keyset['columns'];
+  /** Not partitioned: a tuple id names one row. */
+  readonly plain: boolean;
+}
+
+export async function batchKeys(sql: postgres.Sql, plan: Plan): Promise<ReadonlyMap<number, TableKey>> {
+  const keys = new Map<number, TableKey>();
   const problems: { path: readonly (string | number)[]; message: string }[] = [];
   for (const step of batchedSteps(plan)) {
     const table = qualified(step.table);
-    const [exists] = await sql<{ oid: string | null }[]>`SELECT to_regclass(${table})::oid::text AS oid`;
+    const [exists] = await sql<{ oid: string | null; plain: boolean | null }[]>`
+      SELECT c.oid::text AS oid, c.relkind = 'r' AS plain FROM (SELECT to_regclass(${table}) AS t) r LEFT JOIN pg_class c ON c.oid = r.t`;
     if (!exists?.oid) {
       problems.push({ path: step.batch!.source, message: `table ${table} does not exist in this database` });
       continue;
@@ -33,7 +40,7 @@ export async function batchKeys(sql: postgres.Sql, plan: Plan): Promise<Readonly
       problems.push({ path: step.batch!.source, message: `${table} has no primary key: a batched step deletes in keyset order of the table's primary key (add one, or remove batch:)` });
       continue;
     }
-    keys.set(step.step, columns.map((c) => ({ name: c.name, type: c.type })));
+    keys.set(step.step, { columns: columns.map((c) => ({ name: c.name, type: c.type })), plain: Boolean(exists.plain) });
   }
   if (problems.length) {
     const file = await loadPolicyFile(plan.source.path);

@@ -31,23 +31,35 @@ export function batchStep(node: StepNode): string {
   if (!keyset) throw new Error(`step ${node.step} is batched: the runner prints its batch once it knows the table's primary key`);
   const table = qualified(node.table);
   const keys = keyset.columns.map((c) => quoteIdent(c.name));
-  const tuple = (prefix: string) => (keys.length === 1 ? `${prefix}${keys[0]}` : `(${keys.map((k) => `${prefix}${k}`).join(', ')})`);
-  const where = [...conditions(node), ...(keyset.after ? [`${tuple('')} > ${afterKey(keyset)}`] : [])];
+  const tuple = keys.length === 1 ? keys[0]! : `(${keys.join(', ')})`;
+  const where = [...conditions(node), ...(keyset.after ? [`${tuple} > ${afterKey(keyset)}`] : [])];
   const maxRows =
     node.maxRows === undefined
       ? 'count(*)'
       : `CASE WHEN count(*) > ${node.maxRows} THEN pg_temp.purgekit_raise('${GuardCode.tooManyRows}', format(${quoteLiteral(`step ${node.step} (${table}) would remove %s rows in this batch, more than the %s its max_rows leaves`)}, count(*), ${node.maxRows})) ELSE count(*) END`;
   const last = `(SELECT json_build_array(${keys.map((k) => `${k}::text`).join(', ')})::text FROM removed ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')} LIMIT 1)`;
+  // A plain table's rows are deleted by their tuple id (a TID scan, no second walk of the key's
+  // index); a partitioned table's by key (a tuple id is unique only within one partition).
+  const byTid = keyset.tid;
   return [
     'WITH batch AS (',
-    `  SELECT ${keys.join(', ')} FROM ${table}`,
+    `  SELECT ${byTid ? 'ctid, ' : ''}${keys.join(', ')} FROM ${table}`,
     ...(where.length ? [whereClause(where, 2)] : []),
     `  ORDER BY ${keys.join(', ')}`,
     `  LIMIT (SELECT ${BATCH_ROWS} FROM ${PARAMS})`,
-    '  FOR UPDATE',
     '), removed AS (',
-    `  DELETE FROM ${table} AS t USING batch WHERE ${tuple('t.')} = ${tuple('batch.')}`,
-    `  RETURNING ${keys.map((k) => `t.${k}`).join(', ')}`,
+    // = ANY (ARRAY(...)): the batch's keys as one array, found through the key's index; a join with
+    // the CTE (whose LIMIT the planner cannot see) was planned as a hash join over the whole table.
+    // The step's conditions again: a row a concurrent writer changed since the SELECT is re-checked
+    // on its new version (EvalPlanQual) and kept if it no longer matches. No FOR UPDATE before:
+    // it would write every row twice.
+    byTid
+      ? `  DELETE FROM ${table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch))`
+      : keys.length === 1
+      ? `  DELETE FROM ${table} WHERE ${keys[0]} = ANY (ARRAY(SELECT ${keys[0]} FROM batch))`
+      : `  DELETE FROM ${table} WHERE ${tuple} IN (SELECT ${keys.join(', ')} FROM batch)`,
+    ...(conditions(node).length ? [whereClause(conditions(node), 4).replace(/^ {4}WHERE/, '      AND')] : []),
+    `  RETURNING ${keys.join(', ')}`,
     ')',
     `INSERT INTO ${REPORT} (item, target, outcome, rows, detail)`,
     `SELECT ${quoteLiteral(itemLabel({ kind: 'step', step: node.step }))}, ${quoteLiteral(table)}, 'removed', ${maxRows}, ${last} FROM removed`,
