@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture, runSimpleQuery, type TestDb } from './harness/db.js';
 import { ROOT } from './helpers/scripts.js';
+import { adapt } from '../src/run/batched.js';
 import { BIN, purgekit, sleep, tempAuditLog, validJson, why } from './run-helpers.js';
 
 const POLICY = 'rephlo-expired-oidc-models';
@@ -160,6 +161,33 @@ describe('batched cleanup', () => {
     expect(again.stderr).toContain('nothing to resume');
   });
 
+  it('a batch that would lose a preserved row rolls back alone; fixed, --resume finishes the run', async () => {
+    const db = await oidcTable();
+    const audit = tempAuditLog();
+    // Once 5,000 rows are gone, a trigger deletes a client whenever a session goes.
+    await db.sql.unsafe(`
+      CREATE FUNCTION take_a_client() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.id > 'm006000' THEN DELETE FROM oidc_models WHERE id = (SELECT min(id) FROM oidc_models WHERE kind = 'Client'); END IF;
+        RETURN OLD;
+      END $$;
+      CREATE TRIGGER take_a_client AFTER DELETE ON oidc_models FOR EACH ROW WHEN (OLD.kind = 'Session') EXECUTE FUNCTION take_a_client();`);
+    const failed = await purgekit(args(db, audit));
+    expect(failed.code, why(failed)).toBe(4);
+    const summary = jsonLines(failed.stdout).at(-1)!;
+    expect(summary).toMatchObject({ outcome: 'failed', exitCode: 4, error: { code: 'PK005', step: 1 } });
+    expect(failed.stderr).toContain('apply --resume continues from there');
+    const mid = await counts(db);
+    expect(mid.clients).toBe(2000);
+    expect(EXPIRED - mid.expired).toBe(summary['deleted']);
+    expect(summary['deleted']).toBeGreaterThan(0);
+    await db.sql`DROP TRIGGER take_a_client ON oidc_models`;
+    const resumed = await purgekit(args(db, audit, ['--resume']));
+    expect(resumed.code, why(resumed)).toBe(0);
+    expect(jsonLines(resumed.stdout).at(-1)).toMatchObject({ deleted: EXPIRED, outcome: 'committed' });
+    expect(await counts(db)).toMatchObject({ expired: 0, clients: 2000 });
+  });
+
   it('the generated file refuses to run by hand, at once, and changes nothing', async () => {
     const db = await oidcTable();
     const file = readFileSync(join(ROOT, 'generated', `${POLICY}.sql`), 'utf8');
@@ -179,6 +207,37 @@ describe('batched cleanup', () => {
       expect(lax.stderr).toContain('current transaction is aborted');
       expect((await counts(db)).expired).toBe(EXPIRED);
     }
+  });
+
+  it('a composite primary key on a partitioned table, rows adapted to max_batch_ms', async () => {
+    const db = await createTestDatabase(`
+      CREATE TABLE events (tenant int NOT NULL, id text NOT NULL, old boolean NOT NULL, PRIMARY KEY (tenant, id)) PARTITION BY LIST (tenant);
+      CREATE TABLE events_1 PARTITION OF events FOR VALUES IN (1);
+      CREATE TABLE events_2 PARTITION OF events FOR VALUES IN (2);
+      INSERT INTO events SELECT 1 + i % 2, 'e' || i, i % 3 <> 0 FROM generate_series(1, 3000) i;`);
+    const dir = mkdtempSync(join(tmpdir(), 'pk-batch-'));
+    mkdirSync(join(dir, 'policies'));
+    writeFileSync(join(dir, 'policies', 'old-events.yaml'), ['version: 1', 'name: old-events', 'kind: cleanup', 'steps:', '  - table: events', '    where: old', '    batch: { rows: 50, max_batch_ms: 1000 }', 'guard:', '  confirm: database', ''].join('\n'));
+    const where = ['--policies', join(dir, 'policies'), '--generated', join(dir, 'generated'), '--connection', db.url];
+    expect((await purgekit(['compile', '--policies', join(dir, 'policies'), '--out', join(dir, 'generated')])).code).toBe(0);
+    const r = await purgekit(['apply', 'old-events', '--confirm', db.name, '--audit-log', tempAuditLog(), '--json', ...where]);
+    expect(r.code, why(r)).toBe(0);
+    const lines = jsonLines(r.stdout);
+    const limits = lines.filter((l) => l['kind'] === 'batch').map((l) => l['limit'] as number);
+    // The first batch takes rows: 50; each later one moves toward the time target, at most doubled or halved (no timing asserted).
+    expect(limits[0]).toBe(50);
+    for (let i = 1; i < limits.length; i++) expect(limits[i]! / limits[i - 1]!).toBeGreaterThanOrEqual(0.5), expect(limits[i]! / limits[i - 1]!).toBeLessThanOrEqual(2);
+    expect(lines.at(-1)).toMatchObject({ deleted: 2000, outcome: 'committed' });
+    const [row] = await db.sql<{ old: number; kept: number }[]>`SELECT count(*) FILTER (WHERE old)::int AS old, count(*) FILTER (WHERE NOT old)::int AS kept FROM events`;
+    expect(row).toEqual({ old: 0, kept: 1000 });
+  });
+
+  it('adapt: toward the time target, at most doubled or halved', () => {
+    expect(adapt(1000, 100, 1000)).toBe(2000);
+    expect(adapt(1000, 4000, 1000)).toBe(500);
+    expect(adapt(1000, 800, 1000)).toBe(1000);
+    expect(adapt(1, 5000, 10)).toBe(1);
+    expect(adapt(900_000, 1, 60_000)).toBe(1_000_000);
   });
 
   describe('bad input, located at the YAML', () => {
