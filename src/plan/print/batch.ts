@@ -37,7 +37,11 @@ export function batchStep(node: StepNode): string {
     node.maxRows === undefined
       ? 'count(*)'
       : `CASE WHEN count(*) > ${node.maxRows} THEN pg_temp.purgekit_raise('${GuardCode.tooManyRows}', format(${quoteLiteral(`step ${node.step} (${table}) would remove %s rows in this batch, more than the %s its max_rows leaves`)}, count(*), ${node.maxRows})) ELSE count(*) END`;
-  const last = `(SELECT json_build_array(${keys.map((k) => `${k}::text`).join(', ')})::text FROM removed ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')} LIMIT 1)`;
+  // The batch's last key: max() in the same pass over what was removed (one column), else the last row in key order.
+  const last =
+    keys.length === 1
+      ? `CASE WHEN count(*) > 0 THEN json_build_array(max(${keys[0]})::text)::text END`
+      : `(SELECT json_build_array(${keys.map((k) => `${k}::text`).join(', ')})::text FROM removed ORDER BY ${keys.map((k) => `${k} DESC`).join(', ')} LIMIT 1)`;
   // A plain table's rows are deleted by their tuple id (a TID scan, no second walk of the key's
   // index); a partitioned table's by key (a tuple id is unique only within one partition).
   const byTid = keyset.tid;
