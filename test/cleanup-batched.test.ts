@@ -161,6 +161,36 @@ describe('batched cleanup', () => {
     expect(again.stderr).toContain('nothing to resume');
   });
 
+  it('SIGINT between batches: the batch under way rolls back, exit 130, and --resume finishes', async () => {
+    const db = await oidcTable();
+    const audit = tempAuditLog();
+    const stopped = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args(db, audit, ['--pause-ms', '50'])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      let stdout = '';
+      let sent = false;
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        if (!sent && (stderr.match(/ batch \d+: /g) ?? []).length >= 3) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout }));
+    });
+    expect(stopped.code).toBe(130);
+    const summary = jsonLines(stopped.stdout).at(-1)!;
+    expect(summary).toMatchObject({ outcome: 'interrupted', exitCode: 130 });
+    expect((await journalRows(db)).rows).toBe(summary['deleted']);
+    expect(EXPIRED - (await counts(db)).expired).toBe(summary['deleted']);
+    const resumed = await purgekit(args(db, audit, ['--resume']));
+    expect(resumed.code, why(resumed)).toBe(0);
+    expect(jsonLines(resumed.stdout).at(-1)).toMatchObject({ deleted: EXPIRED });
+    expect((await counts(db)).expired).toBe(0);
+  });
+
   it('a batch that would lose a preserved row rolls back alone; fixed, --resume finishes the run', async () => {
     const db = await oidcTable();
     const audit = tempAuditLog();
