@@ -262,6 +262,20 @@ describe('batched cleanup', () => {
     expect(row).toEqual({ old: 0, kept: 1000 });
   });
 
+  it('max_rows is for the whole run: too many matching rows stop the step before its first batch', async () => {
+    const db = await createTestDatabase(`CREATE TABLE sessions (id bigint PRIMARY KEY, old boolean NOT NULL); INSERT INTO sessions SELECT i, i % 2 = 0 FROM generate_series(1, 4000) i;`);
+    const dir = mkdtempSync(join(tmpdir(), 'pk-batch-'));
+    mkdirSync(join(dir, 'policies'));
+    writeFileSync(join(dir, 'policies', 'old-sessions.yaml'), ['version: 1', 'name: old-sessions', 'kind: cleanup', 'steps:', '  - table: sessions', '    where: old', '    max_rows: 1500', '    batch: { rows: 300 }', ''].join('\n'));
+    const where = ['--policies', join(dir, 'policies'), '--generated', join(dir, 'generated'), '--connection', db.url];
+    expect((await purgekit(['compile', '--policies', join(dir, 'policies'), '--out', join(dir, 'generated')])).code).toBe(0);
+    const r = await purgekit(['apply', 'old-sessions', '--confirm', '--audit-log', tempAuditLog(), '--json', ...where]);
+    expect(r.code, why(r)).toBe(4);
+    expect(jsonLines(r.stdout).at(-1)).toMatchObject({ outcome: 'failed', deleted: 0, batches: 0, error: { code: 'PK009', step: 1 } });
+    const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM sessions WHERE old`;
+    expect(row!.n).toBe(2000);
+  });
+
   it('adapt: toward the time target, at most doubled or halved', () => {
     expect(adapt(1000, 100, 1000)).toBe(2000);
     expect(adapt(1000, 4000, 1000)).toBe(500);

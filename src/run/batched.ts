@@ -182,6 +182,11 @@ export async function runBatched(run: BatchedRun): Promise<BatchedResult> {
       outcomes.set(step.step, 'done');
       continue;
     }
+    if (!p && step.maxRows !== undefined) {
+      // max_rows is for the whole run: counted first (read-only), so that too many rows stop the step before its first batch.
+      const counted = await execute(run.sql, batchPlan(plan, { step }), batchValues(values, 0, null), 'plan', run.settings, () => {}, undefined, run.interrupt ? { interrupt: run.interrupt } : {});
+      if (counted.failure) return (outcomes.set(step.step, 'failed'), result(verdict('plan', false, false, counted.failure, run.interrupt).exitCode, { ...counted.failure, step: step.step }));
+    }
     if (!p) progress.set(step.step, { pass: 1, after: null, endOfPass: false, rows: 0, batches: 0 });
     const failed = await batchedPass(step);
     if (failed) return (outcomes.set(step.step, 'failed'), result(failed.exitCode, failed.failure));
