@@ -87,6 +87,16 @@ describe('batched cleanup', () => {
     expect((await counts(db)).expired).toBe(EXPIRED);
   });
 
+  it('apply without --confirm is refused (exit 6), in the audit log, nothing deleted', async () => {
+    const db = await oidcTable();
+    const audit = tempAuditLog();
+    const r = await purgekit(['apply', POLICY, '--connection', db.url, '--audit-log', audit]);
+    expect(r.code, why(r)).toBe(6);
+    expect(r.stderr).toContain('add --confirm');
+    expect(JSON.parse(readFileSync(audit, 'utf8').trim())).toMatchObject({ event: 'cleanup-refused', outcome: 'refused', exitCode: 6 });
+    expect((await counts(db)).expired).toBe(EXPIRED);
+  });
+
   it('apply with a concurrent writer: many batches, the right rows gone, none preserved lost, the writer untouched', async () => {
     const db = await oidcTable();
     const audit = tempAuditLog();

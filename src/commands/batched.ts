@@ -73,8 +73,14 @@ export async function runBatchedCommand(command: 'plan' | 'apply' | 'verify', op
     const database = await currentDatabase(conn);
     const target = { ...conn.target, database };
     say(`purgekit apply ${policy.name} on ${describeTarget(target)} (batched)`);
-    checkDatabase(policy.guard, database);
-    await checkConfirmation(policy.guard, database, options.confirm, options.ask);
+    try {
+      checkDatabase(policy.guard, database);
+      await checkConfirmation(policy.guard, database, options.confirm, options.ask);
+    } catch (e) {
+      // A refusal is in the audit log too, as a single run's is.
+      if (e instanceof RefusedError) auditLog.append({ version: 1, event: 'cleanup-refused', policy: policy.name, kind: policy.kind, planSha256, database: target, at: new Date().toISOString(), outcome: 'refused', exitCode: e.exitCode, error: e.message });
+      throw e;
+    }
     const keys = await batchKeys(conn.sql, plan);
     const journal = await CleanupJournal.open(conn.sql, policy.name, planSha256, options.resume, (runId, batches) =>
       say(`note: run ${runId} of ${policy.name} did not finish (${batches} batches committed); this run starts anew (apply --resume continues that one instead)`),
@@ -119,9 +125,6 @@ export async function runBatchedCommand(command: 'plan' | 'apply' | 'verify', op
     if (options.json) options.stdout(`${JSON.stringify(summary)}\n`);
     for (const line of describeSummary(summary)) say(line);
     return result.exitCode;
-  } catch (e) {
-    if (e instanceof RefusedError) say(`refused: ${e.message}`);
-    throw e;
   } finally {
     auditLog.close();
     await conn.sql.end({ timeout: 5 });
