@@ -76,6 +76,26 @@ function jsonLines(stdout: string): Record<string, any>[] {
   return stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
 }
 
+/** Spawns the CLI and sends `signal` once `batches` batch lines are on stderr; resolves at exit. */
+function signalAfter(cli: string[], batches: number, signal: NodeJS.Signals): Promise<{ code: number | null; signal: string | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...cli], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    let sent = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!sent && (stderr.match(/ batch \d+: /g) ?? []).length >= batches) {
+        sent = true;
+        child.kill(signal);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code, killedBy) => resolve({ code, signal: killedBy, stdout }));
+  });
+}
+
 describe('batched cleanup', () => {
   it('plan: the rows and the number of batches, read-only', async () => {
     const db = await oidcTable();
@@ -128,21 +148,7 @@ describe('batched cleanup', () => {
   it('killed by SIGKILL mid-way, then --resume: the right rows gone, no batch counted twice', async () => {
     const db = await oidcTable();
     const audit = tempAuditLog();
-    const killed = await new Promise<{ signal: string | null }>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args(db, audit, ['--pause-ms', '20'])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      let sent = false;
-      child.stdout.resume();
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        if (!sent && (stderr.match(/ batch \d+: /g) ?? []).length >= 8) {
-          sent = true;
-          child.kill('SIGKILL');
-        }
-      });
-      child.on('error', reject);
-      child.on('close', (_code, signal) => resolve({ signal }));
-    });
+    const killed = await signalAfter(args(db, audit, ['--pause-ms', '20']), 8, 'SIGKILL');
     expect(killed.signal).toBe('SIGKILL');
     // The server ends the killed run's session (and its open batch) once it sees the socket closed.
     for (let i = 0; i < 100; i++) {
@@ -174,22 +180,7 @@ describe('batched cleanup', () => {
   it('SIGINT between batches: the batch under way rolls back, exit 130, and --resume finishes', async () => {
     const db = await oidcTable();
     const audit = tempAuditLog();
-    const stopped = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args(db, audit, ['--pause-ms', '50'])], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      let stdout = '';
-      let sent = false;
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        if (!sent && (stderr.match(/ batch \d+: /g) ?? []).length >= 3) {
-          sent = true;
-          child.kill('SIGINT');
-        }
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout }));
-    });
+    const stopped = await signalAfter(args(db, audit, ['--pause-ms', '50']), 3, 'SIGINT');
     expect(stopped.code).toBe(130);
     const summary = jsonLines(stopped.stdout).at(-1)!;
     expect(summary).toMatchObject({ outcome: 'interrupted', exitCode: 130 });
