@@ -118,7 +118,13 @@ describe('apply --subjects-from', () => {
     await holder!`SELECT * FROM user_profiles WHERE user_id = 'auth|carol' FOR UPDATE`;
     const run = purgekit(['apply', NEXUS, '--subjects-from', file('email\ncarol@example.com\n'), '--lock-timeout', '300ms', '--retries', '5',
       '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--json']);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Hold the lock until the run has waited on it, timed out and come back for it (a retry):
+    // watched on the server, not guessed with a fixed delay (a loaded machine starts the CLI late).
+    const waiting = async () => (await db.sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${db.name} AND wait_event_type = 'Lock'`)[0]!['n'] > 0;
+    const until = async (want: boolean) => { for (let i = 0; i < 600 && (await waiting()) !== want; i++) await new Promise((r) => setTimeout(r, 50)); };
+    await until(true);
+    await until(false);
+    await until(true);
     await holder!`ROLLBACK`;
     holder!.release();
     const r = await run;
