@@ -31,8 +31,11 @@ import { didYouMean } from './validate/didYouMean.js';
 
 /** Commands whose options include a policy's params and flags. */
 const POLICY_COMMANDS = new Set(['render', 'plan', 'apply', 'verify', 'residue']);
-/** Commands that validate policies, and so parse SQL. */
-const PARSING_COMMANDS = new Set([...POLICY_COMMANDS, 'validate', 'compile', 'lint', 'discover']);
+/**
+ * Commands that validate policies, and so parse SQL. plan, apply and verify are not among them:
+ * a reviewed generated file runs from its plan artifact without the parser (src/render/artifact.ts).
+ */
+const PARSING_COMMANDS = new Set(['render', 'residue', 'validate', 'compile', 'lint', 'discover']);
 
 export async function main(argv: readonly string[]): Promise<number> {
   let debug = argv.includes('--debug');

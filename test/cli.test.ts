@@ -77,7 +77,9 @@ describe('purgekit CLI', () => {
     expect(r.stderr).toContain('generated/rephlo-critical-tables.sql: missing');
     expect(r.stderr).toContain('generated/nexus-purge-user.sql: hand-edited');
     expect(r.stderr).toContain('generated/old-policy.sql: orphaned');
-    expect(purgekit(['compile'], dir).stderr).toMatch(/^3 written/m);
+    // The plan artifact of the changed policy records the old sha256 (src/render/artifact.ts).
+    expect(r.stderr).toContain('generated/verify-db.plan.json: stale');
+    expect(purgekit(['compile'], dir).stderr).toMatch(/^4 written/m);
     rmSync(join(dir, 'generated', 'old-policy.sql'));
     expect(purgekit(['compile', '--check'], dir).status).toBe(0);
   });

@@ -1,12 +1,18 @@
 /**
- * What the run path loads: every plan and apply imports the runner, few policies have a redis
+ * What the run path loads. Every plan and apply imports the runner, few policies have a redis
  * side effect, and the Redis client costs ~100 ms to load, so it is loaded when a redis job runs.
+ * A reviewed generated file runs from its plan artifact (generated/<name>.plan.json): neither
+ * the SQL parser (libpg-query, its WASM ~0.4 s) nor the formatter is loaded; a changed policy
+ * takes the full path (parser loaded) and is refused as stale.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { createTestDatabase, loadFixture } from './harness/db.js';
 import { ROOT } from './helpers/scripts.js';
+import { BIN, project, tempAuditLog, why } from './run-helpers.js';
 
 /** The Redis client's CommonJS modules in the cache of a fresh node that imported these. */
 function redisLoadedBy(...specifiers: string[]): string[] {
@@ -22,10 +28,93 @@ function redisLoadedBy(...specifiers: string[]): string[] {
 
 const dist = (module: string) => pathToFileURL(join(ROOT, 'dist', module)).href;
 
+/**
+ * A module hook that names on stderr every npm package a process resolves: ESM imports through
+ * a resolve hook (on its own thread, so it writes synchronously), CommonJS require()s through
+ * the CommonJS resolver (libpg-query is required).
+ */
+const HOOK = `data:text/javascript,${encodeURIComponent(`
+import { register, createRequire } from 'node:module';
+import { writeSync } from 'node:fs';
+const note = (path) => { const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(path); if (m) writeSync(2, '[pkg] ' + m[1] + '\\n'); };
+const Module = createRequire(process.cwd() + '/')('node:module');
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) { const path = resolveFilename.apply(this, args); note(path); return path; };
+register('data:text/javascript,' + encodeURIComponent(\`
+import { writeSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)\\\\//.exec(r.url);
+  if (m) writeSync(2, '[pkg] ' + m[1] + '\\\\n');
+  return r;
+}\`));
+`)}`;
+
+/** The CLI in a scratch project, with the hook: its exit code, stderr, and the packages it loaded. */
+function traced(cwd: string, args: string[]): Promise<{ code: number; stderr: string; packages: Set<string> }> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { NO_COLOR: '1', PATH: process.env['PATH'] ?? '' };
+    const child = spawn(process.execPath, ['--import', HOOK, BIN, ...args], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const packages = new Set([...stderr.matchAll(/^\[pkg\] (\S+)$/gm)].map((m) => m[1]!));
+      resolve({ code: code ?? -1, stderr: stderr.replace(/^\[pkg\] .*\n/gm, ''), packages });
+    });
+  });
+}
+
+const NEXUS = 'nexus-purge-user';
+const PARSER = 'libpg-query';
+const FORMATTER = 'sql-formatter';
+
 describe('the run path', () => {
   it('plan and apply do not load the Redis client', () => {
     expect(redisLoadedBy(dist('commands/run.js'), dist('cli/run.js'), dist('outbox/runner.js'))).toEqual([]);
     // The same probe sees the client once it is imported: the assertion above can fail.
     expect(redisLoadedBy('redis').length).toBeGreaterThan(0);
+  });
+
+  it('plan and apply of a reviewed file load neither the SQL parser nor the formatter', async () => {
+    const db = await createTestDatabase(loadFixture('nexus'));
+    const dir = project();
+    const plan = await traced(dir, ['plan', NEXUS, '--email', 'alice@example.com', '--connection', db.url]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.packages.has('postgres'), 'the hook sees what the run loads').toBe(true);
+    expect(plan.packages.has(PARSER)).toBe(false);
+    expect(plan.packages.has(FORMATTER)).toBe(false);
+
+    const apply = await traced(dir, ['apply', NEXUS, '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog()]);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(apply.stderr).toMatch(/committed/i);
+    expect(apply.packages.has(PARSER)).toBe(false);
+    expect(apply.packages.has(FORMATTER)).toBe(false);
+
+    // The generated file named as the target, too.
+    const byFile = await traced(dir, ['plan', join('generated', `${NEXUS}.sql`), '--email', 'bob@example.com', '--connection', db.url]);
+    expect(byFile.code, byFile.stderr).toBe(0);
+    expect(byFile.packages.has(PARSER)).toBe(false);
+  });
+
+  it('a changed policy loads the parser and is refused as stale; an edited artifact is only a slower way to the same file', async () => {
+    const db = await createTestDatabase(loadFixture('nexus'));
+    const dir = project();
+    const artifact = join(dir, 'generated', `${NEXUS}.plan.json`);
+    // An edited artifact (a step dropped, its checksum recomputed or not) is not trusted: the
+    // policy is validated and compiled from its source, the file is current, the run goes on.
+    const doc = JSON.parse(readFileSync(artifact, 'utf8')) as { policy: { steps: unknown[] } };
+    doc.policy.steps.pop();
+    writeFileSync(artifact, JSON.stringify(doc, null, 2));
+    const edited = await traced(dir, ['plan', NEXUS, '--email', 'alice@example.com', '--connection', db.url]);
+    expect(edited.code, edited.stderr).toBe(0);
+    expect(edited.packages.has(PARSER)).toBe(true);
+    expect(edited.stderr).toMatch(/public\.user_profiles/);
+
+    appendFileSync(join(dir, 'policies', `${NEXUS}.yaml`), '# a comment changes the source sha256\n');
+    const stale = await traced(dir, ['apply', NEXUS, '--email', 'alice@example.com', '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog()]);
+    expect(stale.code, why({ ...stale, stdout: '', ms: 0 })).toBe(2);
+    expect(stale.stderr).toMatch(/stale: the runner executes only the reviewed generated file/);
+    expect(stale.packages.has(PARSER)).toBe(true);
   });
 });

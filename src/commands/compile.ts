@@ -1,11 +1,13 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { join } from 'node:path';
 import { compile } from '../plan/compile.js';
 import type { Plan } from '../plan/nodes.js';
 import { InvalidPolicyError } from '../core/errors.js';
 import type { Policy } from '../policy.js';
+import { artifactPath, artifactText } from '../render/artifact.js';
 import { checksumOf, render } from '../render/render.js';
-import { validateFiles } from '../validate/validateFiles.js';
+import { sourceLabel } from '../render/source.js';
+import type { ValidatedFiles } from '../validate/validateFiles.js';
 
 export { DEFAULT_OUT, DEFAULT_POLICIES } from './defaults.js';
 
@@ -27,9 +29,20 @@ export function renderPlanFile(plan: Plan, outDir: string): string {
   return render(plan, { sourceLabel: sourceLabel(plan, outDir) });
 }
 
-/** The policy's path as seen from the generated file's directory, with / separators. */
-export function sourceLabel(compiled: Pick<Plan, 'source'>, outDir: string): string {
-  return relative(resolve(outDir), resolve(compiled.source.path)).split(sep).join('/');
+export { sourceLabel } from '../render/source.js';
+
+/**
+ * Each policy's plan artifact (generated/<name>.plan.json, src/render/artifact.ts): path -> text.
+ * Pure; writes nothing. What lets plan and apply of a reviewed file start without the parser.
+ */
+export function generateArtifacts(policies: readonly Policy[], outDir: string): Map<string, string> {
+  return new Map(policies.map((policy) => [artifactPath(join(outDir, `${policy.name}.sql`)), artifactText(policy, outDir)]));
+}
+
+/** Validation loads the YAML library and the SQL parser: only the commands that validate import it. */
+async function validated(paths: readonly string[]): Promise<ValidatedFiles> {
+  const { validateFiles } = await import('../validate/validateFiles.js');
+  return validateFiles(paths);
 }
 
 export interface CompileResult {
@@ -38,12 +51,12 @@ export interface CompileResult {
 }
 
 export async function compileCommand(paths: readonly string[], outDir: string): Promise<CompileResult> {
-  const { policies, diagnostics } = await validateFiles(paths);
+  const { policies, diagnostics } = await validated(paths);
   if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
   await mkdir(outDir, { recursive: true });
   const written: string[] = [];
   const unchanged: string[] = [];
-  for (const [path, text] of generate(policies, outDir)) {
+  for (const [path, text] of [...generate(policies, outDir), ...generateArtifacts(policies, outDir)]) {
     const current = await readFile(path, 'utf8').catch(() => undefined);
     if (current === text) {
       unchanged.push(path);
@@ -61,7 +74,7 @@ export async function compileCommand(paths: readonly string[], outDir: string): 
  * compile cannot know which files other policies own).
  */
 export async function checkCommand(paths: readonly string[], outDir: string, options: { orphans: boolean }): Promise<string[]> {
-  const { policies, diagnostics } = await validateFiles(paths);
+  const { policies, diagnostics } = await validated(paths);
   if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
   const problems: string[] = [];
   const expected = generate(policies, outDir);
@@ -71,11 +84,17 @@ export async function checkCommand(paths: readonly string[], outDir: string, opt
     else if (checksumOf(current).recorded !== checksumOf(current).actual) problems.push(`${path}: hand-edited (its checksum does not match its text); run purgekit compile to restore it`);
     else if (current !== text) problems.push(`${path}: stale (its policy changed since it was compiled); run purgekit compile`);
   }
+  const artifacts = generateArtifacts(policies, outDir);
+  for (const [path, text] of artifacts) {
+    const current = await readFile(path, 'utf8').catch(() => undefined);
+    if (current === undefined) problems.push(`${path}: missing (run purgekit compile)`);
+    else if (current !== text) problems.push(`${path}: stale or edited (it is not what its policy compiles to); run purgekit compile`);
+  }
   if (options.orphans) {
-    const present = (await readdir(outDir).catch(() => [] as string[])).filter((f) => f.endsWith('.sql')).sort();
+    const present = (await readdir(outDir).catch(() => [] as string[])).filter((f) => f.endsWith('.sql') || f.endsWith('.plan.json')).sort();
     for (const file of present) {
       const path = join(outDir, file);
-      if (!expected.has(path)) problems.push(`${path}: orphaned (no policy compiles to it); delete it or restore its policy`);
+      if (!expected.has(path) && !artifacts.has(path)) problems.push(`${path}: orphaned (no policy compiles to it); delete it or restore its policy`);
     }
   }
   return problems;

@@ -261,7 +261,7 @@ function failedLine(plan: Plan, failure: RunFailure, file: string, options: RunO
 
 /** The generated file the run executes must be exactly what its policy compiles to. */
 export async function reviewedPlan(options: RunOptions): Promise<ReviewedPlan> {
-  const { policy, plan, generatedFile, generatedText } = await resolvePolicy(options.target, options.policiesDir);
+  const { policy, plan, generatedFile, generatedText } = await resolvePolicy(options.target, options.policiesDir, options.generatedDir);
   const file = generatedFile ?? join(options.generatedDir, `${policy.name}.sql`);
   // A generated file given as the target was verified against its policy already.
   const expected = generatedText ?? render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });

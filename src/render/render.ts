@@ -4,7 +4,7 @@ import type { RenderedValues } from '../plan/params.js';
 import { expectLine, heading } from '../plan/heading.js';
 import { fileStatement } from '../plan/print/index.js';
 import { steps } from '../plan/query.js';
-import { sha256 } from '../validate/validatePolicy.js';
+import { sha256 } from '../core/hash.js';
 
 /**
  * Plan -> the text of generated/<name>.sql. Pure and byte-for-byte deterministic: no

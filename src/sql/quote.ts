@@ -1,10 +1,10 @@
 import { LiteralError } from '../core/errors.js';
-import { scan } from './parser.js';
+import { NON_UNRESERVED_KEYWORDS } from './keywords.js';
 
 /**
  * Quoting exactly as PostgreSQL's own quote_ident() and format('%L') do, so that a literal
  * rendered into a standalone script round-trips whatever standard_conforming_strings says.
- * Needs loadParser() first (keywords come from the real scanner).
+ * Parser-free: the keywords come from a static list (keywords.ts), so printing a plan needs no parser.
  */
 
 const SIMPLE_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
@@ -16,9 +16,7 @@ export function quoteIdent(name: string): string {
 
 /** Reserved and other non-unreserved keywords must be quoted to be used as names. */
 function isKeyword(word: string): boolean {
-  const tokens = scan(word);
-  const kind = tokens.length === 1 ? tokens[0]!.keywordName : 'NO_KEYWORD';
-  return kind !== 'NO_KEYWORD' && kind !== 'UNRESERVED_KEYWORD';
+  return NON_UNRESERVED_KEYWORDS.has(word);
 }
 
 // Parser-free, for modules that must not load the PostgreSQL parser (graph/resolve.ts).

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { normalizeText, sha256 } from '../core/hash.js';
 import { isScalar, Scalar } from 'yaml';
 import type { Diagnostic } from '../core/errors.js';
 import { locate, scalarAt, type LoadedFile, type PathSegment } from '../load/loadPolicy.js';
@@ -29,13 +29,7 @@ const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null &
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-export function normalizeText(text: string): string {
-  return `${text.replace(/\r\n?/g, '\n').trimEnd()}\n`;
-}
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
+export { normalizeText, sha256 } from '../core/hash.js';
 
 export function validatePolicy(file: LoadedFile): Validated {
   if (file.syntaxErrors.length) return { ok: false, diagnostics: file.syntaxErrors };
