@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from '../plan/compile.js';
 import type { Plan } from '../plan/nodes.js';
@@ -53,15 +53,15 @@ export interface CompileResult {
 export async function compileCommand(paths: readonly string[], outDir: string): Promise<CompileResult> {
   const { policies, diagnostics } = await validated(paths);
   if (diagnostics.length) throw new InvalidPolicyError(diagnostics);
-  await mkdir(outDir, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
   const written: string[] = [];
   const unchanged: string[] = [];
   for (const [path, text] of [...generate(policies, outDir), ...generateArtifacts(policies, outDir)]) {
-    const current = await readFile(path, 'utf8').catch(() => undefined);
+    const current = readIfThere(path);
     if (current === text) {
       unchanged.push(path);
     } else {
-      await writeFile(path, text);
+      writeFileSync(path, text);
       written.push(path);
     }
   }
@@ -79,23 +79,41 @@ export async function checkCommand(paths: readonly string[], outDir: string, opt
   const problems: string[] = [];
   const expected = generate(policies, outDir);
   for (const [path, text] of expected) {
-    const current = await readFile(path, 'utf8').catch(() => undefined);
+    const current = readIfThere(path);
     if (current === undefined) problems.push(`${path}: missing (run purgekit compile)`);
     else if (checksumOf(current).recorded !== checksumOf(current).actual) problems.push(`${path}: hand-edited (its checksum does not match its text); run purgekit compile to restore it`);
     else if (current !== text) problems.push(`${path}: stale (its policy changed since it was compiled); run purgekit compile`);
   }
   const artifacts = generateArtifacts(policies, outDir);
   for (const [path, text] of artifacts) {
-    const current = await readFile(path, 'utf8').catch(() => undefined);
+    const current = readIfThere(path);
     if (current === undefined) problems.push(`${path}: missing (run purgekit compile)`);
     else if (current !== text) problems.push(`${path}: stale or edited (it is not what its policy compiles to); run purgekit compile`);
   }
   if (options.orphans) {
-    const present = (await readdir(outDir).catch(() => [] as string[])).filter((f) => f.endsWith('.sql') || f.endsWith('.plan.json')).sort();
+    const present = listing(outDir).filter((f) => f.endsWith('.sql') || f.endsWith('.plan.json')).sort();
     for (const file of present) {
       const path = join(outDir, file);
       if (!expected.has(path) && !artifacts.has(path)) problems.push(`${path}: orphaned (no policy compiles to it); delete it or restore its policy`);
     }
   }
   return problems;
+}
+
+// Synchronous file access: hundreds of small files, for which the promise API's handles cost
+// more than the reads and writes themselves.
+function readIfThere(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function listing(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

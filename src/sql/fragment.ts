@@ -80,7 +80,25 @@ function charOffsets(text: string): (byte: number) => number {
   return (byte) => table[Math.max(0, Math.min(bytes, byte))]!;
 }
 
+/**
+ * Results by kind, options and text: checking is pure, and the same condition recurs within a
+ * policy (`user_id IN :subject` is 9 of nexus-purge-user's 13 steps) and across policies, while
+ * each check costs a scan and a parse through the WASM parser. Bounded, for long-lived callers.
+ */
+const checked = new Map<string, FragmentResult>();
+const MAX_CHECKED = 10_000;
+
 function check(text: string, kind: Kind, options: FragmentOptions): FragmentResult {
+  const key = `${kind}\0${(options.allowFunctions ?? []).join(',')}\0${[...(options.sets ?? [])].join(',')}\0${text}`;
+  const known = checked.get(key);
+  if (known) return known;
+  const result = checkOnce(text, kind, options);
+  if (checked.size >= MAX_CHECKED) checked.clear();
+  checked.set(key, result);
+  return result;
+}
+
+function checkOnce(text: string, kind: Kind, options: FragmentOptions): FragmentResult {
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_FRAGMENT_BYTES) {
     return { ok: false, problems: [{ message: `is ${size.toLocaleString('en')} bytes of SQL, more than the ${MAX_FRAGMENT_BYTES.toLocaleString('en')} allowed here: split the step, or move the logic into a view`, offset: 0 }] };

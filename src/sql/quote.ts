@@ -10,9 +10,17 @@ import { NON_UNRESERVED_KEYWORDS } from './keywords.js';
 const SIMPLE_IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
 
 export function quoteIdent(name: string): string {
-  if (SIMPLE_IDENTIFIER.test(name) && !isKeyword(name)) return name;
-  return `"${name.replaceAll('"', '""')}"`;
+  let quoted = identifiers.get(name);
+  if (quoted === undefined) {
+    quoted = SIMPLE_IDENTIFIER.test(name) && !isKeyword(name) ? name : `"${name.replaceAll('"', '""')}"`;
+    if (identifiers.size >= 10_000) identifiers.clear();
+    identifiers.set(name, quoted);
+  }
+  return quoted;
 }
+
+/** Printing a plan quotes the same few names hundreds of times (qualified() of every step's table). */
+const identifiers = new Map<string, string>();
 
 /** Reserved and other non-unreserved keywords must be quoted to be used as names. */
 function isKeyword(word: string): boolean {
