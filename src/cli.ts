@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
+import { DEFAULT_POLICIES } from './commands/defaults.js';
 import { ExitCode, InvalidPolicyError, PurgekitError, UsageError, formatDiagnostic } from './core/errors.js';
 import { apply } from './cli/apply.js';
 import { GLOBAL_OPTIONS, say, type CliContext, type PurgekitCommand } from './cli/common.js';
@@ -45,7 +46,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     // The parser's WASM compiles on a background thread while yargs and the YAML library load.
     if (command && PARSING_COMMANDS.has(command) && !helpOnly) void import('./sql/parser.js').then((p) => p.loadParser()).catch(() => {});
     const needsPolicies = argv.some((a) => POLICY_COMMANDS.has(a));
-    const [y, policies] = await Promise.all([yargsFor(argv), needsPolicies ? import('./cli/policyOptions.js') : undefined]);
+    const [y, policies] = await Promise.all([yargsFor(argv), needsPolicies ? policyOptions(argv) : undefined]);
     const ctx: CliContext = { argv, ...(policies ? { policies } : {}) };
     let exit: number = ExitCode.ok;
     const wire = (c: PurgekitCommand): CommandModule => ({ ...c, handler: async (args) => void (exit = (await c.handler(args as never)) ?? ExitCode.ok) });
@@ -69,6 +70,24 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     return report(error, debug);
   }
+}
+
+/**
+ * How a policy command learns the policy's params and flags: from the plan artifact when the
+ * policy it most likely names has a current one (no YAML library, no schema), otherwise from
+ * the YAML (policyOptions.ts). Should the command name another policy after all, its options
+ * come from the full validation the command does anyway.
+ */
+async function policyOptions(argv: readonly string[]): Promise<NonNullable<CliContext['policies']>> {
+  // Completion offers policy names, which only the YAML files give.
+  if (!argv.includes('--get-yargs-completions')) {
+    const light = await import('./cli/policyArtifact.js');
+    const { target, policiesDir } = light.likelyTarget(argv, POLICY_COMMANDS);
+    if (target !== undefined && light.declaredFromArtifact(target, policiesDir ?? DEFAULT_POLICIES)) {
+      return { declaredOptions: light.declaredFromArtifact, policyNames: () => [] };
+    }
+  }
+  return import('./cli/policyOptions.js');
 }
 
 /** yargs' "Unknown argument: chek", with the nearest option of that command. */

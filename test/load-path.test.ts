@@ -84,6 +84,8 @@ describe('the run path', () => {
     expect(plan.packages.has('postgres'), 'the hook sees what the run loads').toBe(true);
     expect(plan.packages.has(PARSER)).toBe(false);
     expect(plan.packages.has(FORMATTER)).toBe(false);
+    // Nor the YAML library and the schema: the policy's options come from the artifact too.
+    expect([...plan.packages].filter((p) => p === 'yaml' || p === 'ajv')).toEqual([]);
 
     const apply = await traced(dir, ['apply', NEXUS, '--email', 'alice@example.com', '--delete-owned-companies', '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog()]);
     expect(apply.code, apply.stderr).toBe(0);

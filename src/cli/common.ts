@@ -12,7 +12,7 @@ export interface CliContext {
    * The policy reader, loaded before parsing when argv names a command that takes a policy
    * (yargs runs builders synchronously during completion, so they cannot import it then).
    */
-  readonly policies?: typeof import('./policyOptions.js');
+  readonly policies?: Pick<typeof import('./policyOptions.js'), 'declaredOptions' | 'policyNames'>;
 }
 
 /** A command module whose handler returns the exit code (cli.ts turns it into the process's). */

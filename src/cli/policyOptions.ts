@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { declaredFromArtifact } from './policyArtifact.js';
 import { decodeUtf8, parsePolicyText } from '../load/loadPolicy.js';
 import type { FlagDecl, ParamDecl, PolicyKind } from '../policy.js';
 import { sourceOf } from '../render/source.js';
@@ -25,6 +26,10 @@ export interface DeclaredOptions {
  * it cannot be found or does not pass the schema (the command then reports why, in full).
  */
 export function declaredOptions(target: string, policiesDir: string): DeclaredOptions | undefined {
+  return declaredFromArtifact(target, policiesDir) ?? fromYaml(target, policiesDir);
+}
+
+function fromYaml(target: string, policiesDir: string): DeclaredOptions | undefined {
   if (target.endsWith('.sql')) {
     const text = read(target);
     const source = text === undefined ? undefined : sourceOf(text);

@@ -12,7 +12,7 @@
  *     (so the file is neither edited nor stale, and the artifact says what the file says).
  * See docs/FORMATS.md.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { normalizeText, sha256 } from '../core/hash.js';
 import { purgekitVersion } from '../core/version.js';
@@ -62,13 +62,13 @@ export interface Reviewed {
 }
 
 /**
- * The reviewed policy of a generated .sql file from its artifact, without parsing anything but
- * JSON; undefined whenever any condition above does not hold (the caller takes the full path).
- * `within`: the policy file must lie in this directory (a policy looked up by name).
+ * The policy an artifact holds, when its format, compiler version and checksum hold and the
+ * policy file it names (inside `within`, when given) hashes to the sha256 it records; else
+ * undefined. Synchronous: the command line reads a policy's options with it before yargs parses.
  */
-export async function reviewedFromArtifact(sqlPath: string, within?: string): Promise<Reviewed | undefined> {
-  const [sqlText, json] = await Promise.all([readFile(sqlPath, 'utf8').catch(() => undefined), readFile(artifactPath(sqlPath), 'utf8').catch(() => undefined)]);
-  if (sqlText === undefined || json === undefined) return undefined;
+export function artifactPolicy(sqlPath: string, within?: string): Policy | undefined {
+  const json = readIfThere(artifactPath(sqlPath))?.toString('utf8');
+  if (json === undefined) return undefined;
   let doc: ArtifactDoc;
   try {
     doc = JSON.parse(json) as ArtifactDoc;
@@ -77,17 +77,35 @@ export async function reviewedFromArtifact(sqlPath: string, within?: string): Pr
   }
   if (doc?.format !== ARTIFACT_FORMAT || doc.compiler !== `purgekit ${purgekitVersion()}` || typeof doc.policy?.source?.path !== 'string') return undefined;
   if (doc.checksum !== sha256(JSON.stringify(doc.policy))) return undefined;
-  const label = doc.policy.source.path;
-  const sourcePath = join(dirname(sqlPath), label);
+  const sourcePath = join(dirname(sqlPath), doc.policy.source.path);
   if (within !== undefined && !isInside(resolve(sourcePath), resolve(within))) return undefined;
-  const bytes = await readFile(sourcePath).catch(() => undefined);
+  const bytes = readIfThere(sourcePath);
   const decoded = bytes && decodeUtf8(bytes);
   if (!decoded?.ok || sha256(normalizeText(decoded.text)) !== doc.policy.source.sha256) return undefined;
-  const policy: Policy = { ...doc.policy, source: { path: sourcePath, sha256: doc.policy.source.sha256 } };
+  return { ...doc.policy, source: { path: sourcePath, sha256: doc.policy.source.sha256 } };
+}
+
+/**
+ * The reviewed policy of a generated .sql file from its artifact, without parsing anything but
+ * JSON; undefined whenever any condition above does not hold (the caller takes the full path).
+ * `within`: the policy file must lie in this directory (a policy looked up by name).
+ */
+export async function reviewedFromArtifact(sqlPath: string, within?: string): Promise<Reviewed | undefined> {
+  const sqlText = readIfThere(sqlPath)?.toString('utf8');
+  const policy = sqlText === undefined ? undefined : artifactPolicy(sqlPath, within);
+  if (sqlText === undefined || !policy) return undefined;
   const plan = compile(policy);
   const text = sqlText.replace(/\r\n?/g, '\n');
-  if (sourceLabel(policy, dirname(sqlPath)) !== label || render(plan, { sourceLabel: label }) !== text) return undefined;
+  if (render(plan, { sourceLabel: sourceLabel(policy, dirname(sqlPath)) }) !== text) return undefined;
   return { policy, plan, text };
+}
+
+function readIfThere(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 function isInside(path: string, dir: string): boolean {
