@@ -422,9 +422,11 @@ expect:
     query: SELECT count(*) FROM notes
     max: 0
 `);
+    // Each at the place the server points to (its error position mapped back through the
+    // fragment): the '=' of the lookup, the unknown column, the missing relation.
     expect(ofRule(r, 'PK-L010')).toEqual([
       {
-        file: r.file, line: 12, col: 14, rule: 'PK-L010', severity: 'error',
+        file: r.file, line: 12, col: 17, rule: 'PK-L010', severity: 'error',
         message: 'subject.lookup[0].where: operator does not exist: text = integer (hint: No operator matches the given name and argument types. You might need to add explicit type casts.)',
       },
       {
@@ -436,7 +438,7 @@ expect:
         file: r.file, line: 21, col: 12, rule: 'PK-L010', severity: 'error',
         message: 'preserve[0].where: column "titel" does not exist (hint: Perhaps you meant to reference the column "Post.title".)',
       },
-      { file: r.file, line: 24, col: 12, rule: 'PK-L010', severity: 'error', message: 'expect[0].query: relation "notes" does not exist' },
+      { file: r.file, line: 24, col: 33, rule: 'PK-L010', severity: 'error', message: 'expect[0].query: relation "notes" does not exist' },
     ]);
     expect(await snapshot(db.sql)).toEqual(before);
     const [temp] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'purgekit\\_%'`;

@@ -72,3 +72,49 @@ describe('a failed statement names its line in the generated file', () => {
     expect(file.slice(n - 1, n + 8).join('\n')).toContain('title::int = 1');
   });
 });
+
+describe('a PostgreSQL error in the author\'s SQL is reported at the policy\'s file:line:col', () => {
+  it('apply: an unknown column in a step\'s where (42703) points at it in the policy (JSON error.source, human "in the policy:")', async () => {
+    const { r, json, human } = await run('titel = 1');
+    expect(r.code, why(r)).toBe(1);
+    expect(json.error).toMatchObject({ code: '42703' });
+    const source = (json.error as { source?: string }).source;
+    // policies/broken.yaml line 14: "    where: user_id IN :subject AND titel = 1"; col of "titel".
+    const yamlLine = policy('titel = 1').split('\n')[13]!;
+    expect(yamlLine).toContain('titel = 1');
+    expect(source).toBe(`policies/broken.yaml:14:${yamlLine.indexOf('titel') + 1}`);
+    expect(human.stderr).toContain(`in the policy: ${source}`);
+  });
+
+  it('plan: a bad literal behind a :subject reference maps past the replaced reference', async () => {
+    const db = await createTestDatabase(SCHEMA);
+    const dir = mkdtempSync(join(tmpdir(), 'purgekit-pos-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'policies'));
+    // A block scalar over two lines: the error is on the second, where the printer re-indents it.
+    const text = policy('true').replace("    where: user_id IN :subject AND true\n", "    where: |-\n      user_id IN :subject\n        AND id = 'nine'\n");
+    writeFileSync(join(dir, 'policies', 'broken.yaml'), text);
+    expect((await purgekit(['compile'], { cwd: dir })).code).toBe(0);
+    const r = await purgekit(['plan', 'broken', '--email', 'ann@example.com', '--connection', db.url, '--json'], { cwd: dir });
+    const json = validJson(r);
+    expect(json.error).toMatchObject({ code: '22P02' });
+    const lines = text.split('\n');
+    const n = lines.findIndex((l) => l.includes("'nine'"));
+    expect((json.error as { source?: string }).source).toBe(`policies/broken.yaml:${n + 1}:${lines[n]!.indexOf("'nine'") + 1}`);
+  });
+});
+
+describe('a lint probe\'s PostgreSQL error is reported where the server points in the author\'s SQL', () => {
+  it('PK-L010: the unknown column after a :subject reference, at its own line:col', async () => {
+    const db = await createTestDatabase(SCHEMA);
+    const dir = mkdtempSync(join(tmpdir(), 'purgekit-pos-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'policies'));
+    const text = policy('titel = 1');
+    writeFileSync(join(dir, 'policies', 'broken.yaml'), text);
+    const r = await purgekit(['lint', '--connection', db.url, '--reporter', 'gcc'], { cwd: dir });
+    expect(r.code, why(r)).toBe(1);
+    const line = text.split('\n')[13]!;
+    expect(r.stdout + r.stderr).toContain(`policies/broken.yaml:14:${line.indexOf('titel') + 1}: error: steps[0].where: column "titel" does not exist`);
+  });
+});

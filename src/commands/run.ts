@@ -18,6 +18,7 @@ import { checkConfirmation, checkDatabase } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
+import { failedSource } from './failedSource.js';
 import { sourceLabel } from './compile.js';
 import * as outbox from '../outbox/runner.js';
 import { ledgerKeyFrom } from '../ledger/key.js';
@@ -209,7 +210,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       backup: null,
       ...verdict(mode, committed, unknown, failure, options.interrupt),
       tables: result.tables,
-      error: failure ? { code: failure.code, message: scrub(redact(explain(plan, failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null, ...failedLine(plan, failure, file, options) } : null,
+      error: failure ? { code: failure.code, message: scrub(redact(explain(plan, failure, result, writer?.dir, options.auditLog, runId), secrets)), at: failure.at ?? null, ...failedLine(plan, failure, file, options), ...(await failedSource(plan, failure)) } : null,
       durationMs: elapsed(startedAt),
     };
     if (committed) {

@@ -9,6 +9,8 @@ import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
 import type { LintContext } from './graph.js';
 import { tableKey as resolveTable } from '../graph/resolve.js';
+import { sqlPosition } from '../load/position.js';
+import { authorPosition } from '../sql/positions.js';
 
 /**
  * PK-L010: the author's SQL (step and lookup where clauses, preserve rules, expect queries)
@@ -49,12 +51,16 @@ export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: P
         const target = table && resolveTable(ctx.catalog, table);
         if (table && !target) continue; // an absent table is PK-L001's, or an optional step's
         if (!subjectReady && (node.kind === 'lookup' || node.kind === 'set-fill' || readsSubject)) continue;
-        const error = await attempt(tx, `EXPLAIN ${probe.sql}`);
+        const statement = `EXPLAIN ${probe.sql}`;
+        const error = await attempt(tx, statement);
         if (!error) continue;
         if (node.kind === 'preserve' && target) preserveErrors.set(target, (preserveErrors.get(target) ?? new Set()).add(error.message));
         if (node.kind === 'step' && target && preserveErrors.get(target)?.has(error.message)) continue;
         const hint = error.hint ? ` (hint: ${error.hint})` : '';
-        out.push(diagnostic(file, source, 'PK-L010', `${describe(source)}: ${error.message}${hint}`));
+        const found = diagnostic(file, source, 'PK-L010', `${describe(source)}: ${error.message}${hint}`);
+        // At the author's text the server points to (an unknown column, a bad literal), not the start of the where.
+        const at = error.position === undefined ? undefined : authorPosition(node, statement, error.position);
+        out.push(at ? { ...found, ...lineCol(sqlPosition(file, at.source, at.text, at.offset)) } : found);
       }
       throw new Rollback();
     });
@@ -69,7 +75,11 @@ export async function probePolicy(sql: postgres.Sql, ctx: LintContext, policy: P
 interface ServerError {
   readonly message: string;
   readonly hint?: string;
+  /** 1-based, in characters of the statement. */
+  readonly position?: number;
 }
+
+const lineCol = ({ line, col }: { line: number; col: number }) => ({ line, col });
 
 /** Runs one statement in a savepoint; a server error is returned (and rolled back to), anything else thrown. */
 async function attempt(tx: postgres.TransactionSql, text: string): Promise<ServerError | undefined> {
@@ -78,7 +88,7 @@ async function attempt(tx: postgres.TransactionSql, text: string): Promise<Serve
     return undefined;
   } catch (e) {
     if ((e as { name?: string })?.name !== 'PostgresError') throw e;
-    const { message, hint } = e as { message: string; hint?: string };
-    return { message, ...(hint ? { hint } : {}) };
+    const { message, hint, position } = e as { message: string; hint?: string; position?: string };
+    return { message, ...(hint ? { hint } : {}), ...(Number(position) > 0 ? { position: Number(position) } : {}) };
   }
 }

@@ -67,6 +67,9 @@ export interface RunFailure {
   readonly at?: string;
   /** When it is a statement of the generated file: its plan node (index in plan.nodes), for its line (render.ts renderWithLines). */
   readonly node?: number;
+  /** A server error's position (1-based, in characters) in the statement it was sent, and that statement: for the author's file:line:col. */
+  readonly position?: number;
+  readonly statement?: string;
 }
 
 export interface Progress {
@@ -276,7 +279,7 @@ export async function execute(
       tables = error.tables;
       failure = { code: 'RUNNER', message: error.message, at: "the runner's checks after the last statement" };
     } else if (isServerError(error)) {
-      failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}), ...(currentNode !== undefined ? { node: currentNode } : {}) };
+      failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}), ...(currentNode !== undefined ? { node: currentNode } : {}), ...positionOf(error) };
     } else throw error;
     return { committed: false, report, timings, tables, failure };
   } finally {
@@ -295,6 +298,13 @@ function tracked(tx: postgres.TransactionSql, sent: (query: { cancel: () => unkn
     get: (target, prop, receiver) =>
       prop === 'unsafe' ? (...args: Parameters<typeof target.unsafe>) => note(target.unsafe(...args)) : Reflect.get(target, prop, receiver),
   });
+}
+
+/** The server's position of an error and the statement it is in (postgres.js sets error.query). */
+function positionOf(error: object): { position?: number; statement?: string } {
+  const { position, query } = error as { position?: unknown; query?: unknown };
+  const at = Number(position);
+  return Number.isInteger(at) && at > 0 && typeof query === 'string' ? { position: at, statement: query } : {};
 }
 
 function isServerError(error: unknown): error is { code: string; message: string } {

@@ -44,7 +44,7 @@ export interface RunOutput {
   /** apply --backup: where the removed rows are (null without --backup or when nothing was committed). */
   readonly backup: { readonly dir: string; readonly files: number; readonly rows: number } | null;
   /** line: where the failed statement starts in the generated file (file:line), when it is one of the file's. */
-  readonly error: { readonly code: string; readonly message: string; readonly at: string | null; readonly line?: string } | null;
+  readonly error: { readonly code: string; readonly message: string; readonly at: string | null; readonly line?: string; readonly source?: string } | null;
   /** after_commit: what plan would queue, or what apply queued and how each job ended (absent: the policy has none). */
   readonly sideEffects?: SideEffects;
   readonly startedAt: string;
@@ -149,7 +149,7 @@ export function humanReport(out: RunOutput, color: boolean): string[] {
   // Said once: a refusal or a committed run's pending work is not a "failed" run.
   if (out.error && (out.outcome === 'nothing-matched' || out.outcome === 'refused')) lines.push(out.error.message);
   else if (out.error && out.outcome === 'committed') lines.push(paint(33, out.error.message));
-  else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}${out.error.line ? ` (${out.error.line})` : ''}` : ''}`));
+  else if (out.error) lines.push(paint(31, `failed: ${out.error.message}${out.error.at ? `\n  at: ${out.error.at}${out.error.line ? ` (${out.error.line})` : ''}` : ''}${out.error.source ? `\n  in the policy: ${out.error.source}` : ''}`));
   const verdict: Record<RunOutput['outcome'], string> = {
     committed: paint(32, `committed in ${out.durationMs} ms`),
     'rolled-back': out.error ? paint(31, 'rolled back: nothing was changed') : `rolled back (${out.mode}): nothing was changed`,
