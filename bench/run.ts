@@ -231,10 +231,11 @@ async function viaTx(ctx: Ctx, id: string, flag: boolean): Promise<Outcome> {
     };
   })();
   const options = runOptions(ctx, id, flag);
-  // reviewedPlan(): resolve and validate the policy, render it, compare with the generated file.
-  const { policy, plan } = await resolvePolicy(options.target, options.policiesDir);
-  lap('load + validate + compile policy');
-  const expected = render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });
+  // reviewedPlan(): the reviewed plan from its artifact (generated/<name>.plan.json: the policy
+  // file's sha256, compile, render, compare with the generated file), as runCommand resolves it.
+  const { policy, plan, generatedText } = await resolvePolicy(options.target, options.policiesDir, options.generatedDir);
+  lap(generatedText ? 'reviewed plan from its artifact (sha256, compile, render, compare)' : 'load + validate + compile policy (no current artifact)');
+  const expected = generatedText ?? render(plan, { sourceLabel: sourceLabel(plan, options.generatedDir) });
   const fileText = readFileSync(join(options.generatedDir, `${POLICY}.sql`), 'utf8');
   if (fileText.replace(/\r\n?/g, '\n') !== expected || checksumOf(fileText).recorded !== checksumOf(fileText).actual) throw new Error('generated file is stale');
   lap('render + compare with generated file');
