@@ -26,6 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PACKAGES_HOOK as HOOK } from '../test/helpers/packagesHook.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'dist', 'cli.js');
@@ -84,28 +85,6 @@ function median(values: readonly number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
-
-/**
- * The npm packages a case loads: ESM imports through a resolve hook (which runs on a thread of
- * its own, so it writes synchronously, before a process.exit() can drop the line), CommonJS
- * require()s through the CommonJS resolver.
- */
-const HOOK = `data:text/javascript,${encodeURIComponent(`
-import { register, createRequire } from 'node:module';
-import { writeSync } from 'node:fs';
-const note = (path) => { const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(path); if (m) writeSync(2, '[pkg] ' + m[1] + '\\n'); };
-const Module = createRequire(process.cwd() + '/')('node:module');
-const resolveFilename = Module._resolveFilename;
-Module._resolveFilename = function (...args) { const path = resolveFilename.apply(this, args); note(path); return path; };
-register('data:text/javascript,' + encodeURIComponent(\`
-import { writeSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)\\\\//.exec(r.url);
-  if (m) writeSync(2, '[pkg] ' + m[1] + '\\\\n');
-  return r;
-}\`));
-`)}`;
 
 const DIRECT = new Set(['yargs', 'yaml', 'ajv', 'libpg-query', 'sql-formatter', 'postgres']);
 function packagesOf(c: Case): string {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture } from './harness/db.js';
+import { PACKAGES_HOOK as HOOK } from './helpers/packagesHook.js';
 import { ROOT } from './helpers/scripts.js';
 import { BIN, project, tempAuditLog, why } from './run-helpers.js';
 
@@ -27,28 +28,6 @@ function redisLoadedBy(...specifiers: string[]): string[] {
 }
 
 const dist = (module: string) => pathToFileURL(join(ROOT, 'dist', module)).href;
-
-/**
- * A module hook that names on stderr every npm package a process resolves: ESM imports through
- * a resolve hook (on its own thread, so it writes synchronously), CommonJS require()s through
- * the CommonJS resolver (libpg-query is required).
- */
-const HOOK = `data:text/javascript,${encodeURIComponent(`
-import { register, createRequire } from 'node:module';
-import { writeSync } from 'node:fs';
-const note = (path) => { const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(path); if (m) writeSync(2, '[pkg] ' + m[1] + '\\n'); };
-const Module = createRequire(process.cwd() + '/')('node:module');
-const resolveFilename = Module._resolveFilename;
-Module._resolveFilename = function (...args) { const path = resolveFilename.apply(this, args); note(path); return path; };
-register('data:text/javascript,' + encodeURIComponent(\`
-import { writeSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  const m = /node_modules\\\\/((?:@[^/]+\\\\/)?[^/]+)\\\\//.exec(r.url);
-  if (m) writeSync(2, '[pkg] ' + m[1] + '\\\\n');
-  return r;
-}\`));
-`)}`;
 
 /** The CLI in a scratch project, with the hook: its exit code, stderr, and the packages it loaded. */
 function traced(cwd: string, args: string[]): Promise<{ code: number; stderr: string; packages: Set<string> }> {
