@@ -147,7 +147,7 @@ describe('signals: SIGINT and SIGTERM while a step runs', () => {
     });
   }
 
-  it('SIGINT while it waits on a row lock (before the first delete): exit 130, unchanged', async () => {
+  it('SIGINT while it waits on a row lock (step 5\'s rows; oauth_tokens is referenced by no foreign key, so its DELETE is what waits): exit 130, unchanged', async () => {
     const db = await nexus();
     const before = await snapshot(db.sql);
     const audit = tempAuditLog();
@@ -158,7 +158,7 @@ describe('signals: SIGINT and SIGTERM while a step runs', () => {
       return run.done;
     });
     expect(r.code, why(r)).toBe(130);
-    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 13.*locking its rows/) } });
+    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 13: public\.oauth_tokens/) } });
     expect(await snapshot(db.sql)).toEqual(before);
   });
 });

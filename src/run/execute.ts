@@ -6,6 +6,7 @@ import { stepCondition } from '../plan/print/steps.js';
 import { createsWorkingTable, isSetup, removesRows, reportItems, steps } from '../plan/query.js';
 import { quoteIdent } from '../sql/quote.js';
 import type { RunValues } from '../values.js';
+import { referencedTables } from './rowLocks.js';
 import { analyseChanges, STATS_SQL, toReport, toStats, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
 import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -178,6 +179,8 @@ export async function execute(
       let lastAt: string | undefined;
       // Whether each optional step's table exists, asked at the start (one answer, read only when the locks need it).
       const present = !dryRun && plan.kind === 'purge' ? optionalTables(tx, plan) : undefined;
+      const referenced = !dryRun && plan.kind === 'purge' ? referencedTables(tx, plan) : undefined;
+      referenced?.catch(() => {}); // awaited below; a run that fails before then must not leave it unhandled
       for (const [i, node] of nodes.entries()) {
         if (node.kind === 'begin' || node.kind === 'commit') continue;
         const text = print(node);
@@ -188,8 +191,9 @@ export async function execute(
         if (i === firstChange && !dryRun) {
           if (plan.kind === 'purge') {
             const exists = await present!;
+            const lockable = await referenced!;
             for (const step of steps(plan).reverse()) {
-              if (!stepWillRun(plan, step, values, exists)) continue;
+              if (!stepWillRun(plan, step, values, exists) || !lockable.has(qualified(step.table))) continue;
               const condition = stepCondition(step);
               // Not a statement of the file: its line there is the step's, whose where it runs.
               pipe.send(`SELECT FROM ${qualified(step.table)}${condition ? ` WHERE ${condition}` : ''} FOR UPDATE`, `${heading(step).title} (locking its rows before the first delete, parents first)`, { node: nodes.indexOf(step) });
