@@ -2,9 +2,10 @@
  * apply --subjects-from --resume: purgekit.journal, written in each subject's transaction. A run
  * killed by SIGKILL, or whose connections are terminated (pg_terminate_backend), then resumed:
  * every subject purged exactly once. The journal holds HMACs only and refuses another file.
+ * Batches of 4 subjects (--batch-size 4): a kill lands between or inside batch transactions.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -37,7 +38,7 @@ function summaryOf(stdout: string): Record<string, any> {
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, any>;
 }
 
-/** Spawns an apply and calls `act` once `after` subjects have committed (seen on stderr); resolves at exit. */
+/** Spawns an apply and calls `act` once `after` batches have committed (seen on stderr); resolves at exit. */
 function applyUntil(args: string[], after: number, act: (kill: () => void) => Promise<void>): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -46,7 +47,7 @@ function applyUntil(args: string[], after: number, act: (kill: () => void) => Pr
     child.stdout.resume();
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;
-      if (!acted && (stderr.match(/: committed,/g) ?? []).length >= after) {
+      if (!acted && (stderr.match(/\): committed,/g) ?? []).length >= after) {
         acted = true;
         act(() => child.kill('SIGKILL')).catch(reject);
       }
@@ -61,16 +62,23 @@ describe('apply --subjects-from: journal and --resume', () => {
     const db = await nexusWithUsers();
     const audit = tempAuditLog();
     const file = subjectsFile();
-    const args = ['apply', NEXUS, '--subjects-from', file, '--confirm', db.name, '--connection', db.url, '--audit-log', audit, '--json'];
-    const killed = await applyUntil(args, 5, async (kill) => kill());
+    const args = ['apply', NEXUS, '--subjects-from', file, '--confirm', db.name, '--connection', db.url, '--audit-log', audit, '--json', '--batch-size', '4'];
+    const killed = await applyUntil(args, 2, async (kill) => kill());
     expect(killed.signal).toBe('SIGKILL');
     const done = N - (await left(db));
-    expect(done).toBeGreaterThanOrEqual(5);
+    expect(done).toBeGreaterThanOrEqual(8);
+    // Whole batches only: 4 subjects per transaction, 30 subjects.
+    expect(done % 4).toBe(0);
     expect(done).toBeLessThan(N);
-    // The journal says exactly what was committed: one row per committed subject, HMACs only.
-    const journal = await db.sql<{ line: number; subject: string; outcome: string }[]>`SELECT line, subject, outcome FROM purgekit.journal ORDER BY line`;
+    // The journal says exactly what was committed: one row per committed subject, with its batch, HMACs only
+    // (the audit log's: the email as compared, lower-cased, under the audit log's key).
+    const journal = await db.sql<{ line: number; subject: string; outcome: string; batch: number }[]>`SELECT line, subject, outcome, batch FROM purgekit.journal ORDER BY line`;
     expect(journal.filter((j) => j.outcome === 'committed').length).toBe(done);
-    for (const j of journal) expect(j.subject).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    for (const j of journal) expect(JSON.parse(j.subject)).toEqual({ email: expect.stringMatching(/^hmac-sha256:[0-9a-f]{64}$/) });
+    expect(new Set(journal.map((j) => j.batch)).size).toBe(done / 4);
+    const attempts = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>).filter((r) => r['event'] === 'attempt');
+    const audited = new Map(attempts.flatMap((r) => r['subjects'].map((x: { line: number; params: object }) => [x.line, JSON.stringify(x.params)])));
+    for (const j of journal) expect(j.subject).toBe(audited.get(j.line));
     expect(JSON.stringify(journal)).not.toContain('@example.com');
 
     const resumed = await purgekit([...args, '--resume']);
@@ -89,8 +97,8 @@ describe('apply --subjects-from: journal and --resume', () => {
   it('pg_terminate_backend mid-way: the subject under way is retried, then --resume finds nothing left to do twice', async () => {
     const db = await nexusWithUsers();
     const file = subjectsFile();
-    const args = ['apply', NEXUS, '--subjects-from', file, '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--json'];
-    const run = await applyUntil(args, 5, async () => {
+    const args = ['apply', NEXUS, '--subjects-from', file, '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--json', '--batch-size', '4'];
+    const run = await applyUntil(args, 2, async () => {
       await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${db.name} AND pid <> pg_backend_pid()`;
     });
     const resumed = await purgekit([...args, '--resume']);

@@ -22,6 +22,7 @@ export const RUN_OPTIONS = {
   'subjects-from': { type: 'string', describe: 'plan|apply a purge policy for every subject of this file (CSV with a header naming a lookup\'s params, or JSON lines; - for stdin)' },
   'stop-on-error': { type: 'boolean', default: false, describe: 'With --subjects-from: stop at the first subject that fails' },
   resume: { type: 'boolean', default: false, describe: 'With apply --subjects-from: skip the subjects purgekit.journal says a previous run of this policy, plan and file committed' },
+  'batch-size': { type: 'number', describe: 'With --subjects-from: subjects per transaction (default 50); every check of a single run holds per batch' },
   retries: { type: 'number', default: 3, describe: 'With --subjects-from: retries of a subject that failed on a transient error (lock timeout, deadlock, ...), with backoff' },
   // Batched cleanup (src/commands/batched.ts): steps with batch: run one transaction per batch.
   'pause-ms': { type: 'number', describe: 'Batched cleanup: pause this long between batch transactions (for replicas and other writers)' },
@@ -97,13 +98,13 @@ async function runVolume(command: RunCommandName, input: PolicyInput, interrupt:
   const { args } = input;
   if (command === 'verify') throw new PurgekitError('usage', '--subjects-from goes with plan or apply (of a purge policy)', ExitCode.usage);
   if (args['rehearse']) throw new PurgekitError('usage', '--subjects-from does not go with --rehearse', ExitCode.usage);
-  if (args['backup'] !== undefined) throw new PurgekitError('usage', '--subjects-from does not go with --backup yet (one backup directory per run)', ExitCode.usage);
-  const { runSubjects } = await import('../volume/batches.js');
+  const { runSubjects, DEFAULT_BATCH_SIZE } = await import('../volume/batches.js');
   const retries = retriesOf(args);
   const { exitCode } = await runSubjects(command, {
     ...(await runOptions(input, interrupt, commitSent)),
     subjectsFrom: args['subjects-from'] as string,
     stopOnError: Boolean(args['stop-on-error']),
+    batchSize: args['batch-size'] === undefined ? DEFAULT_BATCH_SIZE : Number(args['batch-size']),
     resume: Boolean(args['resume']),
     tty: Boolean(process.stderr.isTTY),
     retries,

@@ -13,7 +13,7 @@ import type { Policy } from '../policy.js';
 import { checksumOf, render, renderWithLines } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
-import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
+import { execute, type ExecutionResult, type RunControl, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase } from '../run/guards.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
@@ -55,6 +55,21 @@ export interface RunOptions {
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
   /** The reviewed plan, resolved and checked once by a caller that runs it many times (--subjects-from). */
   readonly reviewed?: ReviewedPlan;
+  /** --batch-size (src/volume): several subjects of a subjects file in this run's one transaction. */
+  readonly batch?: BatchRun;
+}
+
+/** One batch of --subjects-from: what stands in for a single subject's values, run id and audit fields. */
+export interface BatchRun {
+  /** The flags, and the first subject's params (the parameter block is set per subject in the transaction). */
+  readonly values: RunValues;
+  /** Every subject's personal values, scrubbed from server messages. */
+  readonly scrub: (text: string) => string;
+  /** The --subjects-from run's id: every batch's records carry it, with the batch's number. */
+  readonly runId: string;
+  /** Added to the batch's audit records (its number, its subjects as HMACs); params are not. */
+  readonly audit: object;
+  readonly beforeNode: NonNullable<RunControl['beforeNode']>;
 }
 
 export interface ReviewedPlan {
@@ -74,7 +89,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   const { policy, plan, file, fileText } = options.reviewed ?? (await reviewedPlan(options));
   if (command === 'verify' && policy.kind !== 'check') throw new UsageError(`${policy.name} is a ${policy.kind} policy: verify runs check policies (use plan or apply)`);
   if (command !== 'verify' && policy.kind === 'check') throw new UsageError(`${policy.name} is a check policy: run it with purgekit verify ${policy.name}`);
-  const values = collectValues(policy, options.values, options.pairs, options.escapedPairs);
+  const values = options.batch?.values ?? collectValues(policy, options.values, options.pairs, options.escapedPairs);
   requireLookup(policy, values);
   // The erasure ledger (src/ledger): a key that is set but too short is refused before connecting.
   const ledgerKey = command === 'apply' ? ledgerKeyFrom(process.env) : undefined;
@@ -88,9 +103,9 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
   // Before anything else touches the database: an audit log that cannot be written stops the
   // apply here (exit 2), not after COMMIT.
   const auditLog = command === 'apply' ? AuditLog.open(options.auditLog) : undefined;
-  const runId = randomUUID();
+  const runId = options.batch?.runId ?? randomUUID();
   const startedAt = new Date();
-  const scrub = personalScrubber(policy, values);
+  const scrub = options.batch?.scrub ?? personalScrubber(policy, values);
   let secrets: readonly string[] = [];
   let conn: ReturnType<typeof connect> | undefined;
   let lost = false;
@@ -112,7 +127,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
     const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
-      auditRecord(auditLog!, event, runId, policy, values, output, systemIdentifier, extra);
+      auditRecord(auditLog!, event, runId, policy, options.batch ? { ...values, params: new Map() } : values, output, systemIdentifier, { ...options.batch?.audit, ...extra });
     if (mode === 'apply' || mode === 'rehearse') {
       try {
         checkDatabase(policy.guard, database);
@@ -170,6 +185,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
                 },
               }
             : {}),
+          ...(options.batch ? { beforeNode: options.batch.beforeNode } : {}),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {

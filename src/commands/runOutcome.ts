@@ -147,13 +147,7 @@ export function auditRecord(
   systemIdentifier: string | null,
   extra: object,
 ): object {
-  const params: Record<string, string> = {};
-  for (const [name, value] of values.params) {
-    const decl = policy.params.find((p) => p.name === name);
-    const personal = decl?.personal ?? true;
-    const value_ = compared(value, decl?.normalize);
-    params[name] = personal ? log.pseudonymize(value_) : value_;
-  }
+  const params = auditParams(log, policy, values.params);
   return {
     version: 1,
     // attempt: written just before COMMIT (outcome "committing"); outcome: once it is known.
@@ -175,4 +169,16 @@ export function auditRecord(
     ...(event === 'outcome' ? { exitCode: output.exitCode, failedCheck: output.error } : {}),
     ...extra,
   };
+}
+
+/** A subject's params as the audit log (and the volume journal) write them: personal ones HMAC'd as compared, the others in clear. */
+export function auditParams(log: Pick<AuditLog, 'pseudonymize'>, policy: Policy, given: ReadonlyMap<string, string>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, value] of given) {
+    const decl = policy.params.find((p) => p.name === name);
+    const personal = decl?.personal ?? true;
+    const value_ = compared(value, decl?.normalize);
+    params[name] = personal ? log.pseudonymize(value_) : value_;
+  }
+  return params;
 }

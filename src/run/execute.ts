@@ -93,6 +93,20 @@ export interface RunControl {
    * (the volume journal, src/volume/journal.ts) that must commit with the run or not at all. A throw rolls back.
    */
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
+  /**
+   * --batch-size (src/volume/batchLookup.ts): called before each node's statement is sent; it may
+   * send statements of its own first (several subjects' lookups), and returns true when they
+   * stand in for the node's own statement.
+   */
+  readonly beforeNode?: (node: PlanNode, context: NodeContext) => Promise<boolean>;
+}
+
+/** What beforeNode may use: the run's pipeline, the node's heading, the mode's printer. */
+export interface NodeContext {
+  readonly pipe: Pipeline;
+  readonly at: string | undefined;
+  readonly index: number;
+  readonly print: (node: PlanNode) => { readonly sql: string } | null;
 }
 
 class Interrupted extends Error {}
@@ -210,6 +224,10 @@ export async function execute(
           await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
         }
         if (control.interrupt?.aborted) throw new Interrupted();
+        if (control.beforeNode && (await control.beforeNode(node, { pipe, at, index: i, print }))) {
+          lastAt = at;
+          continue;
+        }
         // Each statement that writes a report row returns it (or is followed by the SELECT of
         // what its DO block wrote): the report is collected as the answers come in, so when a
         // statement fails (a guard, a check, a timeout) --json still says what matched and

@@ -1,47 +1,45 @@
 /**
- * plan|apply <purge policy> --subjects-from <file|->: the subjects of a file run one after
- * another through the single-subject runner (runCommand), so that every check of a single run
- * (lookup, multi-match, preserve, unplanned changes, expectations, audit) holds per subject.
- *
- * Today a batch is one subject: one transaction per subject. A subject not found is reported
- * and is not an error; a subject that fails a guard or check is reported with its line and the
- * run goes on (or stops with --stop-on-error); a transient failure (exit 7) is retried with
- * backoff a bounded number of times. The run exits with the worst code of its subjects.
+ * plan|apply <purge policy> --subjects-from <file|->: the subjects of a file in batches of
+ * --batch-size, ONE transaction per batch (runBatch.ts), every check of a single run applied to
+ * each batch (lookups per subject, several matches, preserve, unplanned changes, expectations,
+ * audit). A subject that is not found is reported and is not an error; a subject that fails a
+ * guard is reported with its line and its batch runs again without it; the run goes on (or stops
+ * with --stop-on-error); a transient failure (exit 7) is retried with backoff a bounded number
+ * of times. The run exits with the worst code of its subjects.
  */
+import { randomUUID } from 'node:crypto';
 import { kebab } from '../core/names.js';
 import { ExitCode, UsageError } from '../core/errors.js';
-import { reviewedPlan, runCommand, type RunOptions } from '../commands/run.js';
-import { readSubjects, subjectsPath, validateSubjects } from './subjects.js';
+import { reviewedPlan, type RunOptions } from '../commands/run.js';
+import { readSubjects, subjectsPath, validateSubjects, type Subject } from './subjects.js';
 import { fileSha256, Journal } from './journal.js';
 import { checksumOf } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
 import { connect, connected } from '../db/connect.js';
 import { volumeProgress } from './progress.js';
+import { settleBatch, type BatchContext, type SubjectOutcome, type SubjectResult } from './runBatch.js';
+import { unbatchable } from './batchable.js';
+
+export type { SubjectOutcome, SubjectResult } from './runBatch.js';
+
+/** --batch-size's default: bench/volume.ts (1,000 subjects) is within a few percent from 50 up; smaller batches lose more to the runner's fixed cost per transaction, larger ones hold their locks longer. */
+export const DEFAULT_BATCH_SIZE = 50;
 
 export interface VolumeOptions extends RunOptions {
   readonly subjectsFrom: string;
   readonly stopOnError: boolean;
+  /** Subjects per transaction. */
+  readonly batchSize: number;
   /** apply: skip the lines that the journal says a previous run of this policy + plan + file finished. */
   readonly resume: boolean;
   /** Tries after the first for a transient failure (exit 7). */
   readonly retries: number;
   /** Backoff before the first retry, doubled each time. */
   readonly backoffMs: number;
-  /** One JSON line per subject and a summary on stdout. */
+  /** One JSON line per subject and per batch, and a summary, on stdout. */
   readonly jsonLine?: (doc: object) => void;
-  /** stderr is a terminal: a progress bar instead of one line per subject. */
+  /** stderr is a terminal: a progress bar instead of one line per batch. */
   readonly tty?: boolean;
-}
-
-export type SubjectOutcome = 'committed' | 'not-found' | 'read-only' | 'failed' | 'skipped' | 'done-before';
-
-export interface SubjectResult {
-  readonly line: number;
-  readonly outcome: SubjectOutcome;
-  readonly exitCode: number;
-  readonly tries: number;
-  readonly deleted: number;
-  readonly error: string | null;
 }
 
 export interface VolumeSummary {
@@ -58,6 +56,11 @@ export interface VolumeSummary {
   readonly doneBefore: number;
   /** apply: purgekit.journal's run id (sha256 of policy, plan sha256, subjects file sha256). */
   readonly runId: string | null;
+  /** This run's id in the audit log: every batch's records carry it, with the batch's number. */
+  readonly auditRunId: string;
+  readonly batchSize: number;
+  /** Transactions run (a batch run again without a refused subject, or one per subject, counts again). */
+  readonly batches: number;
   readonly deleted: number;
   /** exit code -> how many subjects ended with it */
   readonly exitCodes: Record<string, number>;
@@ -68,7 +71,7 @@ export interface VolumeSummary {
 export async function runSubjects(command: 'plan' | 'apply', options: VolumeOptions): Promise<{ summary: VolumeSummary; exitCode: number }> {
   const started = Date.now();
   // Resolved, compiled and checked against generated/ once (a stale file is refused before the
-  // first subject), then handed to every subject's run.
+  // first subject), then handed to every batch's run.
   const reviewed = await reviewedPlan(options);
   const { policy } = reviewed;
   if (policy.kind !== 'purge' || !policy.subject) throw new UsageError(`--subjects-from goes with a purge policy: ${policy.name} is a ${policy.kind} policy`);
@@ -77,10 +80,13 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       throw new UsageError(`--${kebab(p.name)}: the subjects come from ${options.subjectsFrom}; give the params there, not on the command line`);
     }
   }
+  if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > 10_000) throw new UsageError(`--batch-size ${options.batchSize}: expected a whole number from 1 to 10000`);
   const { path, label } = await subjectsPath(options.subjectsFrom);
   // Every line is checked before the first subject runs: a bad line deletes nothing.
   const total = await validateSubjects(path, label, policy);
-  options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}`);
+  const why = unbatchable(policy);
+  const batchSize = why ? 1 : options.batchSize;
+  options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}, ${batchSize} per transaction${why && options.batchSize > 1 ? ` (not ${options.batchSize}: ${why})` : ''}`);
   if (options.resume && command !== 'apply') throw new UsageError('--resume goes with apply --subjects-from');
   // apply: the journal (purgekit.journal, in the database) and the audit log's key for the subjects' HMACs.
   const planSha256 = checksumOf(reviewed.fileText).actual;
@@ -98,75 +104,61 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
   }
 
   async function loop(journal: Journal | undefined, auditLog: AuditLog | undefined) {
-    const results: SubjectResult[] = [];
+    // Outcomes are counted as they come; only the failed subjects' lines are kept (100,000 subjects stay small).
+    const counts = new Map<SubjectOutcome, number>();
+    const exitCodes: Record<string, number> = {};
+    let worst = 0;
+    let interrupted: number | undefined;
+    let deleted = 0;
     const progress = volumeProgress(total, Boolean(options.tty), options.stderr);
-    let stop = false;
+    const add = (r: SubjectResult) => {
+      counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
+      if (r.outcome === 'skipped') return;
+      exitCodes[r.exitCode] = (exitCodes[r.exitCode] ?? 0) + 1;
+      if (r.exitCode === ExitCode.interrupted || r.exitCode === ExitCode.terminated) interrupted ??= r.exitCode;
+      if (r.outcome === 'failed') worst = Math.max(worst, r.exitCode);
+    };
+    const skip = (s: Subject, outcome: SubjectOutcome) => add({ line: s.line, outcome, exitCode: 0, tries: 0, batch: null, matched: null, deleted: null, error: null });
+    const ctx: BatchContext = {
+      command, options, reviewed, journal, auditLog, label, runId: randomUUID(), next: 1, stopped: false,
+      note: (line) => progress.note(line),
+      skip: (subjects) => subjects.forEach((s) => skip(s, 'skipped')),
+      ended: (batch, subjects) => {
+        deleted += batch.outcome === 'committed' ? batch.deleted : 0;
+        for (const s of subjects) {
+          add(s);
+          options.jsonLine?.({ kind: 'subject', ...s });
+        }
+        options.jsonLine?.(batch);
+        const lines = [`${label}: batch ${batch.batch} (${describeLines(batch.lines)}): ${describeBatch(batch)}`];
+        for (const s of subjects) if (s.outcome === 'failed' || s.outcome === 'not-found') lines.push(`${label}:${s.line}: ${describeSubject(s)}`);
+        progress.batch(lines, subjects.length, subjects.some((s) => s.outcome === 'failed'));
+        if (options.stopOnError && subjects.some((s) => s.outcome === 'failed') && !ctx.stopped) {
+          ctx.stopped = true;
+          progress.note(`--stop-on-error: stopping after ${label}:${subjects.find((s) => s.outcome === 'failed')!.line}; the batches before it are done, the subjects after it are not run`);
+        }
+      },
+    };
+    let pending: Subject[] = [];
     for await (const subject of readSubjects(path, label, policy)) {
-      if (journal?.done.has(subject.line)) {
-        results.push({ line: subject.line, outcome: 'done-before', exitCode: 0, tries: 0, deleted: 0, error: null });
-        continue;
-      }
-      if (stop) {
-        results.push({ line: subject.line, outcome: 'skipped', exitCode: 0, tries: 0, deleted: 0, error: null });
-        continue;
-      }
-      const digest = auditLog?.pseudonymize(JSON.stringify([...subject.values].sort())) ?? '';
-      const values = { ...options.values, ...Object.fromEntries([...subject.values].map(([k, v]) => [kebab(k), v])) };
-      let tries = 0;
-      let outcome;
-      for (;;) {
-        tries++;
-        const lines: string[] = [];
-        outcome = await runCommand(command, {
-          ...options,
-          reviewed,
-          values,
-          stderr: (l) => lines.push(l),
-          ...(journal ? { inTransaction: (tx: Parameters<Journal['committed']>[0]) => journal.committed(tx, subject.line, digest) } : {}),
-        });
-        if (outcome.exitCode !== ExitCode.transient || tries > options.retries || options.interrupt?.aborted) break;
-        const wait = options.backoffMs * 2 ** (tries - 1);
-        progress.note(`${label}:${subject.line}: transient failure (${outcome.output.error?.message ?? 'exit 7'}); retry ${tries} of ${options.retries} in ${wait} ms`);
-        await new Promise((r) => setTimeout(r, wait));
-      }
-      const { output, exitCode } = outcome;
-      const deleted = output.tables.reduce((n, t) => n + t.deleted, 0);
-      const result: SubjectResult = {
-        line: subject.line,
-        outcome: exitCode !== ExitCode.ok ? 'failed' : output.outcome === 'nothing-matched' ? 'not-found' : output.outcome === 'committed' ? 'committed' : 'read-only',
-        exitCode,
-        tries,
-        deleted,
-        error: exitCode !== ExitCode.ok ? (output.error?.message ?? `exit ${exitCode}`) : null,
-      };
-      results.push(result);
-      if (journal && (result.outcome === 'not-found' || result.outcome === 'failed')) {
-        await journal.recorded(subject.line, digest, result.outcome, exitCode).catch((e: Error) => progress.note(`warning: ${label}:${subject.line}: not recorded in purgekit.journal (${e.message}); --resume will run it again`));
-      }
-      options.jsonLine?.({ kind: 'subject', ...result });
-      progress.subject(`${label}:${subject.line}: ${describe(result, output.subject?.matched)}`, result.outcome === 'failed');
-      if (exitCode === ExitCode.interrupted || exitCode === ExitCode.terminated) stop = true;
-      // The policy's guard refused the database (or the confirmation): it refuses every subject alike.
-      if (output.outcome === 'refused') {
-        stop = true;
-        progress.note(`the run stops: the guard refuses every subject alike (${output.error?.message ?? 'refused'})`);
-      }
-      if (result.outcome === 'failed' && options.stopOnError) {
-        stop = true;
-        progress.note(`--stop-on-error: stopping after ${label}:${subject.line}; the subjects before it are done, those after it are not run`);
+      if (journal?.done.has(subject.line)) skip(subject, 'done-before');
+      else if (ctx.stopped) skip(subject, 'skipped');
+      else pending.push(subject);
+      if (pending.length >= batchSize) {
+        const batch = pending;
+        pending = [];
+        await settleBatch(ctx, batch);
       }
     }
+    await settleBatch(ctx, pending);
+    if (ctx.refused) progress.note(`the run stops: the guard refuses every subject alike (${ctx.refused})`);
     progress.stop();
-    const count = (o: SubjectOutcome) => results.filter((r) => r.outcome === o).length;
-    const exitCodes: Record<string, number> = {};
-    for (const r of results) if (r.outcome !== 'skipped') exitCodes[r.exitCode] = (exitCodes[r.exitCode] ?? 0) + 1;
-    const interrupted = results.find((r) => r.exitCode === ExitCode.interrupted || r.exitCode === ExitCode.terminated);
-    const worst = interrupted ? interrupted.exitCode : Math.max(0, ...results.filter((r) => r.outcome === 'failed').map((r) => r.exitCode));
+    const count = (o: SubjectOutcome) => counts.get(o) ?? 0;
     const summary: VolumeSummary = {
       kind: 'summary',
       policy: policy.name,
       command,
-      subjects: results.length,
+      subjects: [...counts.values()].reduce((a, b) => a + b, 0),
       committed: count('committed'),
       notFound: count('not-found'),
       readOnly: count('read-only'),
@@ -174,34 +166,53 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       skipped: count('skipped'),
       doneBefore: count('done-before'),
       runId: journal?.runId ?? null,
-      deleted: results.reduce((n, r) => n + r.deleted, 0),
+      auditRunId: ctx.runId,
+      batchSize,
+      batches: ctx.next - 1,
+      deleted,
       exitCodes,
-      exitCode: worst,
+      exitCode: interrupted ?? worst,
       durationMs: Date.now() - started,
     };
     options.jsonLine?.(summary);
-    // The audit log: each subject has its own attempt and outcome records (a single run's); the run's summary closes them.
+    // The audit log: each batch has its own attempt and outcome records (a single run's, with the batch's number and subjects); the run's summary closes them.
     try {
-      auditLog?.append({ version: 1, event: 'volume-summary', journalRunId: summary.runId, planSha256, subjectsFile: label, finishedAt: new Date().toISOString(), ...summary });
+      auditLog?.append({ version: 1, event: 'volume-summary', journalRunId: summary.runId, planSha256, subjectsFile: label, finishedAt: new Date().toISOString(), ...summary, runId: ctx.runId });
     } catch (e) {
       options.stderr(`warning: the audit log's summary record could not be written to ${options.auditLog}: ${(e as Error).message}`);
     }
     options.stderr(
-      `${summary.subjects} subjects: ${summary.committed} committed, ${summary.notFound} not found, ${summary.readOnly} read-only, ${summary.failed} failed, ${summary.skipped} not run${summary.doneBefore ? `, ${summary.doneBefore} done before (--resume)` : ''}; ${summary.deleted} rows deleted` +
+      `${summary.subjects} subjects in ${summary.batches} ${summary.batches === 1 ? 'transaction' : 'transactions'}: ${summary.committed} committed, ${summary.notFound} not found, ${summary.readOnly} read-only, ${summary.failed} failed, ${summary.skipped} not run${summary.doneBefore ? `, ${summary.doneBefore} done before (--resume)` : ''}; ${summary.deleted} rows deleted` +
         (summary.failed ? `; exit codes ${Object.entries(exitCodes).map(([c, n]) => `${c}: ${n}`).join(', ')}` : ''),
     );
-    return { summary, exitCode: worst };
+    return { summary, exitCode: summary.exitCode };
   }
 }
 
-function describe(r: SubjectResult, matched: number | undefined): string {
-  switch (r.outcome) {
+function describeLines(lines: readonly number[]): string {
+  return lines.length === 1 ? `line ${lines[0]}` : `${lines.length} subjects, lines ${lines[0]}-${lines.at(-1)}`;
+}
+
+function describeBatch(b: { outcome: string; deleted: number; tries: number; exitCode: number; error: string | null; durationMs: number }): string {
+  const tries = b.tries > 1 ? ` (after ${b.tries} tries)` : '';
+  switch (b.outcome) {
     case 'committed':
-      return `committed, ${r.deleted} rows deleted${r.tries > 1 ? ` (after ${r.tries} tries)` : ''}`;
+      return `committed, ${b.deleted} rows deleted in ${b.durationMs} ms${tries}`;
+    case 'not-found':
+      return 'nothing found: nothing to purge';
+    case 'read-only':
+      return 'read-only (plan)';
+    default:
+      return `FAILED (exit ${b.exitCode}${tries}): ${b.error}, rolled back`;
+  }
+}
+
+function describeSubject(r: SubjectResult): string {
+  switch (r.outcome) {
     case 'not-found':
       return 'not found: nothing to purge';
     case 'read-only':
-      return `would purge (${matched ?? '?'} matched), read-only`;
+      return `would purge (${r.matched ?? '?'} matched), read-only`;
     default:
       return `FAILED (exit ${r.exitCode}${r.tries > 1 ? `, ${r.tries} tries` : ''}): ${r.error}`;
   }

@@ -1,10 +1,11 @@
 /**
- * The volume journal: purgekit.journal in the target database. A committed subject's row is
- * written in the subject's own transaction, just before COMMIT (RunControl.inTransaction), so
+ * The volume journal: purgekit.journal in the target database. The lines of a committed batch
+ * (--batch-size) are written in the batch's own transaction, with its number, just before COMMIT (RunControl.inTransaction), so
  * the journal cannot disagree with what was committed: a run killed at any moment (SIGKILL, a
  * lost connection, a server restart) is resumed with --resume, which skips exactly the
  * committed (and not-found) lines. Failed subjects are recorded after their rollback, on their
- * own. A subject is stored as an HMAC under the audit log's key, never in clear.
+ * own. A subject is stored as its params as the audit log writes them (runOutcome.ts auditParams:
+ * personal values HMAC'd under the audit log's key after the policy's normalize), never in clear.
  *
  * The run id is sha256(policy, plan sha256, subjects file sha256): a journal of another plan or
  * another subjects file has another id, and --resume refuses it.
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS purgekit.journal (
   exit_code integer NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (run_id, line)
-)`;
+);
+ALTER TABLE purgekit.journal ADD COLUMN IF NOT EXISTS batch integer`;
 
 export interface JournalKey {
   readonly policy: string;
@@ -80,21 +82,32 @@ export class Journal {
     return new Journal(sql, key, done);
   }
 
-  /** In the subject's transaction, just before COMMIT. */
-  async committed(tx: postgres.TransactionSql, line: number, subject: string): Promise<void> {
-    await this.write(tx, line, subject, 'committed', 0);
+  /**
+   * In the batch's transaction, just before COMMIT: every line it held, committed or (found
+   * nothing in it) not found, with the batch's number. One statement whatever the batch's size.
+   */
+  async committed(tx: postgres.TransactionSql, batch: number, lines: readonly { line: number; subject: string; outcome: 'committed' | 'not-found' }[]): Promise<void> {
+    await this.write(tx, lines.map((l) => ({ ...l, exitCode: 0 })), batch);
   }
 
-  /** After the subject's transaction ended without a commit (not found, failed). */
-  async recorded(line: number, subject: string, outcome: Exclude<JournalOutcome, 'committed'>, exitCode: number): Promise<void> {
-    await this.write(this.sql, line, subject, outcome, exitCode);
+  /** After a batch's transaction ended without a commit: its lines not found, or failed. */
+  async recorded(lines: readonly JournalLine[]): Promise<void> {
+    await this.write(this.sql, lines, null);
   }
 
-  private async write(sql: postgres.Sql | postgres.TransactionSql, line: number, subject: string, outcome: JournalOutcome, exitCode: number): Promise<void> {
+  private async write(sql: postgres.Sql | postgres.TransactionSql, lines: readonly JournalLine[], batch: number | null): Promise<void> {
     const k = this.key;
     await sql`
-      INSERT INTO purgekit.journal (run_id, policy, plan_sha256, subjects_sha256, line, subject, outcome, exit_code)
-      VALUES (${this.runId}, ${k.policy}, ${k.planSha256}, ${k.subjectsSha256}, ${line}, ${subject}, ${outcome}, ${exitCode})
-      ON CONFLICT (run_id, line) DO UPDATE SET outcome = excluded.outcome, exit_code = excluded.exit_code, subject = excluded.subject, recorded_at = now()`;
+      INSERT INTO purgekit.journal (run_id, policy, plan_sha256, subjects_sha256, line, subject, outcome, exit_code, batch)
+      SELECT ${this.runId}, ${k.policy}, ${k.planSha256}, ${k.subjectsSha256}, l.line, l.subject, l.outcome, l.exit_code, ${batch}::int
+      FROM unnest(${lines.map((l) => l.line)}::int[], ${lines.map((l) => l.subject)}::text[], ${lines.map((l) => l.outcome)}::text[], ${lines.map((l) => l.exitCode)}::int[]) AS l (line, subject, outcome, exit_code)
+      ON CONFLICT (run_id, line) DO UPDATE SET outcome = excluded.outcome, exit_code = excluded.exit_code, subject = excluded.subject, batch = excluded.batch, recorded_at = now()`;
   }
+}
+
+export interface JournalLine {
+  readonly line: number;
+  readonly subject: string;
+  readonly outcome: JournalOutcome;
+  readonly exitCode: number;
 }

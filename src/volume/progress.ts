@@ -1,19 +1,20 @@
 /**
  * Progress of a --subjects-from run on stderr: at a terminal a cli-progress bar (subjects done,
- * rate, ETA) with the failures printed above it; elsewhere one line per subject.
+ * rate, ETA) with the failures printed above it; elsewhere one line per batch (and one per
+ * subject not found or failed).
  */
 import cliProgress from 'cli-progress';
 
 export interface VolumeProgress {
-  /** One subject finished: `line` is what a log shows; `failed` lines are shown at a terminal too. */
-  subject(line: string, failed: boolean): void;
-  /** A message that is not about one subject (a retry, --stop-on-error). */
+  /** A batch ended with `subjects` subjects settled; `lines` are what a log shows, `failed` ones are shown at a terminal too. */
+  batch(lines: readonly string[], subjects: number, failed: boolean): void;
+  /** A message that is not about one batch (a retry, --stop-on-error). */
   note(line: string): void;
   stop(): void;
 }
 
 export function volumeProgress(total: number, tty: boolean, say: (line: string) => void): VolumeProgress {
-  if (!tty) return { subject: (line) => say(line), note: say, stop: () => {} };
+  if (!tty) return { batch: (lines) => lines.forEach((l) => say(l)), note: say, stop: () => {} };
   const bars = new cliProgress.MultiBar(
     { format: 'subjects {bar} {value}/{total} | {rate}/s | ETA {eta_formatted}', hideCursor: true, clearOnComplete: false, stream: process.stderr, etaBuffer: 50 },
     cliProgress.Presets.shades_classic,
@@ -22,9 +23,9 @@ export function volumeProgress(total: number, tty: boolean, say: (line: string) 
   const started = Date.now();
   let done = 0;
   return {
-    subject(line, failed) {
-      done++;
-      if (failed) bars.log(`${line}\n`);
+    batch(lines, subjects, failed) {
+      done += subjects;
+      if (failed) for (const line of lines) bars.log(`${line}\n`);
       bar.update(done, { rate: (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1) });
     },
     note: (line) => bars.log(`${line}\n`),
