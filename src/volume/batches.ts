@@ -9,7 +9,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { kebab } from '../core/names.js';
-import { ExitCode, UsageError } from '../core/errors.js';
+import { readdir } from 'node:fs/promises';
+import { BackupError, ExitCode, UsageError } from '../core/errors.js';
 import { reviewedPlan, type RunOptions } from '../commands/run.js';
 import { readSubjects, subjectsPath, validateSubjects, type Subject } from './subjects.js';
 import { fileSha256, Journal } from './journal.js';
@@ -17,7 +18,7 @@ import { checksumOf } from '../render/render.js';
 import { AuditLog } from '../run/audit.js';
 import { connect, connected } from '../db/connect.js';
 import { volumeProgress } from './progress.js';
-import { settleBatch, type BatchContext, type SubjectOutcome, type SubjectResult } from './runBatch.js';
+import { settleBatch, type BatchContext, type BatchResult, type SubjectOutcome, type SubjectResult } from './runBatch.js';
 import { unbatchable } from './batchable.js';
 
 export type { SubjectOutcome, SubjectResult } from './runBatch.js';
@@ -88,6 +89,10 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
   const batchSize = why ? 1 : options.batchSize;
   options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}, ${batchSize} per transaction${why && options.batchSize > 1 ? ` (not ${options.batchSize}: ${why})` : ''}`);
   if (options.resume && command !== 'apply') throw new UsageError('--resume goes with apply --subjects-from');
+  // --backup: one directory per batch inside it (runBatch.ts); a new or empty one, as for a single run (--resume adds to it).
+  if (options.backup && command === 'apply' && !options.resume && (await readdir(options.backup).catch(() => [])).length) {
+    throw new BackupError(`--backup ${options.backup}: the directory is not empty (with --subjects-from it gets one directory per batch; --resume adds to the one of the run it resumes)`);
+  }
   // apply: the journal (purgekit.journal, in the database) and the audit log's key for the subjects' HMACs.
   const planSha256 = checksumOf(reviewed.fileText).actual;
   const journalConn = command === 'apply' ? connect(options.connection, () => {}) : undefined;
@@ -193,7 +198,7 @@ function describeLines(lines: readonly number[]): string {
   return lines.length === 1 ? `line ${lines[0]}` : `${lines.length} subjects, lines ${lines[0]}-${lines.at(-1)}`;
 }
 
-function describeBatch(b: { outcome: string; deleted: number; tries: number; exitCode: number; error: string | null; durationMs: number }): string {
+function describeBatch(b: BatchResult): string {
   const tries = b.tries > 1 ? ` (after ${b.tries} tries)` : '';
   switch (b.outcome) {
     case 'committed':
@@ -203,7 +208,8 @@ function describeBatch(b: { outcome: string; deleted: number; tries: number; exi
     case 'read-only':
       return 'read-only (plan)';
     default:
-      return `FAILED (exit ${b.exitCode}${tries}): ${b.error}, rolled back`;
+      return `FAILED (exit ${b.exitCode}${tries}): ${b.error}; rolled back` +
+        (b.rerun === 'one-per-transaction' ? `, its ${b.lines.length} subjects run again one per transaction` : b.rerun === 'without-refused' ? ', its other subjects run again without the refused ones' : '');
   }
 }
 

@@ -52,6 +52,8 @@ export interface BatchResult {
   readonly error: string | null;
   /** apply --backup: the batch's backup directory (restorable on its own). */
   readonly backup: string | null;
+  /** A failed batch's subjects that run again: without the ones the guard refused, or each alone. */
+  readonly rerun: 'without-refused' | 'one-per-transaction' | null;
 }
 
 export interface BatchContext {
@@ -91,7 +93,7 @@ export async function settleBatch(ctx: BatchContext, subjects: readonly Subject[
   const error = ok ? null : (output.error?.message ?? `exit ${exitCode}`);
   const result: BatchResult = {
     kind: 'batch', batch: batch.number, lines: subjects.map((s) => s.line), outcome: batchOutcome, exitCode, tries: batch.tries, deleted,
-    durationMs: output.durationMs, error, backup: ok && output.backup ? output.backup.dir : null,
+    durationMs: output.durationMs, error, backup: ok && output.backup ? output.backup.dir : null, rerun: null,
   };
   const one = subjects.length === 1;
   const each = (s: Subject, o: SubjectOutcome, code = exitCode, why = error): SubjectResult => ({
@@ -119,15 +121,15 @@ export async function settleBatch(ctx: BatchContext, subjects: readonly Subject[
       const why = tally.refused.get(s.line)!;
       return each(s, 'failed', guardExitCode(guardOf(why.code)!), why.message);
     });
-    ctx.ended(result, failed);
+    const rest = subjects.filter((s) => !tally.refused.has(s.line));
+    ctx.ended({ ...result, rerun: rest.length ? 'without-refused' : null }, failed);
     await record(ctx, failed, members);
-    await settleBatch(ctx, subjects.filter((s) => !tally.refused.has(s.line)));
+    await settleBatch(ctx, rest);
     return;
   }
   // Another check failed: it cannot be pinned on one subject of several; each runs again alone.
   if (!one && !ctx.stopped && exitCode !== ExitCode.transient) {
-    ctx.note(`${ctx.label}: batch ${batch.number} (lines ${subjects[0]!.line}-${subjects.at(-1)!.line}) failed (exit ${exitCode}: ${error}); rolled back, its ${subjects.length} subjects run again one per transaction`);
-    ctx.ended(result, []);
+    ctx.ended({ ...result, rerun: 'one-per-transaction' }, []);
     for (const s of subjects) await settleBatch(ctx, [s]);
     return;
   }
