@@ -10,6 +10,11 @@
  *   BENCH_VOLUME_SUBJECTS   subjects (default 1000)
  *   BENCH_VOLUME_BATCHES    --batch-size values to time, comma-separated (default: the default, 50)
  *   BENCH_VOLUME_PSQL       0: no psql loop (the RSS run at 100,000 subjects)
+ *   BENCH_VOLUME_NODE_FLAGS flags for the apply's node, e.g. --max-old-space-size=48
+ *   BENCH_VOLUME_BY         email (default) or user_id: the subjects file's column. The email
+ *                           lookup reads three columns, only one of them indexed: a scan of
+ *                           user_profiles per subject, for purgekit and psql alike, which at
+ *                           100,000 users is most of the time; user_id is the primary key.
  *
  * The batched cleanup (1M of 5M rows) is bench/cleanup.ts (npm run bench:cleanup).
  */
@@ -24,6 +29,9 @@ import { DEFAULT_BATCH_SIZE } from '../src/volume/batches.js';
 const N = Number(process.env['BENCH_VOLUME_SUBJECTS'] ?? 1000);
 const SIZES = (process.env['BENCH_VOLUME_BATCHES'] ?? String(DEFAULT_BATCH_SIZE)).split(',').map(Number);
 const PSQL = process.env['BENCH_VOLUME_PSQL'] !== '0';
+/** Flags for the apply's node (e.g. --max-old-space-size=64, to tell a leak from a lazy collector). */
+const NODE_FLAGS = (process.env['BENCH_VOLUME_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
+const BY = process.env['BENCH_VOLUME_BY'] === 'user_id' ? 'user_id' : 'email';
 const ROOT = join(import.meta.dirname, '..');
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -48,16 +56,16 @@ try {
     await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE pk_bench_volume_template`);
     return { name, url: server.url.replace(/\/postgres$/, `/${name}`) };
   };
-  const emails = Array.from({ length: N }, (_, i) => `v${i + 1}@example.com`);
+  const keys = Array.from({ length: N }, (_, i) => (BY === 'email' ? `v${i + 1}@example.com` : `auth|v${i + 1}`));
   const subjects = join(dir, 'subjects.csv');
-  writeFileSync(subjects, `email\n${emails.join('\n')}\n`);
+  writeFileSync(subjects, `${BY}\n${keys.join('\n')}\n`);
 
   // purgekit: the built CLI, as an operator runs it; /usr/bin/time for the peak RSS.
   const runs: { size: number; ms: number; rssMb: number; batches: number }[] = [];
   for (const size of SIZES) {
     const db = await copy();
     const started = performance.now();
-    const pk = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, join(ROOT, 'dist', 'cli.js'), 'apply', 'nexus-purge-user', '--subjects-from', subjects, '--batch-size', String(size),
+    const pk = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, ...NODE_FLAGS, join(ROOT, 'dist', 'cli.js'), 'apply', 'nexus-purge-user', '--subjects-from', subjects, '--batch-size', String(size),
       '--confirm', db.name, '--connection', db.url, '--audit-log', join(dir, 'audit.jsonl'), '--json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 30 });
     const ms = performance.now() - started;
     const summary = JSON.parse(pk.stdout.trim().split('\n').at(-1)!) as { committed: number; batches: number };
@@ -73,7 +81,7 @@ try {
     const db = await copy();
     const script = readFileSync(join(ROOT, 'generated', 'nexus-purge-user.sql'), 'utf8');
     const file = join(dir, 'loop.sql');
-    writeFileSync(file, emails.map((e) => script.replace('NULL::text AS email', `'${e}'::text AS email`)).join('\n'));
+    writeFileSync(file, keys.map((k) => script.replace(`NULL::text AS ${BY}`, `'${k}'::text AS ${BY}`)).join('\n'));
     const started = performance.now();
     const ps = spawnSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', db.url, '-f', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
     psqlMs = performance.now() - started;
@@ -82,7 +90,7 @@ try {
   }
   await admin.end();
 
-  say(`subjects: ${N}`);
+  say(`subjects: ${N}, by ${BY}`);
   for (const r of runs) {
     const ratio = psqlMs === undefined ? undefined : r.ms / psqlMs;
     const target = r.size === DEFAULT_BATCH_SIZE ? ' (target <= 1.0x at the default batch size)' : '';

@@ -108,9 +108,10 @@ export function batchLookup(plan: Plan, members: readonly BatchMember[], forceMu
       }
     }
     if (tally.refused.size === 0) return;
-    // Several matches first (exit 3), as the single run's guard says it first.
-    const refused = [...tally.refused].sort(([a, x], [b, y]) => (x.code === y.code ? a - b : x.code === GuardCode.multipleSubjects ? -1 : 1));
+    // Several matches raise PK003 (exit 3) as the single run's guard does; they are named last, next to the runner's --force-multi hint.
+    const refused = [...tally.refused].sort(([a, x], [b, y]) => (x.code === y.code ? a - b : x.code === GuardCode.multipleSubjects ? 1 : -1));
+    const code = refused.some(([, r]) => r.code === GuardCode.multipleSubjects) ? GuardCode.multipleSubjects : refused[0]![1].code;
     const message = refused.map(([line, r]) => `line ${line}: ${r.message}`).join('; ');
-    pipe.send(`SELECT pg_temp.purgekit_raise(${quoteLiteral(refused[0]![1].code)}, ${quoteLiteral(`batch refused by the subject guard: ${message}`)})`, at);
+    pipe.send(`SELECT pg_temp.purgekit_raise(${quoteLiteral(code)}, ${quoteLiteral(`batch refused by the subject guard: ${message}`)})`, at);
   }
 }

@@ -195,14 +195,16 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
 }
 
 function describeLines(lines: readonly number[]): string {
-  return lines.length === 1 ? `line ${lines[0]}` : `${lines.length} subjects, lines ${lines[0]}-${lines.at(-1)}`;
+  if (lines.length === 1) return `line ${lines[0]}`;
+  const contiguous = lines.every((l, i) => i === 0 || l === lines[i - 1]! + 1);
+  return `${lines.length} subjects, lines ${contiguous ? `${lines[0]}-${lines.at(-1)}` : lines.length <= 8 ? lines.join(', ') : `${lines[0]} to ${lines.at(-1)}`}`;
 }
 
 function describeBatch(b: BatchResult): string {
   const tries = b.tries > 1 ? ` (after ${b.tries} tries)` : '';
   switch (b.outcome) {
     case 'committed':
-      return `committed, ${b.deleted} rows deleted in ${b.durationMs} ms${tries}`;
+      return `committed, ${b.deleted} rows deleted in ${b.durationMs} ms${tries}${b.backup ? `; backup in ${b.backup}` : ''}`;
     case 'not-found':
       return 'nothing found: nothing to purge';
     case 'read-only':
