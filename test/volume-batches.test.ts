@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, loadFixture, snapshot, type TestDb } from './harness/db.js';
 import { POLICIES } from './helpers/scripts.js';
+import { withOutbox } from './helpers/outbox.js';
 import { purgekit, tempAuditLog, why } from './run-helpers.js';
 import { resolvePolicy } from '../src/commands/resolvePolicy.js';
 import { unbatchable } from '../src/volume/batchable.js';
@@ -122,6 +123,22 @@ describe('--batch-size', () => {
     expect(again.code, why(again)).not.toBe(0);
     expect(again.stderr).toMatch(/not empty/);
     expect(existsSync(join(backup, 'batch-000001-line-2'))).toBe(true);
+  });
+
+  it('after_commit in a batch: jobs queued for every subject of the batch (its own captured id); Redis down after COMMIT is exit 8, the subjects committed', async () => {
+    const db = await createTestDatabase(withOutbox('vedfolnir'));
+    const storage = mkdtempSync(join(tmpdir(), 'pk-batches-storage-'));
+    const r = await purgekit(['apply', 'vedfolnir-delete-user', '--subjects-from', file('username\nbob\ncarol\n'), '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--json'],
+      { env: { REDIS_URL: 'redis://127.0.0.1:1', VEDFOLNIR_STORAGE: storage } });
+    expect(r.code, why(r)).toBe(8);
+    const out = lines(r.stdout);
+    expect(out.filter((l) => l['kind'] === 'subject').map((l) => [l['line'], l['outcome'], l['exitCode']])).toEqual([[2, 'committed', 8], [3, 'committed', 8]]);
+    expect(out.at(-1)).toMatchObject({ committed: 2, failed: 0, batches: 1, exitCode: 8 });
+    const [left] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM users WHERE username IN ('bob', 'carol')`;
+    expect(left!.n).toBe(0);
+    // One files and one redis job per subject: the files jobs ran (their captured values are cleared once done), the redis ones wait.
+    const jobs = await db.sql<{ kind: string; status: string; id: string | null }[]>`SELECT kind, status, captured->>'id' AS id FROM purgekit.outbox ORDER BY 1, 3`;
+    expect(jobs.map((j) => [j.kind, j.status === 'done' ? 'done' : 'waiting', j.id])).toEqual([['files', 'done', null], ['files', 'done', null], ['redis', 'waiting', '3'], ['redis', 'waiting', '4']]);
   });
 
   it('a policy whose steps read a param directly (not through :subject) is not batched', async () => {

@@ -121,7 +121,7 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       if (r.outcome === 'skipped') return;
       exitCodes[r.exitCode] = (exitCodes[r.exitCode] ?? 0) + 1;
       if (r.exitCode === ExitCode.interrupted || r.exitCode === ExitCode.terminated) interrupted ??= r.exitCode;
-      if (r.outcome === 'failed') worst = Math.max(worst, r.exitCode);
+      if (r.outcome === 'failed' || r.exitCode === ExitCode.committedPending) worst = Math.max(worst, r.exitCode);
     };
     const skip = (s: Subject, outcome: SubjectOutcome) => add({ line: s.line, outcome, exitCode: 0, tries: 0, batch: null, matched: null, deleted: null, error: null });
     const ctx: BatchContext = {
@@ -204,7 +204,7 @@ function describeBatch(b: BatchResult): string {
   const tries = b.tries > 1 ? ` (after ${b.tries} tries)` : '';
   switch (b.outcome) {
     case 'committed':
-      return `committed, ${b.deleted} rows deleted in ${b.durationMs} ms${tries}${b.backup ? `; backup in ${b.backup}` : ''}`;
+      return `committed, ${b.deleted} rows deleted in ${b.durationMs} ms${tries}${b.backup ? `; backup in ${b.backup}` : ''}${b.error ? ` (exit ${b.exitCode}: ${b.error})` : ''}`;
     case 'not-found':
       return 'nothing found: nothing to purge';
     case 'read-only':

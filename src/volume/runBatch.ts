@@ -88,9 +88,10 @@ export async function settleBatch(ctx: BatchContext, subjects: readonly Subject[
   const { output, exitCode } = outcome;
   const deleted = output.tables.reduce((n, t) => n + t.deleted, 0);
   const matched = (line: number) => tally.matched.get(line) ?? null;
-  const ok = exitCode === ExitCode.ok;
+  // Exit 8: committed, side effects after COMMIT pending (purgekit outbox run finishes them): its subjects are committed.
+  const ok = exitCode === ExitCode.ok || (exitCode === ExitCode.committedPending && output.outcome === 'committed');
   const batchOutcome: BatchResult['outcome'] = !ok ? 'failed' : output.outcome === 'nothing-matched' ? 'not-found' : output.outcome === 'committed' ? 'committed' : 'read-only';
-  const error = ok ? null : (output.error?.message ?? `exit ${exitCode}`);
+  const error = exitCode === ExitCode.ok ? null : (output.error?.message ?? `exit ${exitCode}`);
   const result: BatchResult = {
     kind: 'batch', batch: batch.number, lines: subjects.map((s) => s.line), outcome: batchOutcome, exitCode, tries: batch.tries, deleted,
     durationMs: output.durationMs, error, backup: ok && output.backup ? output.backup.dir : null, rerun: null,
