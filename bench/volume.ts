@@ -11,6 +11,9 @@
  *   BENCH_VOLUME_BATCHES    --batch-size values to time, comma-separated (default: the default, 50)
  *   BENCH_VOLUME_PSQL       0: no psql loop (the RSS run at 100,000 subjects)
  *   BENCH_VOLUME_NODE_FLAGS flags for the apply's node, e.g. --max-old-space-size=48
+ *   BENCH_VOLUME_INDEXES    1: an index on user_id in every table of the fixture that lacks one, as a
+ *                           production schema has (without them every batch scans each child
+ *                           table whole; at 100,000 users that is most of the time)
  *   BENCH_VOLUME_BY         email (default) or user_id: the subjects file's column. The email
  *                           lookup reads three columns, only one of them indexed: a scan of
  *                           user_profiles per subject, for purgekit and psql alike, which at
@@ -47,6 +50,13 @@ try {
     await sql`INSERT INTO user_profiles (user_id, email) SELECT 'auth|v' || i, 'v' || i || '@example.com' FROM generate_series(1, ${N}) i`;
     await sql`INSERT INTO user_preferences (user_id, theme) SELECT 'auth|v' || i, 'dark' FROM generate_series(1, ${N}) i`;
     await sql`INSERT INTO oauth_tokens (user_id, provider) SELECT 'auth|v' || i, 'google' FROM generate_series(1, ${N}) i`;
+    if (process.env['BENCH_VOLUME_INDEXES'] === '1') {
+      for (const table of ['ai_memories', 'oauth_tokens', 'user_integrations', 'business_health_snapshots', 'user_organizations', 'company_members', 'companies']) {
+        await sql.unsafe(`CREATE INDEX ON ${table} (${table === 'companies' ? 'owner_id' : 'user_id'})`);
+      }
+      await sql.unsafe('CREATE INDEX ON user_profiles (lower(business_email))');
+      await sql.unsafe('CREATE INDEX ON user_profiles (lower(personal_email))');
+    }
     await sql`ANALYZE`;
     await sql.end();
   }

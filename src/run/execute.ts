@@ -93,21 +93,12 @@ export interface RunControl {
    * (the volume journal, src/volume/journal.ts) that must commit with the run or not at all. A throw rolls back.
    */
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
-  /**
-   * --batch-size (src/volume/batchLookup.ts): called before each node's statement is sent; it may
-   * send statements of its own first (several subjects' lookups), and returns true when they
-   * stand in for the node's own statement.
-   */
+  /** --batch-size (src/volume/batchLookup.ts): before a node's statement, sends its own; true when they stand in for the node's. */
   readonly beforeNode?: (node: PlanNode, context: NodeContext) => Promise<boolean>;
 }
 
 /** What beforeNode may use: the run's pipeline, the node's heading, the mode's printer. */
-export interface NodeContext {
-  readonly pipe: Pipeline;
-  readonly at: string | undefined;
-  readonly index: number;
-  readonly print: (node: PlanNode) => { readonly sql: string } | null;
-}
+export type NodeContext = { readonly pipe: Pipeline; readonly at: string | undefined; readonly index: number; readonly print: (node: PlanNode) => { readonly sql: string } | null };
 
 class Interrupted extends Error {}
 class HookFailed extends Error {}
