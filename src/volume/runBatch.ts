@@ -10,7 +10,9 @@
  *                    reported failed by line; the others are run again as a batch without them
  *   any other check  (an expectation, max_rows, unplanned changes, an error of a step): it
  *                    cannot be pinned on one subject, so each subject of the batch is run again
- *                    in its own transaction, and only the ones that fail alone are failed
+ *                    in its own transaction, and only the ones that fail alone are failed (not
+ *                    when the answer to COMMIT was lost: the batch may have committed; its
+ *                    subjects are failed, exit 1, and the message says how to find out)
  */
 import { join } from 'node:path';
 import { kebab } from '../core/names.js';
@@ -129,7 +131,8 @@ export async function settleBatch(ctx: BatchContext, subjects: readonly Subject[
     return;
   }
   // Another check failed: it cannot be pinned on one subject of several; each runs again alone.
-  if (!one && !ctx.stopped && exitCode !== ExitCode.transient) {
+  // Not after a COMMIT whose answer was lost (outcome unknown: the batch may have committed).
+  if (!one && !ctx.stopped && exitCode !== ExitCode.transient && output.outcome !== 'unknown') {
     ctx.ended({ ...result, rerun: 'one-per-transaction' }, []);
     for (const s of subjects) await settleBatch(ctx, [s]);
     return;
