@@ -20,6 +20,7 @@ import { connect, connected } from '../db/connect.js';
 import { volumeProgress } from './progress.js';
 import { settleBatch, type BatchContext, type BatchResult, type SubjectOutcome, type SubjectResult } from './runBatch.js';
 import { unbatchable } from './batchable.js';
+import { collectIfGrown } from './memory.js';
 
 export type { SubjectOutcome, SubjectResult } from './runBatch.js';
 
@@ -153,6 +154,7 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
         const batch = pending;
         pending = [];
         await settleBatch(ctx, batch);
+        collectIfGrown();
       }
     }
     await settleBatch(ctx, pending);
