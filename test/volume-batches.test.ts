@@ -141,6 +141,14 @@ describe('--batch-size', () => {
     expect(jobs.map((j) => [j.kind, j.status === 'done' ? 'done' : 'waiting', j.id])).toEqual([['files', 'done', null], ['files', 'done', null], ['redis', 'waiting', '3'], ['redis', 'waiting', '4']]);
   });
 
+  it('--batch-size must be a whole number from 1 to 10000 (exit 2, before connecting)', async () => {
+    for (const bad of ['0', '2.5', 'many']) {
+      const r = await purgekit(['apply', NEXUS, '--subjects-from', file('email\ncarol@example.com\n'), '--batch-size', bad, '--confirm', 'x', '--connection', 'postgres://u@127.0.0.1:1/db', '--audit-log', tempAuditLog()]);
+      expect(r.code, why(r)).toBe(2);
+      expect(r.stderr).toMatch(/--batch-size .*: expected a whole number from 1 to 10000/);
+    }
+  });
+
   it('a policy whose steps read a param directly (not through :subject) is not batched', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pk-batches-policy-'));
     cpSync(join(POLICIES, `${NEXUS}.yaml`), join(dir, `${NEXUS}.yaml`));
