@@ -30,8 +30,8 @@ export const DEFAULT_BATCH_SIZE = 50;
 export interface VolumeOptions extends RunOptions {
   readonly subjectsFrom: string;
   readonly stopOnError: boolean;
-  /** Subjects per transaction. */
-  readonly batchSize: number;
+  /** Subjects per transaction (default DEFAULT_BATCH_SIZE; ledger replay takes the default). */
+  readonly batchSize?: number;
   /** apply: skip the lines that the journal says a previous run of this policy + plan + file finished. */
   readonly resume: boolean;
   /** Tries after the first for a transient failure (exit 7). */
@@ -82,13 +82,14 @@ export async function runSubjects(command: 'plan' | 'apply', options: VolumeOpti
       throw new UsageError(`--${kebab(p.name)}: the subjects come from ${options.subjectsFrom}; give the params there, not on the command line`);
     }
   }
-  if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > 10_000) throw new UsageError(`--batch-size ${options.batchSize}: expected a whole number from 1 to 10000`);
+  const asked = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!Number.isInteger(asked) || asked < 1 || asked > 10_000) throw new UsageError(`--batch-size ${asked}: expected a whole number from 1 to 10000`);
   const { path, label } = await subjectsPath(options.subjectsFrom);
   // Every line is checked before the first subject runs: a bad line deletes nothing.
   const total = await validateSubjects(path, label, policy);
   const why = unbatchable(policy);
-  const batchSize = why ? 1 : options.batchSize;
-  options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}, ${batchSize} per transaction${why && options.batchSize > 1 ? ` (not ${options.batchSize}: ${why})` : ''}`);
+  const batchSize = why ? 1 : asked;
+  options.stderr(`purgekit ${command} ${policy.name}: ${total} ${total === 1 ? 'subject' : 'subjects'} from ${label}, ${batchSize} per transaction${why && asked > 1 ? ` (not ${asked}: ${why})` : ''}`);
   if (options.resume && command !== 'apply') throw new UsageError('--resume goes with apply --subjects-from');
   // --backup: one directory per batch inside it (runBatch.ts); a new or empty one, as for a single run (--resume adds to it).
   if (options.backup && command === 'apply' && !options.resume && (await readdir(options.backup).catch(() => [])).length) {
