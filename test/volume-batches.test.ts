@@ -141,6 +141,16 @@ describe('--batch-size', () => {
     expect(jobs.map((j) => [j.kind, j.status === 'done' ? 'done' : 'waiting', j.id])).toEqual([['files', 'done', null], ['files', 'done', null], ['redis', 'waiting', '3'], ['redis', 'waiting', '4']]);
   });
 
+  it('the erasure ledger gets one row per subject of a batch (read from the batch\'s subject table)', async () => {
+    const db = await nexus(3);
+    const env = { PURGEKIT_LEDGER_KEY: 'k'.repeat(40) };
+    const r = await purgekit(['apply', NEXUS, '--subjects-from', file('email\nv1@example.com\nv2@example.com\nnobody@example.com\nv3@example.com\n'), '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--json'], { env });
+    expect(r.code, why(r)).toBe(0);
+    expect(lines(r.stdout).at(-1)).toMatchObject({ committed: 3, notFound: 1, batches: 1 });
+    const [ledger] = await db.sql<{ n: number; subjects: number }[]>`SELECT count(*)::int AS n, count(DISTINCT subject)::int AS subjects FROM purgekit.ledger WHERE entry = 'erased'`;
+    expect(ledger).toEqual({ n: 3, subjects: 3 });
+  });
+
   it('--batch-size must be a whole number from 1 to 10000 (exit 2, before connecting)', async () => {
     for (const bad of ['0', '2.5', 'many']) {
       const r = await purgekit(['apply', NEXUS, '--subjects-from', file('email\ncarol@example.com\n'), '--batch-size', bad, '--confirm', 'x', '--connection', 'postgres://u@127.0.0.1:1/db', '--audit-log', tempAuditLog()]);
