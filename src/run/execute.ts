@@ -12,7 +12,7 @@ import { backUpDelete, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../core/names.js';
 import { changedSettings, GUARDED_SETTINGS_SQL, type SettingsSnapshot } from './settingsGuard.js';
-import { Pipeline } from './pipeline.js';
+import { Pipeline, type NodeContext } from './pipeline.js';
 import { optionalTables, stepWillRun, willRun } from './willRun.js';
 import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
 
@@ -96,9 +96,6 @@ export interface RunControl {
   /** --batch-size (src/volume/batchLookup.ts): before a node's statement, sends its own; true when they stand in for the node's. */
   readonly beforeNode?: (node: PlanNode, context: NodeContext) => Promise<boolean>;
 }
-
-/** What beforeNode may use: the run's pipeline, the node's heading, the mode's printer. */
-export type NodeContext = { readonly pipe: Pipeline; readonly at: string | undefined; readonly index: number; readonly print: (node: PlanNode) => { readonly sql: string } | null };
 
 class Interrupted extends Error {}
 class HookFailed extends Error {}
@@ -215,10 +212,7 @@ export async function execute(
           await backUp(tracked(tx, (q) => (backupQuery = q)), backup, plan, node, values);
         }
         if (control.interrupt?.aborted) throw new Interrupted();
-        if (control.beforeNode && (await control.beforeNode(node, { pipe, at, index: i, print }))) {
-          lastAt = at;
-          continue;
-        }
+        if (await control.beforeNode?.(node, { pipe, at, index: i, print })) { lastAt = at; continue; } // --batch-size: its statements stand in for the node's
         // Each statement that writes a report row returns it (or is followed by the SELECT of
         // what its DO block wrote): the report is collected as the answers come in, so when a
         // statement fails (a guard, a check, a timeout) --json still says what matched and

@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import type { PlanNode } from '../plan/nodes.js';
 
 /**
  * The runner's statements, sent without waiting for each answer: the `postgres` driver writes
@@ -102,3 +103,6 @@ export class Pipeline {
     return this.queue.length === 0;
   }
 }
+
+/** What RunControl.beforeNode (--batch-size, src/volume/batchLookup.ts) may use: the run's pipeline, the node's heading, the mode's printer. */
+export type NodeContext = { readonly pipe: Pipeline; readonly at: string | undefined; readonly index: number; readonly print: (node: PlanNode) => { readonly sql: string } | null };

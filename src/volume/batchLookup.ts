@@ -23,7 +23,7 @@
 import { qualified } from '../core/names.js';
 import { GuardCode, type Plan, type PlanNode, type SubjectGuardNode } from '../plan/nodes.js';
 import { PARAMS, preservedSql, SUBJECT } from '../plan/sql.js';
-import type { NodeContext } from '../run/execute.js';
+import type { NodeContext } from '../run/pipeline.js';
 import { quoteIdent, quoteLiteral } from '../sql/quote.js';
 import { oneLine } from '../core/names.js';
 import type { RunValues } from '../values.js';
