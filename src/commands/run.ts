@@ -23,6 +23,7 @@ import { sourceLabel } from './compile.js';
 import * as outbox from '../outbox/runner.js';
 import { ledgerKeyFrom } from '../ledger/key.js';
 import { runLedger } from '../ledger/record.js';
+import type { RunResidueOptions } from '../residue/inRun.js';
 import { auditRecord, committedCounts, elapsed, explain, personalScrubber, scrubSummary, summarizeBackup, transactionStatus, verdict } from './runOutcome.js';
 
 export interface RunOptions {
@@ -55,6 +56,8 @@ export interface RunOptions {
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
   /** The reviewed plan, resolved and checked once by a caller that runs it many times (--subjects-from). */
   readonly reviewed?: ReviewedPlan;
+  /** plan|apply --residue: scan for the subject's values after the steps (src/residue/inRun.ts). */
+  readonly residue?: RunResidueOptions;
 }
 
 export interface ReviewedPlan {
@@ -109,6 +112,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     if (mode === 'rehearse') say('rehearsal: runs every statement for real, takes the same locks as apply, then rolls back');
     // after_commit: the outbox exists and every ${VAR} is set, or nothing runs (src/outbox/runner.ts).
     await outbox.preflight(conn.sql, plan, mode, process.env, say);
+    // Loaded only for --residue (test/load-path.test.ts).
+    const residue = options.residue && (await (await import('../residue/inRun.js')).ResidueRun.prepare(conn.sql, policy, values, mode, options.residue, options.auditLog, say));
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
     const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
@@ -170,6 +175,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
                 },
               }
             : {}),
+          ...(residue ? residue.control() : {}),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {
@@ -241,6 +247,10 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       }
     }
     if (!committed && outbox.outboxNode(plan)) output = { ...output, sideEffects: outbox.planned(plan, output.subject?.matched ?? null)! };
+    if (residue) {
+      if (committed) await residue.afterCommit(conn.sql);
+      output = residue.finish(output, database, committed);
+    }
     if (note) say(note);
     if (output.sideEffects && !committed) for (const line of outbox.describePlanned(output.sideEffects)) say(line);
     for (const line of humanReport(output, options.color)) say(line);
