@@ -73,10 +73,15 @@ export async function runCommitted(
   const base = planned(plan, null)!;
   if (!xid) return { effects: base, owed: 'the side effects were queued, but this run could not tell which jobs are its own: run purgekit outbox run' };
   try {
-    const jobs = await workOutbox(sql, { xid, attempts: APPLY_ATTEMPTS, backoffMs: BACKOFF_MS, env: options.env, runId: options.runId, say: options.say, ...(options.audit ? { audit: options.audit } : {}) });
+    const { outcomes: jobs, leased } = await workOutbox(sql, { xid, attempts: APPLY_ATTEMPTS, backoffMs: BACKOFF_MS, env: options.env, runId: options.runId, say: options.say, ...(options.audit ? { audit: options.audit } : {}) });
     const failed = jobs.filter((j) => j.status !== 'done');
-    const effects = { ...base, queued: jobs.length, jobs };
-    return failed.length ? { effects, owed: `${failed.length} of ${jobs.length} side effects did not succeed (they stay queued: purgekit outbox run)` } : { effects };
+    const effects = { ...base, queued: jobs.length + leased, jobs };
+    const owed = [
+      ...(failed.length ? [`${failed.length} of ${jobs.length + leased} side effects did not succeed (they stay queued: purgekit outbox run)`] : []),
+      // An outbox run claimed some first: they are not done until it says so.
+      ...(leased ? [`${leased} side ${leased === 1 ? 'effect is' : 'effects are'} being run by another worker (purgekit outbox list)`] : []),
+    ];
+    return owed.length ? { effects, owed: owed.join('; ') } : { effects };
   } catch (e) {
     return { effects: base, owed: `the side effects could not be run (${(e as Error).message}); they stay queued: purgekit outbox run` };
   }

@@ -25,13 +25,20 @@ CREATE TABLE IF NOT EXISTS purgekit.outbox (
   spec jsonb NOT NULL,
   captured jsonb,
   params jsonb,
-  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+  status text NOT NULL DEFAULT 'pending' CONSTRAINT outbox_status_check CHECK (status IN ('pending', 'running', 'done', 'failed')),
   attempts integer NOT NULL DEFAULT 0,
   last_error text,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
-  done_at timestamptz
+  done_at timestamptz,
+  claimed_by text,
+  claimed_at timestamptz,
+  lease_until timestamptz
 );
+-- An outbox made before the lease (running, claimed_by, claimed_at, lease_until): brought up to date.
+ALTER TABLE purgekit.outbox ADD COLUMN IF NOT EXISTS claimed_by text, ADD COLUMN IF NOT EXISTS claimed_at timestamptz, ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+ALTER TABLE purgekit.outbox DROP CONSTRAINT IF EXISTS outbox_status_check;
+ALTER TABLE purgekit.outbox ADD CONSTRAINT outbox_status_check CHECK (status IN ('pending', 'running', 'done', 'failed'));
 CREATE INDEX IF NOT EXISTS outbox_open ON purgekit.outbox (id) WHERE status <> 'done';
 COMMENT ON TABLE purgekit.outbox IS 'purgekit after_commit jobs (docs/FORMATS.md); captured and params are NULL once a job is done'`;
 
