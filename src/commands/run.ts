@@ -111,7 +111,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     say(`plan: ${file} (sha256 ${planSha256.slice(0, 12)})`);
     if (mode === 'rehearse') say('rehearsal: runs every statement for real, takes the same locks as apply, then rolls back');
     // after_commit: the outbox exists and every ${VAR} is set, or nothing runs (src/outbox/runner.ts).
-    await outbox.preflight(conn.sql, plan, mode, process.env, say);
+    await outbox.preflight(conn.sql, plan, mode, process.env, say, values);
     // Loaded only for --residue (test/load-path.test.ts).
     const residue = options.residue && (await (await import('../residue/inRun.js')).ResidueRun.prepare(conn.sql, policy, values, mode, options.residue, options.auditLog, say));
 
@@ -226,8 +226,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       const backedUp = writer ? await summarizeBackup(writer.dir).catch((e: Error) => (owed.push(`reading the backup's manifest: ${e.message}`), null)) : null;
       if (backedUp) say(`backup: ${backedUp.files} ${backedUp.files === 1 ? 'file' : 'files'}, ${backedUp.rows} rows in ${backedUp.dir} (restore with purgekit restore ${backedUp.dir} --confirm ${database})`);
       output = { ...output, backup: backedUp };
-      if (outbox.outboxNode(plan)) {
-        const done = await outbox.runCommitted(conn.sql, plan, result.xid, { ...(auditLog ? { audit: auditLog } : {}), runId, env: process.env, say });
+      if (outbox.outboxNode(plan, values)) {
+        const done = await outbox.runCommitted(conn.sql, plan, result.xid, { ...(auditLog ? { audit: auditLog } : {}), runId, env: process.env, say, values });
         output = { ...output, sideEffects: done.effects };
         if (done.owed) owed.push(done.owed);
       }
@@ -246,7 +246,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         say(`warning: the audit log's outcome record could not be written to ${options.auditLog}: ${(e as Error).message}`);
       }
     }
-    if (!committed && outbox.outboxNode(plan)) output = { ...output, sideEffects: outbox.planned(plan, output.subject?.matched ?? null)! };
+    if (!committed && outbox.outboxNode(plan, values)) output = { ...output, sideEffects: outbox.planned(plan, output.subject?.matched ?? null, values)! };
     if (residue) {
       if (committed) await residue.afterCommit(conn.sql);
       output = residue.finish(output, database, committed);

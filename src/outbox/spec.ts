@@ -51,6 +51,8 @@ export interface AfterCommitAction {
   readonly spec: ActionSpec;
   /** A purge: once per subject row (subject.capture). Otherwise once per for_each row, or once per run. */
   readonly forEach?: { readonly table: { readonly schema: string; readonly name: string }; readonly capture: readonly string[] };
+  /** `if: <flag>`: queued only when the flag is set (the run's value, else its default). */
+  readonly flag?: string;
 }
 
 export type Placeholder =

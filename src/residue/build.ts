@@ -6,6 +6,7 @@ import { compile } from '../plan/compile.js';
 import { steps } from '../plan/query.js';
 import type { Policy } from '../policy.js';
 import { cascadeReach } from '../run/reach.js';
+import { flagIsSet } from '../run/willRun.js';
 import { parseQualified } from '../sql/quote.js';
 import type { RunValues } from '../values.js';
 import { pathText } from './classify.js';
@@ -37,7 +38,7 @@ export function auditDigest(auditLog: string): Digest {
 /** What the policy removes is not residue: its steps' tables (a step behind an unset flag excepted), and what ON DELETE CASCADE empties from them. */
 export async function removedTables(sql: postgres.Sql, policy: Policy, values: RunValues): Promise<Map<string, string>> {
   const plan = compile(policy);
-  const runs = (flag: string | undefined) => !flag || (values.flags.get(flag) ?? policy.flags.find((f) => f.name === flag)?.default ?? false);
+  const runs = (flag: string | undefined) => !flag || flagIsSet(policy.flags, values, flag);
   const stepTables = [...new Set(steps(plan).flatMap((st) => (runs(st.flag) ? [qualified(st.table)] : [])))];
   const reach = await cascadeReach(sql, stepTables);
   const excluded = new Map<string, string>(stepTables.map((t) => [t, 'a step of the policy deletes from it']));
