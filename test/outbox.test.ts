@@ -219,6 +219,75 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
     expect(done).toEqual(['files', 'redis', 'command', 'http']);
   });
 
+  it('a rolled-back purge (plan --rehearse) leaves no job and runs nothing; plan lists what it would queue', async () => {
+    const db = await fixture();
+    const api = await startApi();
+    onTestFinished(() => api.stop());
+    const root = storage();
+    await redisKeys();
+    const { dir, mark } = await scratch();
+    const rehearse = await purgekit(['plan', '--rehearse', POLICY, '--user-id', '2', '--connection', db.url, '--json'], { cwd: dir, env: env(api, root, mark) });
+    expect(rehearse.code, why(rehearse)).toBe(0);
+    expect(validJson(rehearse).outcome).toBe('rolled-back');
+    const plan = await purgekit(['plan', POLICY, '--user-id', '2', '--connection', db.url, '--json'], { cwd: dir, env: env(api, root, mark) });
+    expect(plan.code, why(plan)).toBe(0);
+    const json = validJson(plan) as unknown as { sideEffects: { queued: number; actions: { kind: string; description: string }[] } };
+    expect(json.sideEffects.queued).toBe(4);
+    expect(json.sideEffects.actions.map((a) => a.kind)).toEqual(['files', 'redis', 'http', 'command']);
+    expect(plan.stderr).toContain('after COMMIT, queued in purgekit.outbox (4 jobs):');
+    expect(plan.stderr).toContain('3. http DELETE ${API_URL}/v1/users/{subject.id} (done on 200, 404) for each subject');
+    expect(await jobs(db)).toEqual([]);
+    expect(api.seen).toEqual([]);
+    expect(existsSync(mark)).toBe(false);
+    expect(await redis.client.exists('vedfolnir:session:2:a')).toBe(1);
+  });
+
+  it('usage errors before anything is deleted: no outbox table, an environment variable not set', async () => {
+    const bare = await fixture(false);
+    const before = await snapshot(bare.sql);
+    const r = await purgekit(applyArgs(bare, tempAuditLog()), { env: { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: '/tmp' } });
+    expect(r.code, why(r)).toBe(2);
+    expect(r.stderr).toContain('this database has no purgekit.outbox to queue them in: run purgekit outbox init (nothing was run)');
+    expect(await snapshot(bare.sql)).toEqual(before);
+
+    const db = await fixture();
+    const before2 = await snapshot(db.sql);
+    const unset = await purgekit(applyArgs(db, tempAuditLog()), { env: { VEDFOLNIR_STORAGE: '/tmp' } });
+    expect(unset.code, why(unset)).toBe(2);
+    expect(unset.stderr).toContain("vedfolnir-delete-user's after_commit reads ${REDIS_URL}, not set in the environment (nothing was run)");
+    expect(await snapshot(db.sql)).toEqual(before2);
+  });
+
+  it('files: a symlink pointing outside the root is refused, and so is a root that does not exist (exit 8, nothing outside touched)', async () => {
+    const db = await fixture();
+    const root = tempDir('purgekit-storage-');
+    const outside = tempDir('purgekit-outside-');
+    writeFileSync(join(outside, 'keep.txt'), 'precious');
+    mkdirSync(join(root, 'images'));
+    symlinkSync(outside, join(root, 'images', '2')); // the leaf is a link to outside
+    symlinkSync(outside, join(root, 'users')); // a directory on the way is a link to outside
+    mkdirSync(join(outside, '2'));
+    writeFileSync(join(outside, '2', 'keep.txt'), 'precious');
+    const audit = tempAuditLog();
+    const r = await purgekit(applyArgs(db, audit), { env: { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: root } });
+    expect(r.code, why(r)).toBe(8);
+    expect(existsSync(join(outside, 'keep.txt'))).toBe(true);
+    expect(existsSync(join(outside, '2', 'keep.txt'))).toBe(true);
+    const files = (await jobs(db)).find((j) => j.kind === 'files')!;
+    expect(files).toMatchObject({ status: 'failed', attempts: 1 }); // refused at once: retrying cannot help
+    expect(files.last_error).toContain('is a symlink that points outside the root ${VEDFOLNIR_STORAGE}: refused');
+
+    rmSync(join(root, 'images', '2'));
+    rmSync(join(root, 'users'));
+    const missing = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit, '--attempts', '1'], { env: { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: join(root, 'nope') } });
+    expect(missing.code).toBe(8);
+    expect(outboxJson(missing).jobs[0]!.error).toMatch(/^files root \$\{VEDFOLNIR_STORAGE\} does not exist or is not a directory/);
+    const ok = await purgekit(['outbox', 'run', '--connection', db.url, '--audit-log', audit], { env: { REDIS_URL: redis.url, VEDFOLNIR_STORAGE: root } });
+    expect(ok.code, why(ok)).toBe(0);
+  });
+});
+
+describe('purgekit outbox run', () => {
   it('two concurrent workers never run one job twice (FOR UPDATE SKIP LOCKED)', async () => {
     const db = await fixture();
     const mark = join(tempDir('purgekit-marks-'), 'marks.txt');
