@@ -172,7 +172,7 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
     expect((await jobs(db)).every((j) => j.status === 'done' && j.captured === null)).toBe(true);
   });
 
-  it('killed (SIGKILL) right after COMMIT, during the HTTP call: outbox run finishes the jobs exactly once', async () => {
+  it('killed (SIGKILL) during the HTTP call, no transaction open: the lease keeps other workers off until it expires, then outbox run finishes the jobs exactly once', async () => {
     const db = await fixture();
     const api = await startApi();
     onTestFinished(() => api.stop());
@@ -182,22 +182,41 @@ describe('after_commit: apply queues the jobs in its transaction and runs them a
     const audit = tempAuditLog();
     const child = spawn(process.execPath, [BIN, ...applyArgs(db, audit)], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', NO_COLOR: '1', ...env(api, root, mark) }, stdio: 'ignore' });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
-    // The first HTTP request is the process working off its jobs after COMMIT: kill it there.
-    api.answer = () => void child.kill('SIGKILL');
+    // The first HTTP request is the process working off its jobs after COMMIT. While it waits for
+    // the answer, no session of the database is inside a transaction; then it is killed.
+    let during: Promise<{ open: number; status: string; leased: boolean }> | undefined;
+    api.answer = () => {
+      during = (async () => {
+        const [open] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`;
+        const [job] = await db.sql<{ status: string; leased: boolean }[]>`SELECT status, lease_until > now() AS leased FROM purgekit.outbox WHERE kind = 'http'`;
+        child.kill('SIGKILL');
+        return { open: open!.n, status: job!.status, leased: job!.leased };
+      })();
+    };
     expect(await exited).toBe('SIGKILL');
+    expect(await during).toEqual({ open: 0, status: 'running', leased: true });
     expect(await users(db, 2)).toBe(0); // committed
-    expect((await jobs(db)).map((j) => [j.kind, j.status])).toEqual([['files', 'done'], ['redis', 'done'], ['http', 'pending'], ['command', 'pending']]);
+    expect((await jobs(db)).map((j) => [j.kind, j.status])).toEqual([['files', 'done'], ['redis', 'done'], ['http', 'running'], ['command', 'pending']]);
 
+    // The dead worker's lease still holds: outbox run does the command job and leaves the http job.
     api.answer = (_req, res) => void res.writeHead(200).end();
+    const early = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit], { env: env(api, root, mark) });
+    expect(early.code, why(early)).toBe(0);
+    expect(outboxJson(early).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['command', 'done']]);
+    expect(early.stderr).toMatch(/1 side effect is running under another worker's lease/);
+    expect(api.seen).toHaveLength(1);
+    // Its lease runs out (60 s; moved into the past here rather than waited for): the next run takes the job again.
+    await db.sql`UPDATE purgekit.outbox SET lease_until = now() - interval '1 second' WHERE kind = 'http'`;
     const run = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit], { env: env(api, root, mark) });
     expect(run.code, why(run)).toBe(0);
-    expect(outboxJson(run).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'done'], ['command', 'done']]);
+    expect(outboxJson(run).jobs.map((j: { kind: string; status: string }) => [j.kind, j.status])).toEqual([['http', 'done']]);
+    expect(run.stderr).toMatch(/lease expired \(the worker stopped\): running it again/);
     const again = await purgekit(['outbox', 'run', '--json', '--connection', db.url, '--audit-log', audit], { env: env(api, root, mark) });
     expect(outboxJson(again).jobs).toEqual([]);
     expect(readFileSync(mark, 'utf8')).toBe('2\n');
-    expect(api.seen).toHaveLength(2); // the one the kill interrupted, and outbox run's
+    expect(api.seen).toHaveLength(2); // the one the kill interrupted, and the retry after the lease
     const done = auditLines(audit).filter((l) => l['event'] === 'side-effect' && l['outcome'] === 'done').map((l) => l['kind']);
-    expect(done).toEqual(['files', 'redis', 'http', 'command']);
+    expect(done).toEqual(['files', 'redis', 'command', 'http']);
   });
 
   it('a rolled-back purge (plan --rehearse) leaves no job and runs nothing; plan lists what it would queue', async () => {
@@ -351,7 +370,7 @@ describe('supabase-fresh-start (seed 003): the Clerk organizations, then the use
     clerk.answer = (req, res) => void res.writeHead(req.url === '/v1/users/user_ben' ? 404 : 200).end(); // ben: already gone
     const audit = tempAuditLog();
     const plan = await purgekit(['plan', 'supabase-fresh-start', '--connection', db.url], { env: { CLERK_API_URL: clerk.url } });
-    expect(plan.stderr).toContain('1. http DELETE ${CLERK_API_URL}/v1/organizations/{row.clerk_organization_id} (done on 200, 404) for each public.clients row');
+    expect(plan.stderr).toContain('1. http DELETE ${CLERK_API_URL:-https://api.clerk.com}/v1/organizations/{row.clerk_organization_id} (done on 200, 404) for each public.clients row');
     const r = await purgekit(['apply', 'supabase-fresh-start', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit], {
       env: { CLERK_API_URL: clerk.url, CLERK_SECRET_KEY: SECRET },
     });

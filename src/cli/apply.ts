@@ -3,6 +3,7 @@ import { DEFAULT_AUDIT_LOG } from '../commands/defaults.js';
 import { type CliContext } from './common.js';
 import { policyCommand } from './policyCommand.js';
 import { RUN_OPTIONS, runPolicy } from './run.js';
+import { RUN_RESIDUE_OPTIONS } from './residueOptions.js';
 
 /** apply's own options besides the run options. */
 export const APPLY_OPTIONS = {
@@ -23,7 +24,7 @@ export const apply = (ctx: CliContext) =>
   policyCommand(ctx, {
     command: 'apply',
     describe: 'Run a policy in one transaction with row-count checks; COMMIT only if every check holds',
-    options: { ...RUN_OPTIONS, ...APPLY_OPTIONS },
+    options: { ...RUN_OPTIONS, ...APPLY_OPTIONS, ...RUN_RESIDUE_OPTIONS },
     example: 'purgekit apply nexus-purge-user --email a@b.c --delete-owned-companies --confirm',
     run: (input) => runPolicy('apply', input),
   });

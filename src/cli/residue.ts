@@ -1,6 +1,7 @@
 import { DEFAULT_AUDIT_LOG } from '../commands/defaults.js';
 import { CONNECTION, optional, print, say, type CliContext } from './common.js';
 import { policyCommand } from './policyCommand.js';
+import { maxSeconds, SCAN_OPTIONS } from './residueOptions.js';
 
 export const residue = (ctx: CliContext) =>
   policyCommand(ctx, {
@@ -9,11 +10,8 @@ export const residue = (ctx: CliContext) =>
     options: {
       value: { type: 'string', array: true, default: [], describe: 'An identifying value given directly: name=value (the subject key, an identifier column, a lookup param)' },
       connection: CONNECTION,
-      schema: { type: 'string', array: true, describe: 'Only these schemas' },
-      include: { type: 'string', array: true, default: [], describe: 'Only these tables (name or schema.name, * as wildcard)' },
-      exclude: { type: 'string', array: true, default: [], describe: 'Not these tables' },
+      ...SCAN_OPTIONS,
       estimate: { type: 'boolean', default: false, describe: 'Read nothing: print what a scan would read (pg_class, pg_stats) and how (EXPLAIN)' },
-      'max-seconds': { type: 'string', describe: 'Stop after this many seconds and name the tables not scanned' },
       keys: { type: 'string', default: '5', describe: 'Primary keys shown per finding' },
       substring: { type: 'boolean', default: true, describe: 'Also search values as substrings (--no-substring: exact, JSON and array matches only)' },
       'audit-log': { type: 'string', default: DEFAULT_AUDIT_LOG, describe: "Its key (<log>.key), if present, gives each value's HMAC in the report" },
@@ -21,7 +19,6 @@ export const residue = (ctx: CliContext) =>
     },
     example: 'purgekit residue rephlo-purge-user --email alice@example.com',
     run: async ({ target, args, values, pairs, escapedPairs }) => {
-      const seconds = args['max-seconds'] === undefined ? undefined : Number(args['max-seconds']);
       const { residueCommand } = await import('../commands/residue.js');
       const { output, lines, exitCode } = await residueCommand({
         target,
@@ -35,7 +32,7 @@ export const residue = (ctx: CliContext) =>
         include: args['include'] as string[],
         exclude: args['exclude'] as string[],
         estimate: Boolean(args['estimate']),
-        ...(seconds !== undefined ? { maxSeconds: Number.isNaN(seconds) ? -1 : seconds } : {}),
+        ...maxSeconds(args),
         keys: /^\d+$/.test(String(args['keys'])) ? Number(args['keys']) : -1,
         substring: args['substring'] !== false,
         auditLog: args['audit-log'] as string,

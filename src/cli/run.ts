@@ -8,6 +8,7 @@ import { ExitCode, PurgekitError } from '../core/errors.js';
 import { ask, CONNECTION, optional, say, type Args } from './common.js';
 import type { PolicyInput } from './policyCommand.js';
 import type { BatchedOptions } from '../commands/batched.js';
+import { runResidueOptions } from './residueOptions.js';
 
 export type RunCommandName = 'plan' | 'apply' | 'verify';
 
@@ -98,6 +99,7 @@ async function runVolume(command: RunCommandName, input: PolicyInput, interrupt:
   const { args } = input;
   if (command === 'verify') throw new PurgekitError('usage', '--subjects-from goes with plan or apply (of a purge policy)', ExitCode.usage);
   if (args['rehearse']) throw new PurgekitError('usage', '--subjects-from does not go with --rehearse', ExitCode.usage);
+  if (args['residue']) throw new PurgekitError('usage', '--subjects-from does not go with --residue yet (run purgekit residue per subject)', ExitCode.usage);
   const { runSubjects, DEFAULT_BATCH_SIZE } = await import('../volume/batches.js');
   const retries = retriesOf(args);
   const { exitCode } = await runSubjects(command, {
@@ -150,5 +152,6 @@ export function applyOptions(args: Args, interrupt: AbortSignal, commitSent: () 
     color: Boolean(process.stderr.isTTY) && !process.env['NO_COLOR'],
     interrupt,
     commitSent,
+    ...runResidueOptions(args),
   };
 }

@@ -1,20 +1,11 @@
-import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { qualified } from '../core/names.js';
-import { compile } from '../plan/compile.js';
-import { steps } from '../plan/query.js';
 import { ExitCode, UsageError } from '../core/errors.js';
+import { auditDigest, removedTables, reportParts } from '../residue/build.js';
 import { searchableTables } from '../residue/columns.js';
-import { humanResidue, matchingKinds, type ResidueOutput } from '../residue/report.js';
+import { humanResidue, type ResidueOutput } from '../residue/report.js';
 import { scanTables } from '../residue/scan.js';
 import { checkSchemas, selectTables } from '../residue/select.js';
-import { suggestStep } from '../residue/suggest.js';
-import type { Finding } from '../residue/types.js';
 import { identifyingValues, parseValuePairs } from '../residue/values.js';
-import { pathText } from '../residue/classify.js';
-import { cascadeReach } from '../run/reach.js';
 import { connect, currentDatabase, redact } from '../db/connect.js';
-import { parseQualified } from '../sql/quote.js';
 import { collectValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
 
@@ -67,14 +58,7 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
     if (!found.values.length) throw new UsageError(`${policy.name}: no identifying value to search for`);
     if (found.subjects === 0) say(`the lookup matched no ${subject.table.name} row: searching for the given values only`);
 
-    // What the policy removes is not residue: its steps' tables, and what ON DELETE CASCADE empties from them.
-    const plan = compile(policy);
-    // A step behind a flag (if:) removes nothing unless the flag is on: its table is searched then.
-    const runs = (flag: string | undefined) => !flag || (values.flags.get(flag) ?? policy.flags.find((f) => f.name === flag)?.default ?? false);
-    const stepTables = [...new Set(steps(plan).flatMap((st) => (runs(st.flag) ? [qualified(st.table)] : [])))];
-    const reach = await cascadeReach(conn.sql, stepTables);
-    const excluded = new Map<string, string>(stepTables.map((t) => [t, 'a step of the policy deletes from it']));
-    for (const r of reach) if (r.action === 'cascade' && !excluded.has(r.table)) excluded.set(r.table, `ON DELETE CASCADE from ${r.from} (${r.constraint})`);
+    const excluded = await removedTables(conn.sql, policy, values);
 
     const catalog = await searchableTables(conn.sql, options.schemas);
     const selected = (await selectTables(conn.sql, catalog, options)).filter((t) => !excluded.has(t.table));
@@ -86,39 +70,8 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
       progress: (line) => say(`  ${line}`),
     });
 
-    const key = readKey(`${options.auditLog}.key`);
-    const digest = (value: string) => (key ? `hmac-sha256:${createHmac('sha256', key).update(value, 'utf8').digest('hex')}` : null);
-    const ref = (table: string) => {
-      const t = catalog.find((c) => c.table === table);
-      return t && t.schema === policy.schema ? t.name : t ? `${t.schema}.${t.name}` : table;
-    };
-    // As in every --json of purgekit: schema and name as the database spells them, next to table.
-    const names = (table: string) => parseQualified(table) ?? { schema: null, name: null };
-    const findings: Finding[] = raw.map((f) => ({
-      table: f.table,
-      ...names(f.table),
-      column: f.column.name,
-      kind: f.kind,
-      path: f.path ? pathText(f.path) : null,
-      value: f.value.name,
-      source: f.value.source,
-      digest: digest(f.value.value),
-      rows: f.rows,
-      keys: f.keys,
-      suggestion: suggestStep({ table: ref(f.table), column: f.column, kind: f.kind, path: f.path, value: f.value, subject, subjectTable: ref(qualified(subject.table)) }),
-    }));
-    const tables = scans.map((s) => ({
-      table: s.table.table,
-      schema: s.table.schema,
-      name: s.table.name,
-      columns: s.table.columns.map((c) => c.name),
-      skippedColumns: s.skippedColumns,
-      estimatedRows: s.table.rows,
-      bytes: s.table.bytes,
-      columnBytes: s.table.columnBytes,
-      ...s.outcome,
-    }));
-    const complete = scans.every((s) => (s.outcome.status === 'scanned' || s.outcome.status === 'planned') && !s.skippedColumns.length);
+    const parts = reportParts(policy, catalog, { scans, findings: raw }, found.values, excluded, auditDigest(options.auditLog));
+    const { findings, complete } = parts;
     const exitCode = options.estimate ? ExitCode.ok : findings.length || !complete ? ExitCode.checkFailed : ExitCode.ok;
     const output: ResidueOutput = {
       version: 1,
@@ -128,25 +81,11 @@ export async function residueCommand(options: ResidueOptions): Promise<{ output:
       estimate: options.estimate,
       lookup: found.lookup,
       subjects: found.subjects,
-      values: found.values.map((v) => ({ name: v.name, source: v.source, digest: digest(v.value), matching: matchingKinds(v) })),
-      excluded: [...excluded].map(([table, reason]) => ({ table, ...names(table), reason })),
-      tables,
-      findings,
-      notScanned: scans.filter((s) => s.outcome.status === 'not-scanned').map((s) => s.table.table),
-      complete,
+      ...parts,
       exitCode,
     };
     return { output, lines: humanResidue(output), exitCode };
   } finally {
     await conn.sql.end({ timeout: 5 });
-  }
-}
-
-/** The audit log's HMAC key, if a run has made one; residue never creates it (it writes nothing). */
-function readKey(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch {
-    return undefined;
   }
 }

@@ -23,6 +23,7 @@ import { sourceLabel } from './compile.js';
 import * as outbox from '../outbox/runner.js';
 import { ledgerKeyFrom } from '../ledger/key.js';
 import { runLedger } from '../ledger/record.js';
+import type { RunResidueOptions } from '../residue/inRun.js';
 import { auditRecord, committedCounts, elapsed, explain, personalScrubber, scrubSummary, summarizeBackup, transactionStatus, verdict } from './runOutcome.js';
 
 export interface RunOptions {
@@ -57,6 +58,8 @@ export interface RunOptions {
   readonly reviewed?: ReviewedPlan;
   /** --batch-size (src/volume): several subjects of a subjects file in this run's one transaction. */
   readonly batch?: BatchRun;
+  /** plan|apply --residue: scan for the subject's values after the steps (src/residue/inRun.ts). */
+  readonly residue?: RunResidueOptions;
 }
 
 /** One batch of --subjects-from: what stands in for a single subject's values, run id and audit fields. */
@@ -123,7 +126,9 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     say(`plan: ${file} (sha256 ${planSha256.slice(0, 12)})`);
     if (mode === 'rehearse') say('rehearsal: runs every statement for real, takes the same locks as apply, then rolls back');
     // after_commit: the outbox exists and every ${VAR} is set, or nothing runs (src/outbox/runner.ts).
-    await outbox.preflight(conn.sql, plan, mode, process.env, say);
+    await outbox.preflight(conn.sql, plan, mode, process.env, say, values);
+    // Loaded only for --residue (test/load-path.test.ts).
+    const residue = options.residue && (await (await import('../residue/inRun.js')).ResidueRun.prepare(conn.sql, policy, values, mode, options.residue, options.auditLog, say));
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
     const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
@@ -186,6 +191,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
               }
             : {}),
           ...(options.batch ? { beforeNode: options.batch.beforeNode } : {}),
+          ...(residue ? residue.control() : {}),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {
@@ -236,8 +242,8 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
       const backedUp = writer ? await summarizeBackup(writer.dir).catch((e: Error) => (owed.push(`reading the backup's manifest: ${e.message}`), null)) : null;
       if (backedUp) say(`backup: ${backedUp.files} ${backedUp.files === 1 ? 'file' : 'files'}, ${backedUp.rows} rows in ${backedUp.dir} (restore with purgekit restore ${backedUp.dir} --confirm ${database})`);
       output = { ...output, backup: backedUp };
-      if (outbox.outboxNode(plan)) {
-        const done = await outbox.runCommitted(conn.sql, plan, result.xid, { ...(auditLog ? { audit: auditLog } : {}), runId, env: process.env, say });
+      if (outbox.outboxNode(plan, values)) {
+        const done = await outbox.runCommitted(conn.sql, plan, result.xid, { ...(auditLog ? { audit: auditLog } : {}), runId, env: process.env, say, values });
         output = { ...output, sideEffects: done.effects };
         if (done.owed) owed.push(done.owed);
       }
@@ -256,7 +262,11 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
         say(`warning: the audit log's outcome record could not be written to ${options.auditLog}: ${(e as Error).message}`);
       }
     }
-    if (!committed && outbox.outboxNode(plan)) output = { ...output, sideEffects: outbox.planned(plan, output.subject?.matched ?? null)! };
+    if (!committed && outbox.outboxNode(plan, values)) output = { ...output, sideEffects: outbox.planned(plan, output.subject?.matched ?? null, values)! };
+    if (residue) {
+      if (committed) await residue.afterCommit(conn.sql);
+      output = residue.finish(output, database, committed);
+    }
     if (note) say(note);
     if (output.sideEffects && !committed) for (const line of outbox.describePlanned(output.sideEffects)) say(line);
     for (const line of humanReport(output, options.color)) say(line);

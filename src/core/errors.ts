@@ -14,6 +14,8 @@ export const ExitCode = {
   transient: 7,
   /** COMMITTED, but work owed after COMMIT (the audit log's outcome record) could not be done. */
   committedPending: 8,
+  /** COMMITTED, and apply --residue --fail-on-residue found the subject's values still in the database (src/residue/inRun.ts). */
+  committedResidue: 9,
   /** Stopped by SIGINT (128 + 2) or SIGTERM (128 + 15): cancelled, rolled back, cleaned up. */
   interrupted: 130,
   terminated: 143,

@@ -29,6 +29,7 @@ export class JobError extends Error {
 function valueOf(p: Placeholder, v: JobValues): string {
   if (p.kind === 'env') {
     const value = v.env[p.name];
+    if ((value === undefined || value === '') && p.fallback !== undefined) return p.fallback;
     if (value === undefined || value === '') throw new JobError(`environment variable ${p.name} is not set`);
     return value;
   }

@@ -2,6 +2,8 @@ import type postgres from 'postgres';
 import { UsageError } from '../core/errors.js';
 import type { OutboxNode, Plan } from '../plan/nodes.js';
 import type { AuditLog } from '../run/audit.js';
+import { flagIsSet } from '../run/willRun.js';
+import type { RunValues } from '../values.js';
 import { describeAction } from './spec.js';
 import { missingEnv, workOutbox, type JobOutcome } from './worker.js';
 
@@ -22,8 +24,12 @@ export interface SideEffects {
   readonly jobs: readonly JobOutcome[];
 }
 
-export function outboxNode(plan: Plan): OutboxNode | undefined {
-  return plan.nodes.find((n): n is OutboxNode => n.kind === 'outbox');
+/** The plan's outbox node; with the run's values, only the actions this run queues (if: flags), undefined when none. */
+export function outboxNode(plan: Plan, values?: RunValues): OutboxNode | undefined {
+  const node = plan.nodes.find((n): n is OutboxNode => n.kind === 'outbox');
+  if (!node || !values) return node;
+  const actions = node.actions.filter((a) => !a.flag || flagIsSet(plan.flags, values, a.flag));
+  return actions.length ? { ...node, actions } : undefined;
 }
 
 export async function outboxExists(sql: postgres.Sql): Promise<boolean> {
@@ -32,8 +38,8 @@ export async function outboxExists(sql: postgres.Sql): Promise<boolean> {
 }
 
 /** rehearse and apply write the jobs: refuse before the transaction if they could not (or could not run). */
-export async function preflight(sql: postgres.Sql, plan: Plan, mode: string, env: NodeJS.ProcessEnv, say: (line: string) => void): Promise<void> {
-  const node = outboxNode(plan);
+export async function preflight(sql: postgres.Sql, plan: Plan, mode: string, env: NodeJS.ProcessEnv, say: (line: string) => void, values: RunValues): Promise<void> {
+  const node = outboxNode(plan, values);
   if (!node) return;
   const exists = await outboxExists(sql);
   if (mode === 'plan') {
@@ -46,8 +52,8 @@ export async function preflight(sql: postgres.Sql, plan: Plan, mode: string, env
   if (missing.length) throw new UsageError(`${plan.name}'s after_commit reads ${missing.map((m) => `\${${m}}`).join(', ')}, not set in the environment (nothing was run)`);
 }
 
-export function planned(plan: Plan, subjects: number | null): SideEffects | undefined {
-  const node = outboxNode(plan);
+export function planned(plan: Plan, subjects: number | null, values: RunValues): SideEffects | undefined {
+  const node = outboxNode(plan, values);
   if (!node) return undefined;
   const perRun = node.actions.filter((a) => !a.forEach).length;
   const queued = node.actions.some((a) => a.forEach) ? null : node.subject ? (subjects === null ? null : subjects * perRun) : perRun;
@@ -68,15 +74,20 @@ export async function runCommitted(
   sql: postgres.Sql,
   plan: Plan,
   xid: string | undefined,
-  options: { audit?: AuditLog; runId: string; env: NodeJS.ProcessEnv; say: (line: string) => void },
+  options: { audit?: AuditLog; runId: string; env: NodeJS.ProcessEnv; say: (line: string) => void; values: RunValues },
 ): Promise<{ effects: SideEffects; owed?: string }> {
-  const base = planned(plan, null)!;
+  const base = planned(plan, null, options.values)!;
   if (!xid) return { effects: base, owed: 'the side effects were queued, but this run could not tell which jobs are its own: run purgekit outbox run' };
   try {
-    const jobs = await workOutbox(sql, { xid, attempts: APPLY_ATTEMPTS, backoffMs: BACKOFF_MS, env: options.env, runId: options.runId, say: options.say, ...(options.audit ? { audit: options.audit } : {}) });
+    const { outcomes: jobs, leased } = await workOutbox(sql, { xid, attempts: APPLY_ATTEMPTS, backoffMs: BACKOFF_MS, env: options.env, runId: options.runId, say: options.say, ...(options.audit ? { audit: options.audit } : {}) });
     const failed = jobs.filter((j) => j.status !== 'done');
-    const effects = { ...base, queued: jobs.length, jobs };
-    return failed.length ? { effects, owed: `${failed.length} of ${jobs.length} side effects did not succeed (they stay queued: purgekit outbox run)` } : { effects };
+    const effects = { ...base, queued: jobs.length + leased, jobs };
+    const owed = [
+      ...(failed.length ? [`${failed.length} of ${jobs.length + leased} side effects did not succeed (they stay queued: purgekit outbox run)`] : []),
+      // An outbox run claimed some first: they are not done until it says so.
+      ...(leased ? [`${leased} side ${leased === 1 ? 'effect is' : 'effects are'} being run by another worker (purgekit outbox list)`] : []),
+    ];
+    return owed.length ? { effects, owed: owed.join('; ') } : { effects };
   } catch (e) {
     return { effects: base, owed: `the side effects could not be run (${(e as Error).message}); they stay queued: purgekit outbox run` };
   }

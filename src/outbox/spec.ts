@@ -9,6 +9,8 @@
  *   {params.<name>}     a param of the policy, as given
  *   ${VAR}              an environment variable, read by the worker at run time; only its name is
  *                       ever stored, never its value
+ *   ${VAR:-default}     the same, with the text after :- when VAR is unset or empty (a base URL
+ *                       such as ${CLERK_API_URL:-https://api.clerk.com}; never a secret)
  * Braces around anything that is not a name or a dotted name ({}, code, JSON) are plain text.
  */
 import { didYouMean } from '../validate/didYouMean.js';
@@ -49,11 +51,13 @@ export interface AfterCommitAction {
   readonly spec: ActionSpec;
   /** A purge: once per subject row (subject.capture). Otherwise once per for_each row, or once per run. */
   readonly forEach?: { readonly table: { readonly schema: string; readonly name: string }; readonly capture: readonly string[] };
+  /** `if: <flag>`: queued only when the flag is set (the run's value, else its default). */
+  readonly flag?: string;
 }
 
 export type Placeholder =
   | { readonly kind: 'subject' | 'row' | 'params'; readonly name: string; readonly text: string }
-  | { readonly kind: 'env'; readonly name: string; readonly text: string };
+  | { readonly kind: 'env'; readonly name: string; readonly text: string; readonly fallback?: string };
 
 export type TemplatePart = string | Placeholder;
 
@@ -68,8 +72,9 @@ export function parseTemplate(text: string): { ok: true; parts: TemplatePart[] }
     if (m.index! > last) parts.push(text.slice(last, m.index));
     last = m.index! + m[0].length;
     if (m[1] !== undefined) {
-      if (!NAME.test(m[1])) return { ok: false, message: `"${m[0]}" is not an environment variable (\${NAME}: letters, digits, _)` };
-      parts.push({ kind: 'env', name: m[1], text: m[0] });
+      const env = /^([A-Za-z_][A-Za-z0-9_]*)(?::-([^]*))?$/.exec(m[1]);
+      if (!env) return { ok: false, message: `"${m[0]}" is not an environment variable (\${NAME} or \${NAME:-default}: letters, digits, _)` };
+      parts.push({ kind: 'env', name: env[1]!, text: m[0], ...(env[2] !== undefined ? { fallback: env[2] } : {}) });
       continue;
     }
     // Only what looks like a placeholder is one: braces around anything else ({}, code, JSON) are text.
@@ -114,6 +119,11 @@ export function placeholdersOf(spec: ActionSpec): Placeholder[] {
 /** The environment variables an action reads at run time. */
 export function envNames(spec: ActionSpec): string[] {
   return [...new Set(placeholdersOf(spec).filter((p) => p.kind === 'env').map((p) => p.name))];
+}
+
+/** Those it cannot run without: read somewhere without a ${VAR:-default}. */
+export function requiredEnvNames(spec: ActionSpec): string[] {
+  return [...new Set(placeholdersOf(spec).filter((p) => p.kind === 'env' && p.fallback === undefined).map((p) => p.name))];
 }
 
 /**

@@ -25,13 +25,20 @@ CREATE TABLE IF NOT EXISTS purgekit.outbox (
   spec jsonb NOT NULL,
   captured jsonb,
   params jsonb,
-  status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+  status text NOT NULL DEFAULT 'pending' CONSTRAINT outbox_status_check CHECK (status IN ('pending', 'running', 'done', 'failed')),
   attempts integer NOT NULL DEFAULT 0,
   last_error text,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
-  done_at timestamptz
+  done_at timestamptz,
+  claimed_by text,
+  claimed_at timestamptz,
+  lease_until timestamptz
 );
+-- An outbox made before the lease (running, claimed_by, claimed_at, lease_until): brought up to date.
+ALTER TABLE purgekit.outbox ADD COLUMN IF NOT EXISTS claimed_by text, ADD COLUMN IF NOT EXISTS claimed_at timestamptz, ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+ALTER TABLE purgekit.outbox DROP CONSTRAINT IF EXISTS outbox_status_check;
+ALTER TABLE purgekit.outbox ADD CONSTRAINT outbox_status_check CHECK (status IN ('pending', 'running', 'done', 'failed'));
 CREATE INDEX IF NOT EXISTS outbox_open ON purgekit.outbox (id) WHERE status <> 'done';
 COMMENT ON TABLE purgekit.outbox IS 'purgekit after_commit jobs (docs/FORMATS.md); captured and params are NULL once a job is done'`;
 
@@ -50,7 +57,11 @@ export interface OutboxSource {
 export function outboxInsert(policy: string, actions: readonly AfterCommitAction[], subject: OutboxSource['subject'], paramsTable: string): string {
   const params = [...new Set(actions.flatMap((a) => placeholdersOf(a.spec).filter((p) => p.kind === 'params').map((p) => p.name)))].sort();
   const paramsSql = params.length ? `(SELECT jsonb_build_object(${params.map((p) => `${quoteLiteral(p)}, ${quoteIdent(p)}`).join(', ')}) FROM ${paramsTable})` : 'NULL::jsonb';
-  const row = (a: AfterCommitAction) => `(${a.action}, ${quoteLiteral(a.spec.kind)}, ${quoteLiteral(JSON.stringify(a.spec))}::jsonb)`;
+  // if: <flag>: the action's rows are queued only when the parameter block says the flag is set.
+  const flagged = actions.some((a) => a.flag);
+  const on = (a: AfterCommitAction) => (a.flag ? `(SELECT ${quoteIdent(a.flag)} FROM ${paramsTable})` : 'true');
+  const row = (a: AfterCommitAction) => `(${a.action}, ${quoteLiteral(a.spec.kind)}, ${quoteLiteral(JSON.stringify(a.spec))}::jsonb${flagged ? `, ${on(a)}` : ''})`;
+  const columns = `AS a (action, kind, spec${flagged ? ', queued' : ''})`;
   const captured = (alias: string, columns: readonly string[]) =>
     columns.length ? `jsonb_build_object(${columns.map((c) => `${quoteLiteral(c)}, ${alias}.${quoteIdent(c)}`).join(', ')})` : 'NULL::jsonb';
   const selects: string[] = [];
@@ -60,8 +71,8 @@ export function outboxInsert(policy: string, actions: readonly AfterCommitAction
       [
         `SELECT ${quoteLiteral(policy)}, a.action, a.kind, a.spec, ${captured('s', subject.capture)}, ${paramsSql}`,
         `FROM ${qualified(subject.table)} AS s`,
-        `CROSS JOIN (VALUES ${perSubject.map(row).join(',\n  ')}) AS a (action, kind, spec)`,
-        `WHERE s.${quoteIdent(subject.key)} IN (TABLE pg_temp.purgekit_subject)`,
+        `CROSS JOIN (VALUES ${perSubject.map(row).join(',\n  ')}) ${columns}`,
+        `WHERE s.${quoteIdent(subject.key)} IN (TABLE pg_temp.purgekit_subject)${flagged ? ' AND a.queued' : ''}`,
       ].join('\n'),
     );
   }
@@ -71,13 +82,18 @@ export function outboxInsert(policy: string, actions: readonly AfterCommitAction
       [
         `SELECT ${quoteLiteral(policy)}, ${a.action}, ${quoteLiteral(a.spec.kind)}, ${quoteLiteral(JSON.stringify(a.spec))}::jsonb, ${captured('r', f.capture)}, ${paramsSql}`,
         `FROM ${qualified(f.table)} AS r`,
-        `WHERE ${f.capture.map((c) => `r.${quoteIdent(c)} IS NOT NULL`).join(' AND ')}`,
+        `WHERE ${f.capture.map((c) => `r.${quoteIdent(c)} IS NOT NULL`).join(' AND ')}${a.flag ? ` AND ${on(a)}` : ''}`,
       ].join('\n'),
     );
   }
   const once = actions.filter((a) => !a.forEach && !subject);
   if (once.length) {
-    selects.push(`SELECT ${quoteLiteral(policy)}, a.action, a.kind, a.spec, NULL::jsonb, ${paramsSql}\nFROM (VALUES ${once.map(row).join(',\n  ')}) AS a (action, kind, spec)`);
+    selects.push(`SELECT ${quoteLiteral(policy)}, a.action, a.kind, a.spec, NULL::jsonb, ${paramsSql}\nFROM (VALUES ${once.map(row).join(',\n  ')}) ${columns}${flagged ? '\nWHERE a.queued' : ''}`);
   }
-  return `INSERT INTO ${OUTBOX} (policy, action, kind, spec, captured, params)\n${selects.join('\nUNION ALL\n')}`;
+  const insert = `INSERT INTO ${OUTBOX} (policy, action, kind, spec, captured, params)\n${selects.join('\nUNION ALL\n')}`;
+  if (!actions.every((a) => a.flag)) return insert;
+  // Every action behind a flag: with none set, the INSERT is not even planned, so a database
+  // without purgekit.outbox (and a pasted script there) runs the policy as if it had none.
+  const any = [...new Set(actions.map((a) => quoteIdent(a.flag!)))].join(' OR ');
+  return `DO $purgekit_outbox$\nBEGIN\n  IF (SELECT ${any} FROM ${paramsTable}) THEN\n${insert.replace(/^/gm, '    ')};\n  END IF;\nEND\n$purgekit_outbox$`;
 }

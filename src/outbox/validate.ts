@@ -19,6 +19,7 @@ export function afterCommitOf(
   capture: readonly string[],
   report: (path: readonly PathSegment[], message: string, key?: boolean) => void,
   table: (path: readonly PathSegment[], value: unknown) => TableName,
+  flagOf: (path: readonly PathSegment[], value: unknown) => string | undefined = () => undefined,
 ): AfterCommitAction[] {
   const out: AfterCommitAction[] = [];
   if (raw['after_commit'] === undefined) return out;
@@ -29,7 +30,7 @@ export function afterCommitOf(
   const list = Array.isArray(raw['after_commit']) ? raw['after_commit'] : [];
   list.forEach((entry, i) => {
     if (!isObject(entry)) return;
-    const kinds = Object.keys(entry).filter((k) => k !== 'for_each');
+    const kinds = Object.keys(entry).filter((k) => k !== 'for_each' && k !== 'if');
     const actionKind = ACTION_KINDS.find((k) => k === kinds[0]);
     if (kinds.length > 1 && kinds.every((k) => ACTION_KINDS.some((a) => a === k))) report(['after_commit', i], `has ${kinds.join(' and ')}: one action per entry`);
     if (kinds.length === 0) report(['after_commit', i], `needs one of ${ACTION_KINDS.join(', ')}`);
@@ -42,6 +43,7 @@ export function afterCommitOf(
       if (kind === 'purge') report(['after_commit', i, 'for_each'], 'a purge runs its actions once per subject (subject.capture); for_each is for wipe and cleanup policies', true);
       forEach = { table: table(['after_commit', i, 'for_each', 'table'], entry['for_each']['table']), capture: strings(entry['for_each']['capture']) };
     }
+    const flag = entry['if'] === undefined ? undefined : flagOf(['after_commit', i, 'if'], entry['if']);
     const columns = forEach ? forEach.capture : kind === 'purge' ? capture : [];
     for (const t of templatesOf(spec)) {
       const path = [...base, ...t.path];
@@ -75,7 +77,7 @@ export function afterCommitOf(
         if (why) report(path, `"${t.text}" ${why}`);
       }
     }
-    out.push({ action: i + 1, spec, ...(forEach ? { forEach } : {}) });
+    out.push({ action: i + 1, spec, ...(forEach ? { forEach } : {}), ...(flag ? { flag } : {}) });
   });
   return out;
 }

@@ -1,15 +1,31 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type postgres from 'postgres';
 import type { AuditLog } from '../run/audit.js';
 import { JobError, runAction, type JobValues } from './actions.js';
-import { envNames, type ActionSpec } from './spec.js';
+import { envNames, requiredEnvNames, type ActionSpec } from './spec.js';
 
 /**
- * The outbox worker: claims one open job at a time (status pending or failed) with FOR UPDATE
- * SKIP LOCKED and holds that row lock while it runs the job and records the result, all in one
- * short transaction of its own. A second worker skips a claimed job; a worker that dies releases
- * its claim (the job stays open and runs again: jobs are idempotent). A job is tried `attempts`
- * times with exponential backoff, then left failed with its last error for the next run.
+ * The outbox worker. It never holds a transaction open while a job runs (an HTTP call can take
+ * 30 s; an open transaction holds back vacuum and its row locks hold other workers):
+ *
+ *   claim    one statement, committed at once: the first open job (pending, failed, or running
+ *            under a lease that has expired) is picked with FOR UPDATE SKIP LOCKED and marked
+ *            running, claimed_by this worker, lease_until now + the lease
+ *   run      the action, tried `attempts` times with exponential backoff; while it runs the
+ *            worker renews its lease every third of it (one short UPDATE each)
+ *   finish   one short transaction: done (captured and params set to NULL) or failed with the
+ *            last error, only if the claim is still this worker's; the audit line is on disk
+ *            before it commits
+ *
+ * A second worker skips a claimed job: the row lock while it is being claimed, the lease after.
+ * A worker that dies stops renewing: once its lease has expired another worker claims the job
+ * again (every action is idempotent). The lease is renewed well before it ends, so a live worker
+ * keeps its jobs; two workers run one job at the same time only if one is cut off from the
+ * database for longer than the lease while its action still runs.
  */
+export const LEASE_SECONDS = 60;
+
 export interface WorkOptions {
   /** Only the jobs of this transaction (apply, right after its COMMIT). */
   readonly xid?: string;
@@ -19,6 +35,8 @@ export interface WorkOptions {
   readonly audit?: AuditLog;
   readonly runId?: string;
   readonly say?: (line: string) => void;
+  /** Seconds a claim holds without renewal (default LEASE_SECONDS). */
+  readonly leaseSeconds?: number;
 }
 
 export interface JobOutcome {
@@ -41,40 +59,72 @@ interface JobRow {
   captured: Record<string, unknown> | null;
   params: Record<string, unknown> | null;
   attempts: number;
+  /** The status it was claimed from: running means a lease that had expired. */
+  was: string;
 }
 
-export async function workOutbox(sql: postgres.Sql, options: WorkOptions): Promise<JobOutcome[]> {
+/** What a pass did, and the open jobs it left to other workers (running under a live lease). */
+export interface WorkResult {
+  readonly outcomes: JobOutcome[];
+  readonly leased: number;
+}
+
+export async function workOutbox(sql: postgres.Sql, options: WorkOptions): Promise<WorkResult> {
+  const worker = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const lease = options.leaseSeconds ?? LEASE_SECONDS;
   const outcomes: JobOutcome[] = [];
   let last = '0';
   for (;;) {
-    const outcome = await sql.begin(async (tx) => {
-      const [job] = await tx<JobRow[]>`
-        SELECT id::text AS id, policy, action, kind, spec, captured, params, attempts
-        FROM purgekit.outbox
-        WHERE status <> 'done' AND id > ${last}::bigint ${options.xid ? tx`AND xid = ${options.xid}::bigint` : tx``}
-        ORDER BY outbox.id -- the column, not the text alias
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED`;
-      if (!job) return undefined;
-      const result = await attempt(job, options);
-      const done = result.error === null;
-      await tx`
+    const [job] = await sql<JobRow[]>`
+      WITH c AS (
+        SELECT id, status AS was FROM purgekit.outbox
+        WHERE id > ${last}::bigint ${options.xid ? sql`AND xid = ${options.xid}::bigint` : sql``}
+          AND (status IN ('pending', 'failed') OR (status = 'running' AND lease_until < now()))
+        ORDER BY id LIMIT 1
+        FOR UPDATE SKIP LOCKED)
+      UPDATE purgekit.outbox AS o
+      SET status = 'running', claimed_by = ${worker}, claimed_at = now(), lease_until = now() + make_interval(secs => ${lease}), updated_at = now()
+      FROM c WHERE o.id = c.id
+      RETURNING o.id::text AS id, o.policy, o.action, o.kind, o.spec, o.captured, o.params, o.attempts, c.was`;
+    if (!job) break;
+    last = job.id;
+    if (job.was === 'running') options.say?.(`  side effect ${job.id}: its previous worker's lease expired (the worker stopped): running it again`);
+    const renew = setInterval(() => {
+      sql`UPDATE purgekit.outbox SET lease_until = now() + make_interval(secs => ${lease}) WHERE id = ${job.id}::bigint AND claimed_by = ${worker}`.catch(() => {});
+    }, (lease * 1000) / 3);
+    let result: { tries: number; error: string | null };
+    try {
+      result = await attempt(job, options);
+    } finally {
+      clearInterval(renew);
+    }
+    const done = result.error === null;
+    const o: JobOutcome = { id: job.id, policy: job.policy, action: job.action, kind: job.kind, status: done ? 'done' : 'failed', attempts: job.attempts + result.tries, error: result.error };
+    const kept = await sql.begin(async (tx) => {
+      const [row] = await tx`
         UPDATE purgekit.outbox
-        SET status = ${done ? 'done' : 'failed'}, attempts = attempts + ${result.tries}, last_error = ${result.error},
-            updated_at = now(), done_at = ${done ? tx`now()` : tx`NULL`},
+        SET status = ${o.status}, attempts = attempts + ${result.tries}, last_error = ${result.error},
+            updated_at = now(), done_at = ${done ? tx`now()` : tx`NULL`}, claimed_by = NULL, lease_until = NULL,
             captured = ${done ? tx`NULL` : tx`captured`}, params = ${done ? tx`NULL` : tx`params`}
-        WHERE id = ${job.id}::bigint`;
-      const o: JobOutcome = { id: job.id, policy: job.policy, action: job.action, kind: job.kind, status: done ? 'done' : 'failed', attempts: job.attempts + result.tries, error: result.error };
+        WHERE id = ${job.id}::bigint AND claimed_by = ${worker}
+        RETURNING id`;
       // On disk before the job's row is committed as done: the log never misses an outcome.
-      options.audit?.append(auditRecord(options.audit, o, job, options.runId));
-      return o;
+      if (row) options.audit?.append(auditRecord(options.audit, o, job, options.runId));
+      return Boolean(row);
     });
-    if (!outcome) break;
-    last = outcome.id;
-    outcomes.push(outcome);
-    options.say?.(`  side effect ${outcome.id} (${outcome.policy} #${outcome.action} ${outcome.kind}): ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`);
+    if (!kept) {
+      options.say?.(`  side effect ${o.id}: its lease expired while it ran and another worker claimed it: its outcome (${o.status}) is that worker's to record`);
+      continue;
+    }
+    outcomes.push(o);
+    options.say?.(`  side effect ${o.id} (${o.policy} #${o.action} ${o.kind}): ${o.status}${o.error ? `: ${o.error}` : ''}`);
   }
-  return outcomes;
+  const [open] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM purgekit.outbox
+    WHERE status = 'running' AND lease_until >= now() ${options.xid ? sql`AND xid = ${options.xid}::bigint` : sql``}`;
+  const leased = open?.n ?? 0;
+  if (leased) options.say?.(`  ${leased} side ${leased === 1 ? 'effect is' : 'effects are'} running under another worker's lease: left to it (purgekit outbox list)`);
+  return { outcomes, leased };
 }
 
 async function attempt(job: JobRow, options: WorkOptions): Promise<{ tries: number; error: string | null }> {
@@ -140,6 +190,6 @@ function auditRecord(log: AuditLog, o: JobOutcome, job: JobRow, runId: string | 
 
 /** The environment variables a set of actions needs that are not set. */
 export function missingEnv(specs: readonly ActionSpec[], env: NodeJS.ProcessEnv): string[] {
-  return [...new Set(specs.flatMap(envNames))].filter((name) => !env[name]);
+  return [...new Set(specs.flatMap(requiredEnvNames))].filter((name) => !env[name]);
 }
 

@@ -129,7 +129,7 @@ export function heading(node: PlanNode): Heading {
     case 'outbox':
       return {
         title: 'Side effects after COMMIT: one job per action queued in purgekit.outbox (purgekit outbox init), in this transaction, before the deletes; purgekit outbox run does them.',
-        notes: node.actions.map((a) => `${a.action}. ${describeAction(a.spec)}${a.forEach ? ` for each ${qualified(a.forEach.table)} row` : node.subject ? ' for each subject' : ''}`),
+        notes: node.actions.map((a) => `${a.action}. ${describeAction(a.spec)}${a.forEach ? ` for each ${qualified(a.forEach.table)} row` : node.subject ? ' for each subject' : ''}${a.flag ? ` (only with flag ${a.flag})` : ''}`),
       };
   }
 }

@@ -39,6 +39,19 @@ export interface ScanSettings {
   readonly progress: (line: string) => void;
 }
 
+/**
+ * Where the statements go: a session of their own (`purgekit residue`, apply --residue after
+ * COMMIT), or the run's open transaction (plan [--rehearse] --residue: after the steps ran, before
+ * the ROLLBACK), where each table's statements run in a savepoint, so that a timeout or a cast
+ * error stops that table, not the transaction.
+ */
+type Queries = Pick<postgres.Sql, 'unsafe'>;
+
+interface Session {
+  readonly sql: Queries;
+  readonly guarded: <T>(fn: (sql: Queries) => Promise<T>) => Promise<T>;
+}
+
 const CAST_ERROR = /^(22|42804|42846|42883)/;
 
 export async function scanTables(
@@ -47,39 +60,62 @@ export async function scanTables(
   values: readonly IdentifyingValue[],
   settings: ScanSettings,
 ): Promise<{ scans: TableScan[]; findings: RawFinding[] }> {
-  const sets = valueSets(values);
-  const findings = new Map<string, RawFinding>();
-  const scans: TableScan[] = [];
-  const started = performance.now();
   const session = await sql.reserve();
   try {
     // Nothing the scan sends can write; the session says so too.
     await session.unsafe('SET default_transaction_read_only = on');
-    for (const [i, table] of tables.entries()) {
-      const label = `[${i + 1}/${tables.length}] ${table.table}`;
-      if (!table.readable) {
-        scans.push({ table, outcome: { status: 'skipped', reason: 'permission denied: the role may not read this table' }, skippedColumns: table.skippedColumns });
-        settings.progress(`${label}: skipped (permission denied)`);
-        continue;
-      }
-      if (!table.columns.length) {
-        scans.push({ table, outcome: { status: 'skipped', reason: 'permission denied: the role may read none of its searchable columns' }, skippedColumns: table.skippedColumns });
-        settings.progress(`${label}: skipped (no readable searchable column)`);
-        continue;
-      }
-      const left = settings.budgetMs === undefined ? undefined : settings.budgetMs - (performance.now() - started);
-      if (left !== undefined && left <= 0) {
-        scans.push({ table, outcome: { status: 'not-scanned', reason: 'the time budget (--max-seconds) was used up before this table' }, skippedColumns: table.skippedColumns });
-        continue;
-      }
-      await session.unsafe(`SET statement_timeout = ${left === undefined ? 0 : Math.max(1, Math.ceil(left))}`);
-      const result = await scanOne(session, table, sets, values, settings, findings);
-      scans.push(result);
-      settings.progress(`${label}: ${describe(result.outcome)}`);
-    }
+    const result = await scanOn({ sql: session, guarded: (fn) => fn(session) }, tables, values, settings, '');
     await session.unsafe('RESET statement_timeout');
+    return result;
   } finally {
     session.release();
+  }
+}
+
+/** The scan inside an open transaction (which it makes read-only): the caller rolls it back. */
+export async function scanInTransaction(
+  tx: postgres.TransactionSql,
+  tables: readonly CatalogTable[],
+  values: readonly IdentifyingValue[],
+  settings: ScanSettings,
+): Promise<{ scans: TableScan[]; findings: RawFinding[] }> {
+  await tx.unsafe('SET LOCAL transaction_read_only = on');
+  const guarded = <T>(fn: (sql: Queries) => Promise<T>) => tx.savepoint((sp) => fn(sp)) as Promise<T>;
+  return scanOn({ sql: tx, guarded }, tables, values, settings, 'LOCAL ');
+}
+
+async function scanOn(
+  session: Session,
+  tables: readonly CatalogTable[],
+  values: readonly IdentifyingValue[],
+  settings: ScanSettings,
+  local: string,
+): Promise<{ scans: TableScan[]; findings: RawFinding[] }> {
+  const sets = valueSets(values);
+  const findings = new Map<string, RawFinding>();
+  const scans: TableScan[] = [];
+  const started = performance.now();
+  for (const [i, table] of tables.entries()) {
+    const label = `[${i + 1}/${tables.length}] ${table.table}`;
+    if (!table.readable) {
+      scans.push({ table, outcome: { status: 'skipped', reason: 'permission denied: the role may not read this table' }, skippedColumns: table.skippedColumns });
+      settings.progress(`${label}: skipped (permission denied)`);
+      continue;
+    }
+    if (!table.columns.length) {
+      scans.push({ table, outcome: { status: 'skipped', reason: 'permission denied: the role may read none of its searchable columns' }, skippedColumns: table.skippedColumns });
+      settings.progress(`${label}: skipped (no readable searchable column)`);
+      continue;
+    }
+    const left = settings.budgetMs === undefined ? undefined : settings.budgetMs - (performance.now() - started);
+    if (left !== undefined && left <= 0) {
+      scans.push({ table, outcome: { status: 'not-scanned', reason: 'the time budget (--max-seconds) was used up before this table' }, skippedColumns: table.skippedColumns });
+      continue;
+    }
+    await session.sql.unsafe(`SET ${local}statement_timeout = ${left === undefined ? 0 : Math.max(1, Math.ceil(left))}`);
+    const result = await scanOne(session, table, sets, values, settings, findings);
+    scans.push(result);
+    settings.progress(`${label}: ${describe(result.outcome)}`);
   }
   const left = scans.filter((s) => s.outcome.status === 'not-scanned');
   if (left.length) settings.progress(`time budget used up: ${left.length} ${left.length === 1 ? 'table' : 'tables'} not scanned: ${left.map((s) => s.table.table).join(', ')}`);
@@ -99,7 +135,7 @@ function describe(o: TableOutcome): string {
 }
 
 async function scanOne(
-  session: postgres.ReservedSql,
+  session: Session,
   table: CatalogTable,
   sets: ValueSets,
   values: readonly IdentifyingValue[],
@@ -112,29 +148,34 @@ async function scanOne(
     const query = scanQuery(table, columns, sets);
     const started = performance.now();
     try {
-      const access = await accessPath(session, query.text, query.params);
-      if (settings.explainOnly) return { table, outcome: { status: 'planned', access }, skippedColumns: skipped };
-      const local = new Map<string, RawFinding>();
-      let matchedRows = 0;
-      await session.unsafe(query.text, query.params as never[]).cursor(1000, (rows) => {
-        for (const row of rows as unknown as Record<string, string | null>[]) {
-          const key = Object.fromEntries(query.keyColumns.map((k, i) => [k, row[`k${i}`] ?? null]));
-          let matched = false;
-          query.columns.forEach((column, i) => {
-            const cell = row[`c${i}`];
-            if (cell === null || cell === undefined) return;
-            for (const m of classifyCell(column.kind, cell, values)) {
-              matched = true;
-              const id = [column.name, m.kind, m.path ? pathText(m.path) : '', m.value.name].join('\u0000');
-              let f = local.get(id);
-              if (!f) local.set(id, (f = { table: table.table, column, kind: m.kind, path: m.path, value: m.value, rows: 0, keys: [] }));
-              f.rows++;
-              if (f.keys.length < settings.keys) f.keys.push(masked(key, values));
-            }
-          });
-          if (matched) matchedRows++;
-        }
+      const read = await session.guarded(async (sql) => {
+        const access = await accessPath(sql, query.text, query.params);
+        const local = new Map<string, RawFinding>();
+        let matchedRows = 0;
+        if (settings.explainOnly) return { access, local, matchedRows };
+        await sql.unsafe(query.text, query.params as never[]).cursor(1000, (rows) => {
+          for (const row of rows as unknown as Record<string, string | null>[]) {
+            const key = Object.fromEntries(query.keyColumns.map((k, i) => [k, row[`k${i}`] ?? null]));
+            let matched = false;
+            query.columns.forEach((column, i) => {
+              const cell = row[`c${i}`];
+              if (cell === null || cell === undefined) return;
+              for (const m of classifyCell(column.kind, cell, values)) {
+                matched = true;
+                const id = [column.name, m.kind, m.path ? pathText(m.path) : '', m.value.name].join('\u0000');
+                let f = local.get(id);
+                if (!f) local.set(id, (f = { table: table.table, column, kind: m.kind, path: m.path, value: m.value, rows: 0, keys: [] }));
+                f.rows++;
+                if (f.keys.length < settings.keys) f.keys.push(masked(key, values));
+              }
+            });
+            if (matched) matchedRows++;
+          }
+        });
+        return { access, local, matchedRows };
       });
+      const { access, local, matchedRows } = read;
+      if (settings.explainOnly) return { table, outcome: { status: 'planned', access }, skippedColumns: skipped };
       for (const [id, f] of local) findings.set(`${table.table}\u0000${id}`, f);
       return { table, outcome: { status: 'scanned', matchedRows, ms: Math.round(performance.now() - started), access }, skippedColumns: skipped };
     } catch (e) {
@@ -150,7 +191,7 @@ async function scanOne(
       const bad: SearchColumn[] = [];
       for (const column of columns) {
         const alone = scanQuery(table, [column], sets);
-        const failed = await session.unsafe(`SELECT count(*) FROM (${alone.text}) AS probe`, alone.params as never[]).then(
+        const failed = await session.guarded((sql) => sql.unsafe(`SELECT count(*) FROM (${alone.text}) AS probe`, alone.params as never[])).then(
           () => undefined,
           (x: { code?: string; message?: string }) => x,
         );
@@ -167,7 +208,7 @@ async function scanOne(
 }
 
 /** How the server will read the table for this statement: `seq scan`, `index scan (x_idx)`, `bitmap index scan (a_idx, b_idx)`. */
-async function accessPath(session: postgres.ReservedSql, text: string, params: readonly unknown[]): Promise<string> {
+async function accessPath(session: Queries, text: string, params: readonly unknown[]): Promise<string> {
   const [row] = (await session.unsafe(`EXPLAIN (FORMAT JSON) ${text}`, params as never[])) as unknown as { 'QUERY PLAN': unknown }[];
   const nodes: { type: string; index?: string }[] = [];
   const walk = (n: Record<string, unknown>) => {

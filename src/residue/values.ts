@@ -3,6 +3,7 @@ import { InvalidPolicyError, UsageError } from '../core/errors.js';
 import { kebab, qualified } from '../core/names.js';
 import { loadPolicyFile, locate, type PathSegment } from '../load/loadPolicy.js';
 import type { ParamType, Policy, Subject } from '../policy.js';
+import { SUBJECT } from '../plan/sql.js';
 import { quoteIdent } from '../sql/quote.js';
 import { didYouMean } from '../validate/didYouMean.js';
 import { describe } from '../validate/schema.js';
@@ -66,7 +67,7 @@ export async function identifyingValues(
     if (lookupParams.has(p.name) && !named.has(p.name)) named.set(p.name, { column: p.name, source: 'param', path: ['params', p.name, 'type'], type: p.type, typeName: p.type });
   }
 
-  const found: Omit<IdentifyingValue, 'email' | 'substring'>[] = [];
+  const found: Found[] = [];
   for (const { name, value } of pairs) {
     const decl = named.get(name) ?? named.get(name.replaceAll('-', '_'));
     if (!decl) {
@@ -91,25 +92,54 @@ export async function identifyingValues(
   if (lookup || keys.length) {
     const rows = await subjectRows(sql, policy, subject, lookup, values, keys, types.get(subject.key)!);
     subjects = rows.length;
-    const fromRows: typeof found = [];
-    rows.forEach((row, i) => {
-      const suffix = rows.length > 1 ? `#${i + 1}` : '';
-      for (const [col, value] of Object.entries(row)) {
-        if (value === null || value === '') continue;
-        fromRows.push({ name: `${col}${suffix}`, column: col, source: col === subject.key ? 'key' : 'identifier', value });
-      }
-    });
-    found.unshift(...fromRows);
+    found.unshift(...fromRows(subject, rows));
   }
-  // One entry per value (emails ignoring case): what the database holds comes first and names it.
-  const seen = new Set<string>();
-  const same = (v: string) => (EMAIL.test(v) ? v.toLowerCase() : v);
-  const unique = found.filter((f) => !seen.has(same(f.value)) && (seen.add(same(f.value)), true));
   return {
-    values: unique.map((v) => classify(v, options.substring)),
+    values: distinct(found, options.substring),
     subjects,
     lookup: lookup ? lookup.by.map((b) => `--${kebab(b)}`).join(' + ') : keys.length ? `--value ${subject.key}` : null,
   };
+}
+
+/**
+ * apply|plan --residue: the same values, read inside the purge's own transaction before its first
+ * delete, from exactly the rows its lookup found (pg_temp.purgekit_subject), and the lookup params
+ * given. In a savepoint: a failure here is reported, never the purge's. checkIdentifiers ran first.
+ */
+export async function capturedValues(tx: postgres.TransactionSql, policy: Policy, values: RunValues): Promise<{ values: IdentifyingValue[]; subjects: number }> {
+  const subject = policy.subject!;
+  const columns = [...new Set([subject.key, ...subject.identifiers])];
+  const rows = (await tx.savepoint((sp) =>
+    sp.unsafe(`SELECT ${columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ')} FROM ${qualified(subject.table)} WHERE ${quoteIdent(subject.key)} IN (TABLE ${SUBJECT}) LIMIT 1000`),
+  )) as unknown as Record<string, string | null>[];
+  const lookupParams = new Set(subject.lookup.flatMap((l) => l.by));
+  const params = [...values.params].filter(([name]) => lookupParams.has(name)).map(([name, value]) => ({ name, column: name, source: 'param' as const, value }));
+  return { values: distinct([...fromRows(subject, rows), ...params], true), subjects: rows.length };
+}
+
+/** Before a run with --residue: subject.key and subject.identifiers are columns of the subject table (a located error otherwise). */
+export async function checkIdentifiers(sql: postgres.Sql, policy: Policy): Promise<void> {
+  const subject = policy.subject;
+  if (policy.kind !== 'purge' || !subject) throw new UsageError(`--residue: ${policy.name} is a ${policy.kind} policy; the residue scan needs a purge policy (its subject says what identifies a person)`);
+  await checkColumns(policy, subject, await columnTypes(sql, subject));
+}
+
+type Found = Omit<IdentifyingValue, 'email' | 'substring'>;
+
+function fromRows(subject: Subject, rows: readonly Record<string, string | null>[]): Found[] {
+  return rows.flatMap((row, i) => {
+    const suffix = rows.length > 1 ? `#${i + 1}` : '';
+    return Object.entries(row).flatMap(([col, value]): Found[] =>
+      value === null || value === '' ? [] : [{ name: `${col}${suffix}`, column: col, source: col === subject.key ? 'key' : 'identifier', value }],
+    );
+  });
+}
+
+/** One entry per value (emails ignoring case): what the database holds comes first and names it. */
+function distinct(found: readonly Found[], substring: boolean): IdentifyingValue[] {
+  const seen = new Set<string>();
+  const same = (v: string) => (EMAIL.test(v) ? v.toLowerCase() : v);
+  return found.filter((f) => !seen.has(same(f.value)) && (seen.add(same(f.value)), true)).map((v) => classify(v, substring));
 }
 
 const PARAM_TYPE: Readonly<Record<string, ParamType>> = {

@@ -95,6 +95,13 @@ export interface RunControl {
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
   /** --batch-size (src/volume/batchLookup.ts): before a node's statement, sends its own; true when they stand in for the node's. */
   readonly beforeNode?: (node: PlanNode, context: NodeContext) => Promise<boolean>;
+  /**
+   * --residue (src/residue/inRun.ts): in the transaction once the subject is found and its rows
+   * locked, before the first delete (it reads the subject's identifying values); and, in plan and
+   * rehearse, after every check held, just before the ROLLBACK (the scan). Neither may throw.
+   */
+  readonly beforeChanges?: (tx: postgres.TransactionSql) => Promise<void>;
+  readonly beforeRollback?: (tx: postgres.TransactionSql) => Promise<void>;
 }
 
 class Interrupted extends Error {}
@@ -203,6 +210,10 @@ export async function execute(
           }
           pipe.send(STATS_SQL, lastAt, { onRows: (rows) => (statsBefore = toStats(rows)) });
         }
+        if (i === firstChange && control.beforeChanges) {
+          await drain();
+          await control.beforeChanges(tx);
+        }
         if (text === null) continue;
         const at = heading(node).title || lastAt;
         if (backup && !dryRun) {
@@ -240,7 +251,10 @@ export async function execute(
       if (!dryRun) tables = checkChanges(plan, statsBefore, statsAfter, report);
       const changed = settingsAtStart && settingsNow && changedSettings(settingsAtStart, settingsNow);
       if (changed) throw new RunnerCheckFailed(changed, tables);
-      if (mode !== 'apply') throw new Rollback();
+      if (mode !== 'apply') {
+        await control.beforeRollback?.(tx);
+        throw new Rollback();
+      }
       if (backup) {
         // The backup must hold every row the run deleted, no more, no fewer: a row a trigger
         // deleted (the copy follows foreign keys only) would otherwise be lost for good.

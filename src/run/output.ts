@@ -1,4 +1,5 @@
 import type { SideEffects } from '../outbox/runner.js';
+import type { RunResidue } from '../residue/inRun.js';
 import type { ReportRow, TableChange } from './changes.js';
 import type { RunMode, StepTiming } from './execute.js';
 import type { Target } from '../db/connect.js';
@@ -47,6 +48,8 @@ export interface RunOutput {
   readonly error: { readonly code: string; readonly message: string; readonly at: string | null; readonly line?: string; readonly source?: string } | null;
   /** after_commit: what plan would queue, or what apply queued and how each job ended (absent: the policy has none). */
   readonly sideEffects?: SideEffects;
+  /** plan|apply --residue: where the subject's values still are after the steps (src/residue/inRun.ts); absent without --residue. */
+  readonly residue?: RunResidue;
   readonly startedAt: string;
   readonly durationMs: number;
 }

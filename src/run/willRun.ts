@@ -25,3 +25,8 @@ export async function optionalTables(tx: postgres.TransactionSql, plan: Plan): P
   const rows = await tx.unsafe<{ name: string }[]>(`SELECT name FROM unnest(ARRAY[${names.map(quoteLiteral).join(', ')}]) AS name WHERE to_regclass(name) IS NOT NULL`);
   return new Set(rows.map((r) => r.name));
 }
+
+/** Whether `if: <flag>` holds for this run: its value as given, else its default (unknown: off). */
+export function flagIsSet(flags: readonly { readonly name: string; readonly default: boolean }[], values: RunValues, name: string): boolean {
+  return values.flags.get(name) ?? flags.find((f) => f.name === name)?.default ?? false;
+}

@@ -5,7 +5,7 @@ import runtime_equal from 'ajv/dist/runtime/equal.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
 const schema12 = {"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."};
 const schema13 = {"type":"string","pattern":"^[a-z][a-z0-9_]*$"};
 const schema14 = {"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}};
@@ -15,7 +15,7 @@ const func2 = Object.prototype.hasOwnProperty;
 const func3 = (runtime_ucs2length.default ?? runtime_ucs2length);
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 const pattern1 = new RegExp("^[a-z][a-z0-9_]*$", "u");
-const pattern8 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
+const pattern9 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
 const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}};
 const schema21 = {"type":"string","minLength":1};
 const func0 = (runtime_equal.default ?? runtime_equal);
@@ -1490,7 +1490,7 @@ validate21.errors = vErrors;
 return errors === 0;
 }
 
-const schema46 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
+const schema46 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1507,7 +1507,7 @@ vErrors.push(err0);
 errors++;
 }
 for(const key0 in data){
-if(!(((((key0 === "http") || (key0 === "redis")) || (key0 === "files")) || (key0 === "command")) || (key0 === "for_each"))){
+if(!((((((key0 === "if") || (key0 === "http")) || (key0 === "redis")) || (key0 === "files")) || (key0 === "command")) || (key0 === "for_each"))){
 const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema46,data};
 if(vErrors === null){
 vErrors = [err1];
@@ -1518,11 +1518,11 @@ vErrors.push(err1);
 errors++;
 }
 }
-if(data.http !== undefined){
-let data0 = data.http;
-if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
-if(data0.url === undefined){
-const err2 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.http.required,parentSchema:schema46.properties.http,data:data0};
+if(data.if !== undefined){
+let data0 = data.if;
+if(typeof data0 === "string"){
+if(!pattern1.test(data0)){
+const err2 = {instancePath:instancePath+"/if",schemaPath:"#/definitions/variableName/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9_]*$"},message:"must match pattern \""+"^[a-z][a-z0-9_]*$"+"\"",schema:"^[a-z][a-z0-9_]*$",parentSchema:schema13,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1531,9 +1531,9 @@ vErrors.push(err2);
 }
 errors++;
 }
-for(const key1 in data0){
-if(!((((key1 === "method") || (key1 === "url")) || (key1 === "headers")) || (key1 === "ok"))){
-const err3 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.http,data:data0};
+}
+else {
+const err3 = {instancePath:instancePath+"/if",schemaPath:"#/definitions/variableName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.type,parentSchema:schema13,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1543,10 +1543,11 @@ vErrors.push(err3);
 errors++;
 }
 }
-if(data0.method !== undefined){
-let data1 = data0.method;
-if(!(((((data1 === "DELETE") || (data1 === "POST")) || (data1 === "PUT")) || (data1 === "PATCH")) || (data1 === "GET"))){
-const err4 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema46.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema46.properties.http.properties.method.enum,parentSchema:schema46.properties.http.properties.method,data:data1};
+if(data.http !== undefined){
+let data1 = data.http;
+if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
+if(data1.url === undefined){
+const err4 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.http.required,parentSchema:schema46.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1555,11 +1556,9 @@ vErrors.push(err4);
 }
 errors++;
 }
-}
-if(data0.url !== undefined){
-let data2 = data0.url;
-if(typeof data2 !== "string"){
-const err5 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.url.type,parentSchema:schema46.properties.http.properties.url,data:data2};
+for(const key1 in data1){
+if(!((((key1 === "method") || (key1 === "url")) || (key1 === "headers")) || (key1 === "ok"))){
+const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1569,13 +1568,10 @@ vErrors.push(err5);
 errors++;
 }
 }
-if(data0.headers !== undefined){
-let data3 = data0.headers;
-if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
-for(const key2 in data3){
-let data4 = data3[key2];
-if(typeof data4 !== "string"){
-const err6 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.headers.additionalProperties.type,parentSchema:schema46.properties.http.properties.headers.additionalProperties,data:data4};
+if(data1.method !== undefined){
+let data2 = data1.method;
+if(!(((((data2 === "DELETE") || (data2 === "POST")) || (data2 === "PUT")) || (data2 === "PATCH")) || (data2 === "GET"))){
+const err6 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema46.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema46.properties.http.properties.method.enum,parentSchema:schema46.properties.http.properties.method,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1585,9 +1581,10 @@ vErrors.push(err6);
 errors++;
 }
 }
-}
-else {
-const err7 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.properties.headers.type,parentSchema:schema46.properties.http.properties.headers,data:data3};
+if(data1.url !== undefined){
+let data3 = data1.url;
+if(typeof data3 !== "string"){
+const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.url.type,parentSchema:schema46.properties.http.properties.url,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1597,11 +1594,13 @@ vErrors.push(err7);
 errors++;
 }
 }
-if(data0.ok !== undefined){
-let data5 = data0.ok;
-if(Array.isArray(data5)){
-if(data5.length < 1){
-const err8 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.http.properties.ok,data:data5};
+if(data1.headers !== undefined){
+let data4 = data1.headers;
+if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
+for(const key2 in data4){
+let data5 = data4[key2];
+if(typeof data5 !== "string"){
+const err8 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.headers.additionalProperties.type,parentSchema:schema46.properties.http.properties.headers.additionalProperties,data:data5};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1610,11 +1609,10 @@ vErrors.push(err8);
 }
 errors++;
 }
-const len0 = data5.length;
-for(let i0=0; i0<len0; i0++){
-let data6 = data5[i0];
-if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
-const err9 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema46.properties.http.properties.ok.items.type,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+}
+}
+else {
+const err9 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.properties.headers.type,parentSchema:schema46.properties.http.properties.headers,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1623,9 +1621,12 @@ vErrors.push(err9);
 }
 errors++;
 }
-if((typeof data6 == "number") && (isFinite(data6))){
-if(data6 > 599 || isNaN(data6)){
-const err10 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+}
+if(data1.ok !== undefined){
+let data6 = data1.ok;
+if(Array.isArray(data6)){
+if(data6.length < 1){
+const err10 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.http.properties.ok,data:data6};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1634,8 +1635,11 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(data6 < 100 || isNaN(data6)){
-const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+const len0 = data6.length;
+for(let i0=0; i0<len0; i0++){
+let data7 = data6[i0];
+if(!(((typeof data7 == "number") && (!(data7 % 1) && !isNaN(data7))) && (isFinite(data7)))){
+const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema46.properties.http.properties.ok.items.type,parentSchema:schema46.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1644,11 +1648,9 @@ vErrors.push(err11);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err12 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.http.properties.ok.type,parentSchema:schema46.properties.http.properties.ok,data:data5};
+if((typeof data7 == "number") && (isFinite(data7))){
+if(data7 > 599 || isNaN(data7)){
+const err12 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema46.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1657,10 +1659,8 @@ vErrors.push(err12);
 }
 errors++;
 }
-}
-}
-else {
-const err13 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.type,parentSchema:schema46.properties.http,data:data0};
+if(data7 < 100 || isNaN(data7)){
+const err13 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema46.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1670,11 +1670,10 @@ vErrors.push(err13);
 errors++;
 }
 }
-if(data.redis !== undefined){
-let data7 = data.redis;
-if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
-if(data7.url === undefined){
-const err14 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.redis.required,parentSchema:schema46.properties.redis,data:data7};
+}
+}
+else {
+const err14 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.http.properties.ok.type,parentSchema:schema46.properties.http.properties.ok,data:data6};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1683,9 +1682,10 @@ vErrors.push(err14);
 }
 errors++;
 }
-for(const key3 in data7){
-if(!(((key3 === "url") || (key3 === "del")) || (key3 === "unlink"))){
-const err15 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.redis,data:data7};
+}
+}
+else {
+const err15 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.type,parentSchema:schema46.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1695,10 +1695,11 @@ vErrors.push(err15);
 errors++;
 }
 }
-if(data7.url !== undefined){
-let data8 = data7.url;
-if(typeof data8 !== "string"){
-const err16 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.url.type,parentSchema:schema46.properties.redis.properties.url,data:data8};
+if(data.redis !== undefined){
+let data8 = data.redis;
+if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
+if(data8.url === undefined){
+const err16 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.redis.required,parentSchema:schema46.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1707,15 +1708,9 @@ vErrors.push(err16);
 }
 errors++;
 }
-}
-if(data7.del !== undefined){
-let data9 = data7.del;
-if(Array.isArray(data9)){
-const len1 = data9.length;
-for(let i1=0; i1<len1; i1++){
-let data10 = data9[i1];
-if(typeof data10 !== "string"){
-const err17 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.del.items.type,parentSchema:schema46.properties.redis.properties.del.items,data:data10};
+for(const key3 in data8){
+if(!(((key3 === "url") || (key3 === "del")) || (key3 === "unlink"))){
+const err17 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1725,9 +1720,10 @@ vErrors.push(err17);
 errors++;
 }
 }
-}
-else {
-const err18 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.del.type,parentSchema:schema46.properties.redis.properties.del,data:data9};
+if(data8.url !== undefined){
+let data9 = data8.url;
+if(typeof data9 !== "string"){
+const err18 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.url.type,parentSchema:schema46.properties.redis.properties.url,data:data9};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1737,14 +1733,14 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data7.unlink !== undefined){
-let data11 = data7.unlink;
-if(Array.isArray(data11)){
-const len2 = data11.length;
-for(let i2=0; i2<len2; i2++){
-let data12 = data11[i2];
-if(typeof data12 !== "string"){
-const err19 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.unlink.items.type,parentSchema:schema46.properties.redis.properties.unlink.items,data:data12};
+if(data8.del !== undefined){
+let data10 = data8.del;
+if(Array.isArray(data10)){
+const len1 = data10.length;
+for(let i1=0; i1<len1; i1++){
+let data11 = data10[i1];
+if(typeof data11 !== "string"){
+const err19 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.del.items.type,parentSchema:schema46.properties.redis.properties.del.items,data:data11};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1756,7 +1752,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.unlink.type,parentSchema:schema46.properties.redis.properties.unlink,data:data11};
+const err20 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.del.type,parentSchema:schema46.properties.redis.properties.del,data:data10};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1766,9 +1762,14 @@ vErrors.push(err20);
 errors++;
 }
 }
-}
-else {
-const err21 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.redis.type,parentSchema:schema46.properties.redis,data:data7};
+if(data8.unlink !== undefined){
+let data12 = data8.unlink;
+if(Array.isArray(data12)){
+const len2 = data12.length;
+for(let i2=0; i2<len2; i2++){
+let data13 = data12[i2];
+if(typeof data13 !== "string"){
+const err21 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.unlink.items.type,parentSchema:schema46.properties.redis.properties.unlink.items,data:data13};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1778,11 +1779,9 @@ vErrors.push(err21);
 errors++;
 }
 }
-if(data.files !== undefined){
-let data13 = data.files;
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-if(data13.root === undefined){
-const err22 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data13};
+}
+else {
+const err22 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.unlink.type,parentSchema:schema46.properties.redis.properties.unlink,data:data12};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1791,8 +1790,10 @@ vErrors.push(err22);
 }
 errors++;
 }
-if(data13.remove === undefined){
-const err23 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data13};
+}
+}
+else {
+const err23 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.redis.type,parentSchema:schema46.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1801,9 +1802,12 @@ vErrors.push(err23);
 }
 errors++;
 }
-for(const key4 in data13){
-if(!((key4 === "root") || (key4 === "remove"))){
-const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.files,data:data13};
+}
+if(data.files !== undefined){
+let data14 = data.files;
+if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
+if(data14.root === undefined){
+const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1812,11 +1816,8 @@ vErrors.push(err24);
 }
 errors++;
 }
-}
-if(data13.root !== undefined){
-let data14 = data13.root;
-if(typeof data14 !== "string"){
-const err25 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.root.type,parentSchema:schema46.properties.files.properties.root,data:data14};
+if(data14.remove === undefined){
+const err25 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1825,12 +1826,9 @@ vErrors.push(err25);
 }
 errors++;
 }
-}
-if(data13.remove !== undefined){
-let data15 = data13.remove;
-if(Array.isArray(data15)){
-if(data15.length < 1){
-const err26 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.files.properties.remove,data:data15};
+for(const key4 in data14){
+if(!((key4 === "root") || (key4 === "remove"))){
+const err26 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1839,11 +1837,11 @@ vErrors.push(err26);
 }
 errors++;
 }
-const len3 = data15.length;
-for(let i3=0; i3<len3; i3++){
-let data16 = data15[i3];
-if(typeof data16 !== "string"){
-const err27 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.remove.items.type,parentSchema:schema46.properties.files.properties.remove.items,data:data16};
+}
+if(data14.root !== undefined){
+let data15 = data14.root;
+if(typeof data15 !== "string"){
+const err27 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.root.type,parentSchema:schema46.properties.files.properties.root,data:data15};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1853,9 +1851,11 @@ vErrors.push(err27);
 errors++;
 }
 }
-}
-else {
-const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.files.properties.remove.type,parentSchema:schema46.properties.files.properties.remove,data:data15};
+if(data14.remove !== undefined){
+let data16 = data14.remove;
+if(Array.isArray(data16)){
+if(data16.length < 1){
+const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.files.properties.remove,data:data16};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1864,10 +1864,11 @@ vErrors.push(err28);
 }
 errors++;
 }
-}
-}
-else {
-const err29 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.files.type,parentSchema:schema46.properties.files,data:data13};
+const len3 = data16.length;
+for(let i3=0; i3<len3; i3++){
+let data17 = data16[i3];
+if(typeof data17 !== "string"){
+const err29 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.remove.items.type,parentSchema:schema46.properties.files.properties.remove.items,data:data17};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1877,11 +1878,9 @@ vErrors.push(err29);
 errors++;
 }
 }
-if(data.command !== undefined){
-let data17 = data.command;
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.argv === undefined){
-const err30 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema46.properties.command.required,parentSchema:schema46.properties.command,data:data17};
+}
+else {
+const err30 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.files.properties.remove.type,parentSchema:schema46.properties.files.properties.remove,data:data16};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1890,9 +1889,10 @@ vErrors.push(err30);
 }
 errors++;
 }
-for(const key5 in data17){
-if(!(key5 === "argv")){
-const err31 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.command,data:data17};
+}
+}
+else {
+const err31 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.files.type,parentSchema:schema46.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1902,11 +1902,11 @@ vErrors.push(err31);
 errors++;
 }
 }
-if(data17.argv !== undefined){
-let data18 = data17.argv;
-if(Array.isArray(data18)){
-if(data18.length < 1){
-const err32 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.command.properties.argv,data:data18};
+if(data.command !== undefined){
+let data18 = data.command;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.argv === undefined){
+const err32 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema46.properties.command.required,parentSchema:schema46.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1915,11 +1915,9 @@ vErrors.push(err32);
 }
 errors++;
 }
-const len4 = data18.length;
-for(let i4=0; i4<len4; i4++){
-let data19 = data18[i4];
-if(typeof data19 !== "string"){
-const err33 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.command.properties.argv.items.type,parentSchema:schema46.properties.command.properties.argv.items,data:data19};
+for(const key5 in data18){
+if(!(key5 === "argv")){
+const err33 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1929,9 +1927,11 @@ vErrors.push(err33);
 errors++;
 }
 }
-}
-else {
-const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.command.properties.argv.type,parentSchema:schema46.properties.command.properties.argv,data:data18};
+if(data18.argv !== undefined){
+let data19 = data18.argv;
+if(Array.isArray(data19)){
+if(data19.length < 1){
+const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.command.properties.argv,data:data19};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1940,10 +1940,11 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-}
-else {
-const err35 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.command.type,parentSchema:schema46.properties.command,data:data17};
+const len4 = data19.length;
+for(let i4=0; i4<len4; i4++){
+let data20 = data19[i4];
+if(typeof data20 !== "string"){
+const err35 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.command.properties.argv.items.type,parentSchema:schema46.properties.command.properties.argv.items,data:data20};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1953,11 +1954,9 @@ vErrors.push(err35);
 errors++;
 }
 }
-if(data.for_each !== undefined){
-let data20 = data.for_each;
-if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
-if(data20.table === undefined){
-const err36 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data20};
+}
+else {
+const err36 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.command.properties.argv.type,parentSchema:schema46.properties.command.properties.argv,data:data19};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1966,8 +1965,10 @@ vErrors.push(err36);
 }
 errors++;
 }
-if(data20.capture === undefined){
-const err37 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data20};
+}
+}
+else {
+const err37 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.command.type,parentSchema:schema46.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1976,9 +1977,12 @@ vErrors.push(err37);
 }
 errors++;
 }
-for(const key6 in data20){
-if(!((key6 === "table") || (key6 === "capture"))){
-const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.for_each,data:data20};
+}
+if(data.for_each !== undefined){
+let data21 = data.for_each;
+if(data21 && typeof data21 == "object" && !Array.isArray(data21)){
+if(data21.table === undefined){
+const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1987,12 +1991,8 @@ vErrors.push(err38);
 }
 errors++;
 }
-}
-if(data20.table !== undefined){
-let data21 = data20.table;
-if(typeof data21 === "string"){
-if(func3(data21) < 1){
-const err39 = {instancePath:instancePath+"/for_each/table",schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data21};
+if(data21.capture === undefined){
+const err39 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -2001,9 +2001,9 @@ vErrors.push(err39);
 }
 errors++;
 }
-}
-else {
-const err40 = {instancePath:instancePath+"/for_each/table",schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data21};
+for(const key6 in data21){
+if(!((key6 === "table") || (key6 === "capture"))){
+const err40 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -2013,11 +2013,11 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data20.capture !== undefined){
-let data22 = data20.capture;
-if(Array.isArray(data22)){
-if(data22.length < 1){
-const err41 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+if(data21.table !== undefined){
+let data22 = data21.table;
+if(typeof data22 === "string"){
+if(func3(data22) < 1){
+const err41 = {instancePath:instancePath+"/for_each/table",schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data22};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2026,12 +2026,9 @@ vErrors.push(err41);
 }
 errors++;
 }
-const len5 = data22.length;
-for(let i5=0; i5<len5; i5++){
-let data23 = data22[i5];
-if(typeof data23 === "string"){
-if(func3(data23) < 1){
-const err42 = {instancePath:instancePath+"/for_each/capture/" + i5,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data23};
+}
+else {
+const err42 = {instancePath:instancePath+"/for_each/table",schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data22};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -2041,8 +2038,11 @@ vErrors.push(err42);
 errors++;
 }
 }
-else {
-const err43 = {instancePath:instancePath+"/for_each/capture/" + i5,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data23};
+if(data21.capture !== undefined){
+let data23 = data21.capture;
+if(Array.isArray(data23)){
+if(data23.length < 1){
+const err43 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2051,15 +2051,12 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-let i6 = data22.length;
-let j0;
-if(i6 > 1){
-outer0:
-for(;i6--;){
-for(j0 = i6; j0--;){
-if(func0(data22[i6], data22[j0])){
-const err44 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+const len5 = data23.length;
+for(let i5=0; i5<len5; i5++){
+let data24 = data23[i5];
+if(typeof data24 === "string"){
+if(func3(data24) < 1){
+const err44 = {instancePath:instancePath+"/for_each/capture/" + i5,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data24};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -2067,14 +2064,10 @@ else {
 vErrors.push(err44);
 }
 errors++;
-break outer0;
-}
-}
-}
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.for_each.properties.capture.type,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+const err45 = {instancePath:instancePath+"/for_each/capture/" + i5,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data24};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -2084,9 +2077,14 @@ vErrors.push(err45);
 errors++;
 }
 }
-}
-else {
-const err46 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.for_each.type,parentSchema:schema46.properties.for_each,data:data20};
+let i6 = data23.length;
+let j0;
+if(i6 > 1){
+outer0:
+for(;i6--;){
+for(j0 = i6; j0--;){
+if(func0(data23[i6], data23[j0])){
+const err46 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema46.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2094,16 +2092,43 @@ else {
 vErrors.push(err46);
 }
 errors++;
+break outer0;
+}
+}
 }
 }
 }
 else {
-const err47 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data};
+const err47 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.for_each.properties.capture.type,parentSchema:schema46.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err47];
 }
 else {
 vErrors.push(err47);
+}
+errors++;
+}
+}
+}
+else {
+const err48 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.for_each.type,parentSchema:schema46.properties.for_each,data:data21};
+if(vErrors === null){
+vErrors = [err48];
+}
+else {
+vErrors.push(err48);
+}
+errors++;
+}
+}
+}
+else {
+const err49 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data};
+if(vErrors === null){
+vErrors = [err49];
+}
+else {
+vErrors.push(err49);
 }
 errors++;
 }
@@ -2811,7 +2836,7 @@ const len6 = data34.length;
 for(let i6=0; i6<len6; i6++){
 let data35 = data34[i6];
 if(typeof data35 === "string"){
-if(!pattern8.test(data35)){
+if(!pattern9.test(data35)){
 const err50 = {instancePath:instancePath+"/allow_functions/" + i6,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data35};
 if(vErrors === null){
 vErrors = [err50];

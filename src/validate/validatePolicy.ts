@@ -299,7 +299,7 @@ export function validatePolicy(file: LoadedFile): Validated {
   });
 
   // after_commit: side effects run after COMMIT (src/outbox/validate.ts).
-  const afterCommit = afterCommitOf(raw, kind, params, subject?.capture ?? [], report, table);
+  const afterCommit = afterCommitOf(raw, kind, params, subject?.capture ?? [], report, table, flagOf);
 
   const guard = isObject(raw['guard']) ? raw['guard'] : {};
   if (diagnostics.length) return { ok: false, diagnostics: sortDiagnostics(diagnostics) };
