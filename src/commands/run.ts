@@ -15,6 +15,7 @@ import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase } from '../run/guards.js';
+import { subjectControl, type SubjectConfirmation } from '../run/confirmSubject.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
@@ -55,6 +56,9 @@ export interface RunOptions {
   readonly inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
   /** The reviewed plan, resolved and checked once by a caller that runs it many times (--subjects-from). */
   readonly reviewed?: ReviewedPlan;
+  /** guard.confirm: subject (src/run/confirmSubject.ts): apply's confirmed display values; a dry run's receiver of them. */
+  readonly confirmSubject?: SubjectConfirmation['confirmSubject'];
+  readonly onSubjects?: SubjectConfirmation['onSubjects'];
 }
 
 export interface ReviewedPlan {
@@ -82,6 +86,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     throw new RefusedError(`${policy.name} says backup: required: add --backup <dir> (a new or empty directory)`);
   }
   if (options.backup && command !== 'apply') throw new UsageError('--backup goes with apply');
+  if (options.confirmSubject?.length && command !== 'apply') throw new UsageError('--confirm-subject goes with apply');
   const mode: RunMode = command === 'verify' ? 'verify' : command === 'apply' ? 'apply' : options.rehearse ? 'rehearse' : 'plan';
   const planSha256 = checksumOf(fileText).actual;
 
@@ -116,7 +121,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     if (mode === 'apply' || mode === 'rehearse') {
       try {
         checkDatabase(policy.guard, database);
-        if (mode === 'apply') await checkConfirmation(policy.guard, database, options.confirm, options.ask);
+        if (mode === 'apply') await checkConfirmation(policy.guard, database, options.confirm, options.ask, options.confirmSubject);
       } catch (e) {
         if (!(e instanceof RefusedError)) throw e;
         const output: RunOutput = { ...base, ...summarize([], []), reach: [], backup: null, outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
@@ -170,6 +175,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
                 },
               }
             : {}),
+          ...subjectControl(policy, mode, options),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {
