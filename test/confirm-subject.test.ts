@@ -63,6 +63,14 @@ async function usernames(db: TestDb): Promise<string[]> {
 const fixture = () => createTestDatabase(loadFixture('vedfolnir'));
 const run = (db: TestDb, audit = tempAuditLog()) => ['--connection', db.url, '--audit-log', audit];
 
+/** At the search prompt: types a term, waits until the list shows exactly the row `label` (not a stale list), chooses it. */
+async function choose(t: PtySession, term: string, label: string): Promise<void> {
+  t.type(term);
+  const escape = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  await t.waitFor(new RegExp(`email: ${escape(term)}\n❯ ${escape(label)}\n\n↑↓`));
+  t.type(KEY.enter);
+}
+
 /** Types a line at a prompt once the terminal has echoed it (a fast typist's Enter would not outrun the echo). */
 async function answer(t: PtySession, text: string): Promise<void> {
   t.type(text);
@@ -160,9 +168,7 @@ describe.skipIf(!hasScript())('apply at a terminal (a real pseudo-terminal)', ()
     const audit = tempAuditLog();
     const t = inPty(['apply', 'pick-user', ...run(db, audit)], { cwd: dir });
     await t.waitFor('Search public.users by username, email:');
-    t.type('ali');
-    await t.waitFor(/email: ali\n❯ alice  alice@example\.com  \(id 2\)\n\n↑↓/);
-    t.type(KEY.enter);
+    await choose(t, 'ali', 'alice  alice@example.com  (id 2)');
     await t.waitFor('purgekit plan pick-user');
     await t.waitFor('14  public.users                             would remove     1');
     await t.waitFor('1 public.users row to purge, by username:\n  alice');
@@ -255,9 +261,7 @@ describe.skipIf(!hasScript())('apply at a terminal (a real pseudo-terminal)', ()
     const before = await snapshot(db.sql);
     const t = inPty(['apply', 'pick-user', ...run(db)], { cwd: dir });
     await t.waitFor('Search public.users by username, email:');
-    t.type('bob@');
-    await t.waitFor(/email: bob@\n❯ bob  bob@example\.com  \(id 3\)\n\n↑↓/);
-    t.type(KEY.enter);
+    await choose(t, 'bob@', 'bob  bob@example.com  (id 3)');
     await t.waitFor('Proceed with the purge of pick-user?');
     await answer(t, 'n');
     const { code, screen } = await t.exited;
@@ -277,9 +281,7 @@ describe.skipIf(!hasScript())('vedfolnir-delete-user (seed 001) at a terminal', 
     await t.waitFor('Search public.users by username, email:');
     // The list before any term: every user (seed 001: "shows all available users").
     await t.waitFor('olaf  olaf@vedfolnir.test  (id 5)');
-    t.type('carol');
-    await t.waitFor(/email: carol\n❯ carol  carol@example\.com  \(id 4\)\n\n↑↓/);
-    t.type(KEY.enter);
+    await choose(t, 'carol', 'carol  carol@example.com  (id 4)');
     await t.waitFor('Proceed with the purge of vedfolnir-delete-user?');
     await answer(t, 'y');
     await t.waitFor('Type the username of the subject to confirm ("carol"):');
