@@ -103,8 +103,15 @@ describe('guard.confirm: subject without a terminal: --confirm-subject', () => {
     const ok = await purgekit(['apply', 'pick-user', '--username', 'alice', '--confirm-subject', 'alice', ...run(db, audit), '--json'], { cwd: dir });
     expect(ok.code, why(ok)).toBe(0);
     expect(await usernames(db)).toEqual(['admin', 'bob', 'carol', 'olaf']);
-    // Neither the values given nor the display values are in the audit log or --json in clear.
+    // Neither the values given nor the display values are in the audit log or --json in clear:
+    // the audit log has what was confirmed as HMACs, one per value, like personal params.
     expect(readFileSync(audit, 'utf8')).not.toMatch(/alice/i);
+    const records = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const last = records.at(-1)!;
+    expect(last['outcome']).toBe('committed');
+    expect(last['confirmedSubject']).toEqual({ column: 'username', values: [expect.stringMatching(/^hmac-sha256:[0-9a-f]{64}$/)] });
+    // The same HMAC as the username param's: one person, one pseudonym.
+    expect((last['confirmedSubject'] as { values: string[] }).values[0]).toBe((last['params'] as Record<string, string>)['username']);
     expect(ok.stdout).not.toMatch(/alice/i);
   });
 

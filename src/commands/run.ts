@@ -15,7 +15,7 @@ import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase } from '../run/guards.js';
-import { subjectControl, type SubjectConfirmation } from '../run/confirmSubject.js';
+import { confirmedForAudit, subjectControl, type SubjectConfirmation } from '../run/confirmSubject.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
@@ -117,7 +117,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
     const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
-      auditRecord(auditLog!, event, runId, policy, values, output, systemIdentifier, extra);
+      auditRecord(auditLog!, event, runId, policy, values, output, systemIdentifier, { ...confirmedForAudit(policy, options.confirmSubject, (v) => auditLog!.pseudonymize(v)), ...extra });
     if (mode === 'apply' || mode === 'rehearse') {
       try {
         checkDatabase(policy.guard, database);

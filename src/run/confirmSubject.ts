@@ -71,3 +71,13 @@ export function subjectControl(policy: Policy, mode: RunMode, options: SubjectCo
   const receive = options.onSubjects;
   return receive ? { subjectResolved: async (tx) => receive(await displayValues(tx, withDisplay)) } : {};
 }
+
+/**
+ * For the audit log: which column was confirmed, and the confirmed values as the audit log's
+ * HMACs (src/run/audit.ts pseudonymize), never in clear: the record says that a name was typed
+ * and lets whoever holds the key check which one, as for personal params.
+ */
+export function confirmedForAudit(policy: Policy, confirmSubject: readonly string[] | undefined, pseudonymize: (value: string) => string): object {
+  if (!policy.guard.confirmSubject || !confirmSubject?.length) return {};
+  return { confirmedSubject: { column: policy.subject?.display ?? null, values: confirmSubject.map(pseudonymize) } };
+}
