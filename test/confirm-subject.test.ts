@@ -168,6 +168,16 @@ describe('guard.confirm: subject without a terminal: --confirm-subject', () => {
   });
 });
 
+describe('lint: subject.display and subject.search name columns of the subject table (PK-L002)', () => {
+  it('a misspelt display or search column is reported at its YAML position', async () => {
+    const db = await fixture();
+    const dir = scratch('confirm: subject', '  display: usrname\n  search: [username, mail]\n');
+    const r = await purgekit(['lint', 'policies', '--connection', db.url], { cwd: dir });
+    expect(r.stdout).toMatch(/pick-user\.yaml:\d+:12: error PK-L002: subject\.display: column usrname of public\.users does not exist \(did you mean username\?\)/);
+    expect(r.stdout).toMatch(/pick-user\.yaml:\d+:22: error PK-L002: subject\.search\[1\]: column mail of public\.users does not exist \(did you mean email\?\)/);
+  });
+});
+
 describe.skipIf(!hasScript())('apply at a terminal (a real pseudo-terminal)', () => {
   it('pick: search, choose, dry run, proceed, type the exact username: purged; the audit log has no name in clear', async () => {
     const db = await fixture();
@@ -284,7 +294,8 @@ describe.skipIf(!hasScript())('vedfolnir-delete-user (seed 001) at a terminal', 
     const storage = mkdtempSync(join(tmpdir(), 'purgekit-storage-'));
     // Nothing listens on port 1: the purge commits, the Redis job stays queued for purgekit outbox run.
     const env = { REDIS_URL: 'redis://127.0.0.1:1', VEDFOLNIR_STORAGE: storage };
-    const t = inPty(['apply', 'vedfolnir-delete-user', '--confirm', db.name, ...run(db)], { env });
+    // --confirm left empty: the database name is typed too (guard.confirm: [database, subject]).
+    const t = inPty(['apply', 'vedfolnir-delete-user', '--confirm', ...run(db)], { env });
     await t.waitFor('Search public.users by username, email:');
     // The list before any term: every user (seed 001: "shows all available users").
     await t.waitFor('olaf  olaf@vedfolnir.test  (id 5)');
@@ -293,6 +304,8 @@ describe.skipIf(!hasScript())('vedfolnir-delete-user (seed 001) at a terminal', 
     await answer(t, 'y');
     await t.waitFor('Type the username of the subject to confirm ("carol"):');
     await answer(t, 'carol');
+    await t.waitFor(`Type the name of the database to purge (${db.name}):`);
+    await answer(t, db.name);
     const { code, screen } = await t.exited;
     expect(code, screen).toBe(8);
     expect(screen).toMatch(/COMMITTED/);
