@@ -60,6 +60,10 @@ export interface Subject {
   readonly identifiers: readonly string[];
   /** subject.capture: columns of the subject row captured before the deletes, for after_commit's {subject.<column>}. */
   readonly capture: readonly string[];
+  /** subject.display: the column shown for a matched subject and typed to confirm it (guard.confirm: subject). */
+  readonly display?: string;
+  /** subject.search: columns apply searches at a terminal when no lookup parameter is given (src/interactive). */
+  readonly search?: readonly string[];
 }
 
 /**
@@ -127,6 +131,8 @@ export interface Expectation {
 export interface Guard {
   readonly databases?: readonly string[];
   readonly confirm?: 'database';
+  /** guard.confirm names subject: apply needs the subject.display value of every matched subject, typed or --confirm-subject. */
+  readonly confirmSubject?: true;
 }
 
 export interface Policy {

@@ -231,7 +231,8 @@ const ROUND_TRIPS: RoundTrip[] = [
     title: 'vedfolnir-delete-user --username',
     fixture: 'vedfolnir',
     policy: 'vedfolnir-delete-user',
-    args: ['--username', 'alice'],
+    // guard.confirm: [database, subject]: the exact username too.
+    args: ['--username', 'alice', '--confirm-subject', 'alice'],
     expectFiles: { 'step 1': { table: 'public.images', rows: 4 }, 'step 14': { table: 'public.users', rows: 1 } },
   },
   {
@@ -763,7 +764,7 @@ guard:
   it('a row whose unique key (not the primary key) is taken again since the purge: refused, nothing changed', async () => {
     const db = await createTestDatabase(fixtureOf('vedfolnir'));
     const dir = newBackupDir();
-    const r = await apply(db, 'vedfolnir-delete-user', ['--username', 'alice'], dir);
+    const r = await apply(db, 'vedfolnir-delete-user', ['--username', 'alice', '--confirm-subject', 'alice'], dir);
     expect(r.code, why(r)).toBe(0);
     // A new account takes the username "alice" (users.username is UNIQUE) under a new id.
     await db.sql`INSERT INTO users (id, username, email, password_hash) VALUES (900, 'alice', 'new.alice@example.com', 'x')`;

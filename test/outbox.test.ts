@@ -77,8 +77,11 @@ function env(api: Api, root: string, mark = '/dev/null'): Record<string, string>
   return { API_URL: api.url, API_KEY: SECRET, REDIS_URL: redis.url, VEDFOLNIR_STORAGE: root, MARK_FILE: mark };
 }
 
+/** The fixture's usernames by id: guard.confirm: [database, subject] wants the exact username too. */
+const USERNAMES: Record<string, string> = { '1': 'admin', '2': 'alice', '3': 'bob', '4': 'carol', '5': 'olaf' };
+
 function applyArgs(db: TestDb, audit: string, id = '2'): string[] {
-  return ['apply', POLICY, '--user-id', id, '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit];
+  return ['apply', POLICY, '--user-id', id, '--confirm-subject', USERNAMES[id] ?? '', '--confirm', db.name, '--connection', db.url, '--json', '--audit-log', audit];
 }
 
 async function jobs(db: TestDb): Promise<{ id: string; action: number; kind: string; status: string; attempts: number; captured: unknown; last_error: string | null }[]> {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, hasPsql, rowCounts, runPsql, runSimpleQuery, type TestDb } from './harness/db.js';
 import { userSnapshot as snapshot, withOutbox } from './helpers/outbox.js';
-import { renderedScript, tempFile } from './helpers/scripts.js';
+import { committedScript, renderedScript, tempFile } from './helpers/scripts.js';
+import { purgekit, tempAuditLog, why } from './run-helpers.js';
 
 /**
  * Seed 001: Vedfolnir's delete_user_data.py as two policies, run the way an operator would:
@@ -248,5 +249,32 @@ describe('vedfolnir-expire-sessions (seed 001 --expire-sessions-only)', () => {
     const db = await fixture();
     await db.sql`DROP TABLE user_sessions`;
     await expectRefused(db, EXPIRE, { username: 'alice' }, 'PK008', /public\.user_sessions \(table of step 1\)/);
+  });
+});
+
+describe('vedfolnir-delete-user (seed 001): "final confirmation with exact username" (guard.confirm: [database, subject])', () => {
+  // At a terminal (list, select, dry run, proceed?, type the username): test/confirm-subject.test.ts.
+  const env = { REDIS_URL: 'redis://127.0.0.1:1', VEDFOLNIR_STORAGE: '/nonexistent' };
+
+  it('apply without a terminal needs --confirm-subject with the exact username: any other is refused (exit 6), nothing changed', async () => {
+    const db = await fixture();
+    const before = await snapshot(db.sql);
+    for (const given of [[], ['Alice'], ['alice '], ['bob']]) {
+      const r = await purgekit(['apply', DELETE, '--username', 'alice', '--confirm', db.name, ...given.flatMap((v) => ['--confirm-subject', v]), '--connection', db.url, '--audit-log', tempAuditLog()], { env });
+      expect(r.code, why(r)).toBe(6);
+      expect(await snapshot(db.sql)).toEqual(before);
+    }
+    // By id too: the username typed is the user's whom the id finds.
+    const byId = await purgekit(['apply', DELETE, '--user-id', await idOf(db, 'bob'), '--confirm', db.name, '--confirm-subject', 'alice', '--connection', db.url, '--audit-log', tempAuditLog()], { env });
+    expect(byId.code, why(byId)).toBe(6);
+    expect(byId.stderr).toMatch(/does not equal the username of the matched subject/);
+    expect(await snapshot(db.sql)).toEqual(before);
+  });
+
+  it('the file says apply asks for the username, and that run by hand it cannot ask (it still runs, as above)', () => {
+    const header = committedScript(DELETE).split('\nBEGIN;')[0]!;
+    expect(header).toContain('--confirm --confirm-subject <username>');
+    expect(header).toContain('-- guard.confirm: subject: purgekit apply shows the username of each matched subject and runs only');
+    expect(header).toContain('This file cannot ask: run by hand, it');
   });
 });

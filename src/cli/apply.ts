@@ -7,9 +7,11 @@ import { RUN_RESIDUE_OPTIONS } from './residueOptions.js';
 
 /** apply's own options besides the run options. */
 export const APPLY_OPTIONS = {
-  confirm: { type: 'string', describe: 'Required. With guard.confirm: database, the database name (typed at a terminal if left empty)' },
+  confirm: { type: 'string', describe: 'Required (with guard.confirm: subject alone, the confirmed subject stands for it). With guard.confirm: database, the database name (typed at a terminal if left empty)' },
   'audit-log': { type: 'string', default: DEFAULT_AUDIT_LOG, describe: 'Append one JSON line per apply here' },
   backup: { type: 'string', describe: 'First copy the rows it removes into this new or empty directory (restorable with purgekit restore)' },
+  // guard.confirm: subject (src/run/confirmSubject.ts); repeated, not array: an array option would swallow the policy after it.
+  'confirm-subject': { type: 'string', describe: "With guard.confirm: subject, the subject's subject.display value, exactly (case and spaces count); once per matched subject. At a terminal apply asks for it instead" },
 } as const satisfies Record<string, Options>;
 
 /**

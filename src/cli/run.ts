@@ -73,14 +73,16 @@ export async function withInterrupt<T>(work: (interrupt: AbortSignal, commitSent
 async function runAndPrint(command: RunCommandName, input: PolicyInput, interrupt: AbortSignal, commitSent: () => void): Promise<number> {
   const { args } = input;
   if (args['subjects-from'] !== undefined) return runVolume(command, input, interrupt, commitSent);
-  const [{ runCommand, reviewedPlan }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../run/output.js')]);
+  const [{ reviewedPlan }, { runAtTerminal }, { runJson }] = await Promise.all([import('../commands/run.js'), import('../interactive/apply.js'), import('../run/output.js')]);
   const options = await runOptions(input, interrupt, commitSent);
   const reviewed = await reviewedPlan(options);
   // Batched cleanup (src/commands/batched.ts): a policy with batch: steps runs batch by batch.
   if (reviewed.plan.nodes.some((n) => n.kind === 'apply-only')) return runBatchedCli(command, input, { ...options, reviewed });
   if (args['pause-ms'] !== undefined) throw new PurgekitError('usage', '--pause-ms goes with a cleanup policy whose steps declare batch:', ExitCode.usage);
   if (args['resume']) throw new PurgekitError('usage', '--resume goes with apply --subjects-from, or apply of a batched cleanup', ExitCode.usage);
-  const { output, exitCode } = await runCommand(command, { ...options, reviewed });
+  // apply at a terminal may ask (the subject, the typed confirmation: src/interactive); never without one.
+  const terminal = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  const { output, exitCode } = await runAtTerminal(command, { ...options, reviewed }, terminal);
   if (args['json']) process.stdout.write(`${JSON.stringify(runJson(output), null, 2)}\n`);
   return exitCode;
 }
@@ -146,6 +148,7 @@ export function applyOptions(args: Args, interrupt: AbortSignal, commitSent: () 
     statementTimeout: args['statement-timeout'] as string,
     ...optional('confirm', args['confirm']),
     auditLog: (args['audit-log'] as string | undefined) ?? DEFAULT_AUDIT_LOG,
+    ...(args['confirm-subject'] !== undefined ? { confirmSubject: [args['confirm-subject']].flat().map(String) } : {}),
     dangerouslyRunUnreviewed: Boolean(args['dangerously-run-unreviewed']),
     ...(process.stdin.isTTY ? { ask } : {}),
     stderr: say,

@@ -15,6 +15,7 @@ import { AuditLog } from '../run/audit.js';
 import { connect, currentDatabase, describeTarget, redact } from '../db/connect.js';
 import { execute, type ExecutionResult, type RunControl, type RunFailure, type RunMode } from '../run/execute.js';
 import { checkConfirmation, checkDatabase } from '../run/guards.js';
+import { confirmedForAudit, subjectControl, type SubjectConfirmation } from '../run/confirmSubject.js';
 import { humanReport, summarize, type RunOutput } from '../run/output.js';
 import { collectValues, describeOptions, type RunValues } from '../values.js';
 import { resolvePolicy } from './resolvePolicy.js';
@@ -60,6 +61,9 @@ export interface RunOptions {
   readonly batch?: BatchRun;
   /** plan|apply --residue: scan for the subject's values after the steps (src/residue/inRun.ts). */
   readonly residue?: RunResidueOptions;
+  /** guard.confirm: subject (src/run/confirmSubject.ts): apply's confirmed display values; a dry run's receiver of them. */
+  readonly confirmSubject?: SubjectConfirmation['confirmSubject'];
+  readonly onSubjects?: SubjectConfirmation['onSubjects'];
 }
 
 /** One batch of --subjects-from: what stands in for a single subject's values, run id and audit fields. */
@@ -100,6 +104,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     throw new RefusedError(`${policy.name} says backup: required: add --backup <dir> (a new or empty directory)`);
   }
   if (options.backup && command !== 'apply') throw new UsageError('--backup goes with apply');
+  if (options.confirmSubject?.length && command !== 'apply') throw new UsageError('--confirm-subject goes with apply');
   const mode: RunMode = command === 'verify' ? 'verify' : command === 'apply' ? 'apply' : options.rehearse ? 'rehearse' : 'plan';
   const planSha256 = checksumOf(fileText).actual;
 
@@ -132,11 +137,11 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
 
     const base = { version: 1 as const, command, mode, policy: policy.name, kind: policy.kind, planSha256, database: target, startedAt: startedAt.toISOString() };
     const record = (event: 'attempt' | 'outcome', output: Omit<RunOutput, 'durationMs'>, extra: object = {}) =>
-      auditRecord(auditLog!, event, runId, policy, options.batch ? { ...values, params: new Map() } : values, output, systemIdentifier, { ...options.batch?.audit, ...extra });
+      auditRecord(auditLog!, event, runId, policy, options.batch ? { ...values, params: new Map() } : values, output, systemIdentifier, { ...options.batch?.audit, ...confirmedForAudit(policy, options.confirmSubject, (v) => auditLog!.pseudonymize(v)), ...extra });
     if (mode === 'apply' || mode === 'rehearse') {
       try {
         checkDatabase(policy.guard, database);
-        if (mode === 'apply') await checkConfirmation(policy.guard, database, options.confirm, options.ask);
+        if (mode === 'apply') await checkConfirmation(policy.guard, database, options.confirm, options.ask, options.confirmSubject);
       } catch (e) {
         if (!(e instanceof RefusedError)) throw e;
         const output: RunOutput = { ...base, ...summarize([], []), reach: [], backup: null, outcome: 'refused', exitCode: e.exitCode, tables: [], error: { code: 'GUARD', message: e.message, at: null }, durationMs: elapsed(startedAt) };
@@ -192,6 +197,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
             : {}),
           ...(options.batch ? { beforeNode: options.batch.beforeNode } : {}),
           ...(residue ? residue.control() : {}),
+          ...subjectControl(policy, mode, options),
           // The attempt is on disk before COMMIT is sent: a purge that committed is always in the log.
           ...(auditLog
             ? {

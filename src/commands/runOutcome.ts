@@ -27,6 +27,8 @@ export function verdict(
   if (!failure) return { exitCode: ExitCode.ok, outcome: rolledBack };
   const code = failure.code;
   if (code === 'INTERRUPTED') return { exitCode: interrupt?.reason === 'SIGTERM' ? ExitCode.terminated : ExitCode.interrupted, outcome: rolledBack };
+  // A guard of the runner's own that refused inside the transaction (guard.confirm: subject).
+  if (code === 'GUARD') return { exitCode: ExitCode.refused, outcome: rolledBack };
   const guard = guardOf(code);
   if (guard === 'noSubject') return { exitCode: ExitCode.ok, outcome: 'nothing-matched' };
   if (guard) return { exitCode: guardExitCode(guard), outcome: rolledBack };

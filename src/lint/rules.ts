@@ -64,13 +64,16 @@ export const missingTables: Rule = (ctx, policy, file) => {
   return out;
 };
 
-/** PK-L002: a column the policy names (the subject key) is absent from its table. */
+/** PK-L002: a column the policy names (the subject key, identifiers, display, search) is absent from its table. */
 export const missingColumns: Rule = (ctx, policy, file) => {
   const s = policy.subject;
   const table = s && tableKey(ctx.catalog, s.table);
   if (!s || !table) return [];
   const columns = ctx.catalog.tables.get(table)!.columns.map((c) => c.name);
   const named: [PathSegment[], string][] = [[['subject', 'key'], s.key], ...s.identifiers.map((c, i): [PathSegment[], string] => [['subject', 'identifiers', i], c])];
+  // guard.confirm: subject's display column and the interactive pick's search columns.
+  if (s.display !== undefined) named.push([['subject', 'display'], s.display]);
+  s.search?.forEach((c, i) => named.push([['subject', 'search', i], c]));
   return named.flatMap(([path, column]) => {
     if (columns.includes(column)) return [];
     const hint = didYouMean(column, columns);

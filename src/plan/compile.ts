@@ -147,6 +147,7 @@ export function compile(policy: Policy): Plan {
     forceMulti,
     maxSubjects,
     ...(p.allowFunctions?.length ? { allowFunctions: p.allowFunctions } : {}),
+    ...(p.guard.confirmSubject && p.subject?.display !== undefined ? { confirmSubject: p.subject.display } : {}),
     nodes,
   };
 }

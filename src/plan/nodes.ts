@@ -23,6 +23,8 @@ export interface Plan {
   readonly maxSubjects: number;
   /** allow_functions: volatile functions the author vouches for (shown in the file's header). */
   readonly allowFunctions?: readonly string[];
+  /** guard.confirm: subject: the subject.display column apply has typed (the file says it cannot ask). */
+  readonly confirmSubject?: string;
   readonly nodes: readonly PlanNode[];
 }
 

@@ -95,7 +95,7 @@ function howToRun(plan: Plan, filled: boolean): string[] {
     '-- Run it with purgekit, which binds the parameters and adds row-count checks:',
     ...(plan.kind === 'check'
       ? [`--   purgekit verify ${plan.name}${args}`]
-      : [`--   purgekit plan ${plan.name}${args}`, `--   purgekit apply ${plan.name}${args} --confirm`]),
+      : [`--   purgekit plan ${plan.name}${args}`, `--   purgekit apply ${plan.name}${args} --confirm${plan.confirmSubject ? ` --confirm-subject <${plan.confirmSubject}>` : ''}`]),
     ...(plan.nodes.some((n) => n.kind === 'apply-only')
       ? [
           // Batched cleanup (src/plan/print/batch.ts): one script cannot commit between batches.
@@ -112,6 +112,17 @@ function howToRun(plan: Plan, filled: boolean): string[] {
     ...(plan.kind === 'purge'
       ? ['-- Run by hand, it does not write the erasure ledger (purgekit.ledger: its HMACs need a key that', '-- no file holds): where a database keeps one, purge with purgekit apply (docs/LEDGER.md).']
       : []),
+    ...confirmSubjectNote(plan),
+  ];
+}
+
+/** guard.confirm: subject is apply's (src/run/confirmSubject.ts): a file cannot ask, and says so. */
+function confirmSubjectNote(plan: Plan): string[] {
+  if (!plan.confirmSubject) return [];
+  return [
+    `-- guard.confirm: subject: purgekit apply shows the ${plan.confirmSubject} of each matched subject and runs only`,
+    `-- once it is typed exactly (or given with --confirm-subject). This file cannot ask: run by hand, it`,
+    '-- purges whoever the parameter block matches, with no such question. Run purgekit plan first to see whom.',
   ];
 }
 

@@ -14,7 +14,7 @@ import { qualified } from '../core/names.js';
 import { changedSettings, GUARDED_SETTINGS_SQL, type SettingsSnapshot } from './settingsGuard.js';
 import { Pipeline, type NodeContext } from './pipeline.js';
 import { optionalTables, stepWillRun, willRun } from './willRun.js';
-import { failureKind, Rollback, type FailureKind } from '../core/errors.js';
+import { failureKind, RefusedError, Rollback, type FailureKind } from '../core/errors.js';
 
 /**
  * Runs a plan's statements in order, pipelined (pipeline.ts), inside ONE transaction that this function opens. The
@@ -102,6 +102,12 @@ export interface RunControl {
    */
   readonly beforeChanges?: (tx: postgres.TransactionSql) => Promise<void>;
   readonly beforeRollback?: (tx: postgres.TransactionSql) => Promise<void>;
+  /**
+   * Right after the subject guard, before any step: reads of purgekit's own on the resolved,
+   * locked subject (guard.confirm: subject, src/run/confirmSubject.ts). A RefusedError rolls
+   * back and ends the run as refused (failure code GUARD, exit 6).
+   */
+  readonly subjectResolved?: (tx: postgres.TransactionSql) => Promise<void>;
 }
 
 class Interrupted extends Error {}
@@ -236,6 +242,10 @@ export async function execute(
           const bind = bindStatement(plan, values);
           if (bind) await pipe.sendBound(bind.sql, bind.params, at);
         }
+        if (node.kind === 'subject-guard' && control.subjectResolved) {
+          await drain();
+          await control.subjectResolved(tx);
+        }
         if (dryRun && i === lastCreate) pipe.send('SET LOCAL transaction_read_only = on', at);
       }
       // The runner's checks: the statistics after, the guarded settings, and (apply) the
@@ -299,6 +309,8 @@ export async function execute(
     } else if (error instanceof RunnerCheckFailed) {
       tables = error.tables;
       failure = { code: 'RUNNER', message: error.message, at: "the runner's checks after the last statement" };
+    } else if (error instanceof RefusedError) {
+      failure = { code: 'GUARD', message: error.message, ...(current ? { at: current } : {}) };
     } else if (isServerError(error)) {
       failure = { code: error.code, ...(kind && kind !== 'other' ? { kind } : {}), message: error.message, ...(current ? { at: current } : {}), ...(currentNode !== undefined ? { node: currentNode } : {}), ...positionOf(error) };
     } else throw error;

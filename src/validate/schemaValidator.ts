@@ -5,20 +5,20 @@ import runtime_equal from 'ajv/dist/runtime/equal.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}},"display":{"$ref":"#/definitions/identifier","description":"The column shown for a matched subject and typed to confirm it (guard.confirm: subject), e.g. username."},"search":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns apply searches (ILIKE) at a terminal when no lookup parameter is given, to pick the subject interactively.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"description":"database: apply needs --confirm <database name>; subject: the display value of every matched subject, typed at a terminal or given with --confirm-subject; or a list of both.","oneOf":[{"enum":["database","subject"]},{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["database","subject"]}}]}}}}};
 const schema12 = {"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."};
 const schema13 = {"type":"string","pattern":"^[a-z][a-z0-9_]*$"};
 const schema14 = {"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}};
 const schema16 = {"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}};
-const schema45 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}};
+const schema47 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"description":"database: apply needs --confirm <database name>; subject: the display value of every matched subject, typed at a terminal or given with --confirm-subject; or a list of both.","oneOf":[{"enum":["database","subject"]},{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["database","subject"]}}]}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = (runtime_ucs2length.default ?? runtime_ucs2length);
+const func0 = (runtime_equal.default ?? runtime_equal);
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 const pattern1 = new RegExp("^[a-z][a-z0-9_]*$", "u");
 const pattern9 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
-const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}};
+const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}},"display":{"$ref":"#/definitions/identifier","description":"The column shown for a matched subject and typed to confirm it (guard.confirm: subject), e.g. username."},"search":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns apply searches (ILIKE) at a terminal when no lookup parameter is given, to pick the subject interactively.","items":{"$ref":"#/definitions/identifier"}}}};
 const schema21 = {"type":"string","minLength":1};
-const func0 = (runtime_equal.default ?? runtime_equal);
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -55,7 +55,7 @@ vErrors.push(err2);
 errors++;
 }
 for(const key0 in data){
-if(!((((((key0 === "table") || (key0 === "key")) || (key0 === "lookup")) || (key0 === "max")) || (key0 === "capture")) || (key0 === "identifiers"))){
+if(!((((((((key0 === "table") || (key0 === "key")) || (key0 === "lookup")) || (key0 === "max")) || (key0 === "capture")) || (key0 === "identifiers")) || (key0 === "display")) || (key0 === "search"))){
 const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err3];
@@ -422,9 +422,11 @@ vErrors.push(err30);
 errors++;
 }
 }
-}
-else {
-const err31 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema17.type,parentSchema:schema17,data};
+if(data.display !== undefined){
+let data12 = data.display;
+if(typeof data12 === "string"){
+if(func3(data12) < 1){
+const err31 = {instancePath:instancePath+"/display",schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data12};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -433,18 +435,112 @@ vErrors.push(err31);
 }
 errors++;
 }
+}
+else {
+const err32 = {instancePath:instancePath+"/display",schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data12};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+if(data.search !== undefined){
+let data13 = data.search;
+if(Array.isArray(data13)){
+if(data13.length < 1){
+const err33 = {instancePath:instancePath+"/search",schemaPath:"#/properties/search/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema17.properties.search,data:data13};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+const len4 = data13.length;
+for(let i6=0; i6<len4; i6++){
+let data14 = data13[i6];
+if(typeof data14 === "string"){
+if(func3(data14) < 1){
+const err34 = {instancePath:instancePath+"/search/" + i6,schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data14};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+}
+else {
+const err35 = {instancePath:instancePath+"/search/" + i6,schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data14};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
+}
+let i7 = data13.length;
+let j2;
+if(i7 > 1){
+outer2:
+for(;i7--;){
+for(j2 = i7; j2--;){
+if(func0(data13[i7], data13[j2])){
+const err36 = {instancePath:instancePath+"/search",schemaPath:"#/properties/search/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i7+" are identical)",schema:true,parentSchema:schema17.properties.search,data:data13};
+if(vErrors === null){
+vErrors = [err36];
+}
+else {
+vErrors.push(err36);
+}
+errors++;
+break outer2;
+}
+}
+}
+}
+}
+else {
+const err37 = {instancePath:instancePath+"/search",schemaPath:"#/properties/search/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.search.type,parentSchema:schema17.properties.search,data:data13};
+if(vErrors === null){
+vErrors = [err37];
+}
+else {
+vErrors.push(err37);
+}
+errors++;
+}
+}
+}
+else {
+const err38 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema17.type,parentSchema:schema17,data};
+if(vErrors === null){
+vErrors = [err38];
+}
+else {
+vErrors.push(err38);
+}
+errors++;
+}
 validate11.errors = vErrors;
 return errors === 0;
 }
 
-const schema24 = {"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}};
+const schema26 = {"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}};
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema24.required,parentSchema:schema24,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema26.required,parentSchema:schema26,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -454,7 +550,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.key === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema24.required,parentSchema:schema24,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema26.required,parentSchema:schema26,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -464,7 +560,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.where === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema24.required,parentSchema:schema24,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema26.required,parentSchema:schema26,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -475,7 +571,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "table") || (key0 === "key")) || (key0 === "where")) || (key0 === "description"))){
-const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema24,data};
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema26,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -546,7 +642,7 @@ passing0 = 0;
 const _errs10 = errors;
 if(Array.isArray(data1)){
 if(data1.length < 1){
-const err8 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema24.properties.key.oneOf[1],data:data1};
+const err8 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema26.properties.key.oneOf[1],data:data1};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -583,7 +679,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema24.properties.key.oneOf[1].type,parentSchema:schema24.properties.key.oneOf[1],data:data1};
+const err11 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema26.properties.key.oneOf[1].type,parentSchema:schema26.properties.key.oneOf[1],data:data1};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -604,7 +700,7 @@ passing0 = 1;
 }
 }
 if(!valid2){
-const err12 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema24.properties.key.oneOf,parentSchema:schema24.properties.key,data:data1};
+const err12 = {instancePath:instancePath+"/key",schemaPath:"#/properties/key/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema26.properties.key.oneOf,parentSchema:schema26.properties.key,data:data1};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -653,7 +749,7 @@ errors++;
 if(data.description !== undefined){
 let data4 = data.description;
 if(typeof data4 !== "string"){
-const err15 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema24.properties.description.type,parentSchema:schema24.properties.description,data:data4};
+const err15 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema26.properties.description.type,parentSchema:schema26.properties.description,data:data4};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -665,7 +761,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema24.type,parentSchema:schema24,data};
+const err16 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema26.type,parentSchema:schema26,data};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -678,14 +774,14 @@ validate13.errors = vErrors;
 return errors === 0;
 }
 
-const schema29 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}};
+const schema31 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}};
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema29.required,parentSchema:schema29,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema31.required,parentSchema:schema31,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -695,8 +791,8 @@ vErrors.push(err0);
 errors++;
 }
 for(const key0 in data){
-if(!(func2.call(schema29.properties, key0))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema29,data};
+if(!(func2.call(schema31.properties, key0))){
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema31,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -759,7 +855,7 @@ errors++;
 if(data.all_rows !== undefined){
 let data2 = data.all_rows;
 if(typeof data2 !== "boolean"){
-const err6 = {instancePath:instancePath+"/all_rows",schemaPath:"#/properties/all_rows/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema29.properties.all_rows.type,parentSchema:schema29.properties.all_rows,data:data2};
+const err6 = {instancePath:instancePath+"/all_rows",schemaPath:"#/properties/all_rows/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.all_rows.type,parentSchema:schema31.properties.all_rows,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -772,7 +868,7 @@ errors++;
 if(data.optional !== undefined){
 let data3 = data.optional;
 if(typeof data3 !== "boolean"){
-const err7 = {instancePath:instancePath+"/optional",schemaPath:"#/properties/optional/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema29.properties.optional.type,parentSchema:schema29.properties.optional,data:data3};
+const err7 = {instancePath:instancePath+"/optional",schemaPath:"#/properties/optional/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema31.properties.optional.type,parentSchema:schema31.properties.optional,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -810,7 +906,7 @@ errors++;
 if(data.max_rows !== undefined){
 let data5 = data.max_rows;
 if(!(((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5))) && (isFinite(data5)))){
-const err10 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema29.properties.max_rows.type,parentSchema:schema29.properties.max_rows,data:data5};
+const err10 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.max_rows.type,parentSchema:schema31.properties.max_rows,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -821,7 +917,7 @@ errors++;
 }
 if((typeof data5 == "number") && (isFinite(data5))){
 if(data5 < 0 || isNaN(data5)){
-const err11 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema29.properties.max_rows,data:data5};
+const err11 = {instancePath:instancePath+"/max_rows",schemaPath:"#/properties/max_rows/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema31.properties.max_rows,data:data5};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -835,7 +931,7 @@ errors++;
 if(data.description !== undefined){
 let data6 = data.description;
 if(typeof data6 !== "string"){
-const err12 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema29.properties.description.type,parentSchema:schema29.properties.description,data:data6};
+const err12 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema31.properties.description.type,parentSchema:schema31.properties.description,data:data6};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -876,7 +972,7 @@ errors++;
 }
 }
 else {
-const err15 = {instancePath:instancePath+"/cascades",schemaPath:"#/properties/cascades/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema29.properties.cascades.type,parentSchema:schema29.properties.cascades,data:data7};
+const err15 = {instancePath:instancePath+"/cascades",schemaPath:"#/properties/cascades/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.cascades.type,parentSchema:schema31.properties.cascades,data:data7};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -890,7 +986,7 @@ if(data.batch !== undefined){
 let data9 = data.batch;
 if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
 if(Object.keys(data9).length < 1){
-const err16 = {instancePath:instancePath+"/batch",schemaPath:"#/properties/batch/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema29.properties.batch,data:data9};
+const err16 = {instancePath:instancePath+"/batch",schemaPath:"#/properties/batch/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema31.properties.batch,data:data9};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -901,7 +997,7 @@ errors++;
 }
 for(const key1 in data9){
 if(!((key1 === "rows") || (key1 === "max_batch_ms"))){
-const err17 = {instancePath:instancePath+"/batch",schemaPath:"#/properties/batch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema29.properties.batch,data:data9};
+const err17 = {instancePath:instancePath+"/batch",schemaPath:"#/properties/batch/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema31.properties.batch,data:data9};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -914,7 +1010,7 @@ errors++;
 if(data9.rows !== undefined){
 let data10 = data9.rows;
 if(!(((typeof data10 == "number") && (!(data10 % 1) && !isNaN(data10))) && (isFinite(data10)))){
-const err18 = {instancePath:instancePath+"/batch/rows",schemaPath:"#/properties/batch/properties/rows/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema29.properties.batch.properties.rows.type,parentSchema:schema29.properties.batch.properties.rows,data:data10};
+const err18 = {instancePath:instancePath+"/batch/rows",schemaPath:"#/properties/batch/properties/rows/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.batch.properties.rows.type,parentSchema:schema31.properties.batch.properties.rows,data:data10};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -925,7 +1021,7 @@ errors++;
 }
 if((typeof data10 == "number") && (isFinite(data10))){
 if(data10 > 1000000 || isNaN(data10)){
-const err19 = {instancePath:instancePath+"/batch/rows",schemaPath:"#/properties/batch/properties/rows/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000},message:"must be <= 1000000",schema:1000000,parentSchema:schema29.properties.batch.properties.rows,data:data10};
+const err19 = {instancePath:instancePath+"/batch/rows",schemaPath:"#/properties/batch/properties/rows/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000000},message:"must be <= 1000000",schema:1000000,parentSchema:schema31.properties.batch.properties.rows,data:data10};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -935,7 +1031,7 @@ vErrors.push(err19);
 errors++;
 }
 if(data10 < 1 || isNaN(data10)){
-const err20 = {instancePath:instancePath+"/batch/rows",schemaPath:"#/properties/batch/properties/rows/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema29.properties.batch.properties.rows,data:data10};
+const err20 = {instancePath:instancePath+"/batch/rows",schemaPath:"#/properties/batch/properties/rows/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema31.properties.batch.properties.rows,data:data10};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -949,7 +1045,7 @@ errors++;
 if(data9.max_batch_ms !== undefined){
 let data11 = data9.max_batch_ms;
 if(!(((typeof data11 == "number") && (!(data11 % 1) && !isNaN(data11))) && (isFinite(data11)))){
-const err21 = {instancePath:instancePath+"/batch/max_batch_ms",schemaPath:"#/properties/batch/properties/max_batch_ms/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema29.properties.batch.properties.max_batch_ms.type,parentSchema:schema29.properties.batch.properties.max_batch_ms,data:data11};
+const err21 = {instancePath:instancePath+"/batch/max_batch_ms",schemaPath:"#/properties/batch/properties/max_batch_ms/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema31.properties.batch.properties.max_batch_ms.type,parentSchema:schema31.properties.batch.properties.max_batch_ms,data:data11};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -960,7 +1056,7 @@ errors++;
 }
 if((typeof data11 == "number") && (isFinite(data11))){
 if(data11 > 60000 || isNaN(data11)){
-const err22 = {instancePath:instancePath+"/batch/max_batch_ms",schemaPath:"#/properties/batch/properties/max_batch_ms/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000",schema:60000,parentSchema:schema29.properties.batch.properties.max_batch_ms,data:data11};
+const err22 = {instancePath:instancePath+"/batch/max_batch_ms",schemaPath:"#/properties/batch/properties/max_batch_ms/maximum",keyword:"maximum",params:{comparison: "<=", limit: 60000},message:"must be <= 60000",schema:60000,parentSchema:schema31.properties.batch.properties.max_batch_ms,data:data11};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -970,7 +1066,7 @@ vErrors.push(err22);
 errors++;
 }
 if(data11 < 10 || isNaN(data11)){
-const err23 = {instancePath:instancePath+"/batch/max_batch_ms",schemaPath:"#/properties/batch/properties/max_batch_ms/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10",schema:10,parentSchema:schema29.properties.batch.properties.max_batch_ms,data:data11};
+const err23 = {instancePath:instancePath+"/batch/max_batch_ms",schemaPath:"#/properties/batch/properties/max_batch_ms/minimum",keyword:"minimum",params:{comparison: ">=", limit: 10},message:"must be >= 10",schema:10,parentSchema:schema31.properties.batch.properties.max_batch_ms,data:data11};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -983,7 +1079,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/batch",schemaPath:"#/properties/batch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema29.properties.batch.type,parentSchema:schema29.properties.batch,data:data9};
+const err24 = {instancePath:instancePath+"/batch",schemaPath:"#/properties/batch/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.batch.type,parentSchema:schema31.properties.batch,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -995,7 +1091,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema29.type,parentSchema:schema29,data};
+const err25 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1008,14 +1104,14 @@ validate15.errors = vErrors;
 return errors === 0;
 }
 
-const schema34 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
+const schema36 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
 
 function validate17(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema34.required,parentSchema:schema34,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema36.required,parentSchema:schema36,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1025,7 +1121,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.where === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema34.required,parentSchema:schema34,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema36.required,parentSchema:schema36,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1036,7 +1132,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "table") || (key0 === "where")) || (key0 === "if")) || (key0 === "description"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema34,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema36,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1124,7 +1220,7 @@ errors++;
 if(data.description !== undefined){
 let data3 = data.description;
 if(typeof data3 !== "string"){
-const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema34.properties.description.type,parentSchema:schema34.properties.description,data:data3};
+const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema36.properties.description.type,parentSchema:schema36.properties.description,data:data3};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1136,7 +1232,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema34.type,parentSchema:schema34,data};
+const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema36.type,parentSchema:schema36,data};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1149,14 +1245,14 @@ validate17.errors = vErrors;
 return errors === 0;
 }
 
-const schema38 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
+const schema40 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
 
 function validate19(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.tables === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema38.required,parentSchema:schema38,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema40.required,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1167,7 +1263,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "tables") || (key0 === "restart_identity")) || (key0 === "cascade")) || (key0 === "reach"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema38,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1181,7 +1277,7 @@ if(data.tables !== undefined){
 let data0 = data.tables;
 if(Array.isArray(data0)){
 if(data0.length < 1){
-const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema38.properties.tables,data:data0};
+const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema40.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1218,7 +1314,7 @@ errors++;
 }
 }
 else {
-const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema38.properties.tables.type,parentSchema:schema38.properties.tables,data:data0};
+const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema40.properties.tables.type,parentSchema:schema40.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1231,7 +1327,7 @@ errors++;
 if(data.restart_identity !== undefined){
 let data2 = data.restart_identity;
 if(typeof data2 !== "boolean"){
-const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema38.properties.restart_identity.type,parentSchema:schema38.properties.restart_identity,data:data2};
+const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.restart_identity.type,parentSchema:schema40.properties.restart_identity,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1244,7 +1340,7 @@ errors++;
 if(data.cascade !== undefined){
 let data3 = data.cascade;
 if(typeof data3 !== "boolean"){
-const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema38.properties.cascade.type,parentSchema:schema38.properties.cascade,data:data3};
+const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.cascade.type,parentSchema:schema40.properties.cascade,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1285,7 +1381,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema38.properties.reach.type,parentSchema:schema38.properties.reach,data:data4};
+const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema40.properties.reach.type,parentSchema:schema40.properties.reach,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1297,7 +1393,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema38.type,parentSchema:schema38,data};
+const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1310,14 +1406,14 @@ validate19.errors = vErrors;
 return errors === 0;
 }
 
-const schema42 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
+const schema44 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
 
 function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema42.required,parentSchema:schema42,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema44.required,parentSchema:schema44,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1327,7 +1423,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.query === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema42.required,parentSchema:schema42,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema44.required,parentSchema:schema44,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1338,7 +1434,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(((((((key0 === "name") || (key0 === "query")) || (key0 === "min")) || (key0 === "max")) || (key0 === "equals")) || (key0 === "when")) || (key0 === "if"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema42,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema44,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1352,7 +1448,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) < 1){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.name,data:data0};
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema44.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1363,7 +1459,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.name.type,parentSchema:schema42.properties.name,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema44.properties.name.type,parentSchema:schema44.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1401,7 +1497,7 @@ errors++;
 if(data.min !== undefined){
 let data2 = data.min;
 if(!((typeof data2 == "number") && (isFinite(data2)))){
-const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.min.type,parentSchema:schema42.properties.min,data:data2};
+const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema44.properties.min.type,parentSchema:schema44.properties.min,data:data2};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1414,7 +1510,7 @@ errors++;
 if(data.max !== undefined){
 let data3 = data.max;
 if(!((typeof data3 == "number") && (isFinite(data3)))){
-const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.max.type,parentSchema:schema42.properties.max,data:data3};
+const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema44.properties.max.type,parentSchema:schema44.properties.max,data:data3};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1427,7 +1523,7 @@ errors++;
 if(data.equals !== undefined){
 let data4 = data.equals;
 if(!((typeof data4 == "number") && (isFinite(data4)))){
-const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.equals.type,parentSchema:schema42.properties.equals,data:data4};
+const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema44.properties.equals.type,parentSchema:schema44.properties.equals,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1440,7 +1536,7 @@ errors++;
 if(data.when !== undefined){
 let data5 = data.when;
 if(!((data5 === "before") || (data5 === "after"))){
-const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema42.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema42.properties.when.enum,parentSchema:schema42.properties.when,data:data5};
+const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema44.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema44.properties.when.enum,parentSchema:schema44.properties.when,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1477,7 +1573,7 @@ errors++;
 }
 }
 else {
-const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.type,parentSchema:schema42,data};
+const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema44.type,parentSchema:schema44,data};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1490,14 +1586,14 @@ validate21.errors = vErrors;
 return errors === 0;
 }
 
-const schema46 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
+const schema48 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(Object.keys(data).length < 1){
-const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema46,data};
+const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1508,7 +1604,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((((key0 === "if") || (key0 === "http")) || (key0 === "redis")) || (key0 === "files")) || (key0 === "command")) || (key0 === "for_each"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema46,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1547,7 +1643,7 @@ if(data.http !== undefined){
 let data1 = data.http;
 if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 if(data1.url === undefined){
-const err4 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.http.required,parentSchema:schema46.properties.http,data:data1};
+const err4 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema48.properties.http.required,parentSchema:schema48.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1558,7 +1654,7 @@ errors++;
 }
 for(const key1 in data1){
 if(!((((key1 === "method") || (key1 === "url")) || (key1 === "headers")) || (key1 === "ok"))){
-const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.http,data:data1};
+const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1571,7 +1667,7 @@ errors++;
 if(data1.method !== undefined){
 let data2 = data1.method;
 if(!(((((data2 === "DELETE") || (data2 === "POST")) || (data2 === "PUT")) || (data2 === "PATCH")) || (data2 === "GET"))){
-const err6 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema46.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema46.properties.http.properties.method.enum,parentSchema:schema46.properties.http.properties.method,data:data2};
+const err6 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema48.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema48.properties.http.properties.method.enum,parentSchema:schema48.properties.http.properties.method,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1584,7 +1680,7 @@ errors++;
 if(data1.url !== undefined){
 let data3 = data1.url;
 if(typeof data3 !== "string"){
-const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.url.type,parentSchema:schema46.properties.http.properties.url,data:data3};
+const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.http.properties.url.type,parentSchema:schema48.properties.http.properties.url,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1600,7 +1696,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key2 in data4){
 let data5 = data4[key2];
 if(typeof data5 !== "string"){
-const err8 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.headers.additionalProperties.type,parentSchema:schema46.properties.http.properties.headers.additionalProperties,data:data5};
+const err8 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.http.properties.headers.additionalProperties.type,parentSchema:schema48.properties.http.properties.headers.additionalProperties,data:data5};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1612,7 +1708,7 @@ errors++;
 }
 }
 else {
-const err9 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.properties.headers.type,parentSchema:schema46.properties.http.properties.headers,data:data4};
+const err9 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.http.properties.headers.type,parentSchema:schema48.properties.http.properties.headers,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1626,7 +1722,7 @@ if(data1.ok !== undefined){
 let data6 = data1.ok;
 if(Array.isArray(data6)){
 if(data6.length < 1){
-const err10 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.http.properties.ok,data:data6};
+const err10 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.http.properties.ok,data:data6};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1639,7 +1735,7 @@ const len0 = data6.length;
 for(let i0=0; i0<len0; i0++){
 let data7 = data6[i0];
 if(!(((typeof data7 == "number") && (!(data7 % 1) && !isNaN(data7))) && (isFinite(data7)))){
-const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema46.properties.http.properties.ok.items.type,parentSchema:schema46.properties.http.properties.ok.items,data:data7};
+const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema48.properties.http.properties.ok.items.type,parentSchema:schema48.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1650,7 +1746,7 @@ errors++;
 }
 if((typeof data7 == "number") && (isFinite(data7))){
 if(data7 > 599 || isNaN(data7)){
-const err12 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema46.properties.http.properties.ok.items,data:data7};
+const err12 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema48.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1660,7 +1756,7 @@ vErrors.push(err12);
 errors++;
 }
 if(data7 < 100 || isNaN(data7)){
-const err13 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema46.properties.http.properties.ok.items,data:data7};
+const err13 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema48.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1673,7 +1769,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.http.properties.ok.type,parentSchema:schema46.properties.http.properties.ok,data:data6};
+const err14 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.http.properties.ok.type,parentSchema:schema48.properties.http.properties.ok,data:data6};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1685,7 +1781,7 @@ errors++;
 }
 }
 else {
-const err15 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.type,parentSchema:schema46.properties.http,data:data1};
+const err15 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.http.type,parentSchema:schema48.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1699,7 +1795,7 @@ if(data.redis !== undefined){
 let data8 = data.redis;
 if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
 if(data8.url === undefined){
-const err16 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.redis.required,parentSchema:schema46.properties.redis,data:data8};
+const err16 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema48.properties.redis.required,parentSchema:schema48.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1710,7 +1806,7 @@ errors++;
 }
 for(const key3 in data8){
 if(!(((key3 === "url") || (key3 === "del")) || (key3 === "unlink"))){
-const err17 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.redis,data:data8};
+const err17 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1723,7 +1819,7 @@ errors++;
 if(data8.url !== undefined){
 let data9 = data8.url;
 if(typeof data9 !== "string"){
-const err18 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.url.type,parentSchema:schema46.properties.redis.properties.url,data:data9};
+const err18 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.redis.properties.url.type,parentSchema:schema48.properties.redis.properties.url,data:data9};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1740,7 +1836,7 @@ const len1 = data10.length;
 for(let i1=0; i1<len1; i1++){
 let data11 = data10[i1];
 if(typeof data11 !== "string"){
-const err19 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.del.items.type,parentSchema:schema46.properties.redis.properties.del.items,data:data11};
+const err19 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.redis.properties.del.items.type,parentSchema:schema48.properties.redis.properties.del.items,data:data11};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1752,7 +1848,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.del.type,parentSchema:schema46.properties.redis.properties.del,data:data10};
+const err20 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.redis.properties.del.type,parentSchema:schema48.properties.redis.properties.del,data:data10};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1769,7 +1865,7 @@ const len2 = data12.length;
 for(let i2=0; i2<len2; i2++){
 let data13 = data12[i2];
 if(typeof data13 !== "string"){
-const err21 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.unlink.items.type,parentSchema:schema46.properties.redis.properties.unlink.items,data:data13};
+const err21 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.redis.properties.unlink.items.type,parentSchema:schema48.properties.redis.properties.unlink.items,data:data13};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1781,7 +1877,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.unlink.type,parentSchema:schema46.properties.redis.properties.unlink,data:data12};
+const err22 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.redis.properties.unlink.type,parentSchema:schema48.properties.redis.properties.unlink,data:data12};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1793,7 +1889,7 @@ errors++;
 }
 }
 else {
-const err23 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.redis.type,parentSchema:schema46.properties.redis,data:data8};
+const err23 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.redis.type,parentSchema:schema48.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1807,7 +1903,7 @@ if(data.files !== undefined){
 let data14 = data.files;
 if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
 if(data14.root === undefined){
-const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data14};
+const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema48.properties.files.required,parentSchema:schema48.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1817,7 +1913,7 @@ vErrors.push(err24);
 errors++;
 }
 if(data14.remove === undefined){
-const err25 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data14};
+const err25 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema48.properties.files.required,parentSchema:schema48.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1828,7 +1924,7 @@ errors++;
 }
 for(const key4 in data14){
 if(!((key4 === "root") || (key4 === "remove"))){
-const err26 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.files,data:data14};
+const err26 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1841,7 +1937,7 @@ errors++;
 if(data14.root !== undefined){
 let data15 = data14.root;
 if(typeof data15 !== "string"){
-const err27 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.root.type,parentSchema:schema46.properties.files.properties.root,data:data15};
+const err27 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.files.properties.root.type,parentSchema:schema48.properties.files.properties.root,data:data15};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1855,7 +1951,7 @@ if(data14.remove !== undefined){
 let data16 = data14.remove;
 if(Array.isArray(data16)){
 if(data16.length < 1){
-const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.files.properties.remove,data:data16};
+const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.files.properties.remove,data:data16};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1868,7 +1964,7 @@ const len3 = data16.length;
 for(let i3=0; i3<len3; i3++){
 let data17 = data16[i3];
 if(typeof data17 !== "string"){
-const err29 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.remove.items.type,parentSchema:schema46.properties.files.properties.remove.items,data:data17};
+const err29 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.files.properties.remove.items.type,parentSchema:schema48.properties.files.properties.remove.items,data:data17};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1880,7 +1976,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.files.properties.remove.type,parentSchema:schema46.properties.files.properties.remove,data:data16};
+const err30 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.files.properties.remove.type,parentSchema:schema48.properties.files.properties.remove,data:data16};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1892,7 +1988,7 @@ errors++;
 }
 }
 else {
-const err31 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.files.type,parentSchema:schema46.properties.files,data:data14};
+const err31 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.files.type,parentSchema:schema48.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1906,7 +2002,7 @@ if(data.command !== undefined){
 let data18 = data.command;
 if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
 if(data18.argv === undefined){
-const err32 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema46.properties.command.required,parentSchema:schema46.properties.command,data:data18};
+const err32 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema48.properties.command.required,parentSchema:schema48.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1917,7 +2013,7 @@ errors++;
 }
 for(const key5 in data18){
 if(!(key5 === "argv")){
-const err33 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.command,data:data18};
+const err33 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1931,7 +2027,7 @@ if(data18.argv !== undefined){
 let data19 = data18.argv;
 if(Array.isArray(data19)){
 if(data19.length < 1){
-const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.command.properties.argv,data:data19};
+const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.command.properties.argv,data:data19};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1944,7 +2040,7 @@ const len4 = data19.length;
 for(let i4=0; i4<len4; i4++){
 let data20 = data19[i4];
 if(typeof data20 !== "string"){
-const err35 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.command.properties.argv.items.type,parentSchema:schema46.properties.command.properties.argv.items,data:data20};
+const err35 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.command.properties.argv.items.type,parentSchema:schema48.properties.command.properties.argv.items,data:data20};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1956,7 +2052,7 @@ errors++;
 }
 }
 else {
-const err36 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.command.properties.argv.type,parentSchema:schema46.properties.command.properties.argv,data:data19};
+const err36 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.command.properties.argv.type,parentSchema:schema48.properties.command.properties.argv,data:data19};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1968,7 +2064,7 @@ errors++;
 }
 }
 else {
-const err37 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.command.type,parentSchema:schema46.properties.command,data:data18};
+const err37 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.command.type,parentSchema:schema48.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1982,7 +2078,7 @@ if(data.for_each !== undefined){
 let data21 = data.for_each;
 if(data21 && typeof data21 == "object" && !Array.isArray(data21)){
 if(data21.table === undefined){
-const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data21};
+const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema48.properties.for_each.required,parentSchema:schema48.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1992,7 +2088,7 @@ vErrors.push(err38);
 errors++;
 }
 if(data21.capture === undefined){
-const err39 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data21};
+const err39 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema48.properties.for_each.required,parentSchema:schema48.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -2003,7 +2099,7 @@ errors++;
 }
 for(const key6 in data21){
 if(!((key6 === "table") || (key6 === "capture"))){
-const err40 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.for_each,data:data21};
+const err40 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -2042,7 +2138,7 @@ if(data21.capture !== undefined){
 let data23 = data21.capture;
 if(Array.isArray(data23)){
 if(data23.length < 1){
-const err43 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.for_each.properties.capture,data:data23};
+const err43 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2084,7 +2180,7 @@ outer0:
 for(;i6--;){
 for(j0 = i6; j0--;){
 if(func0(data23[i6], data23[j0])){
-const err46 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema46.properties.for_each.properties.capture,data:data23};
+const err46 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema48.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2099,7 +2195,7 @@ break outer0;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.for_each.properties.capture.type,parentSchema:schema46.properties.for_each.properties.capture,data:data23};
+const err47 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.for_each.properties.capture.type,parentSchema:schema48.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2111,7 +2207,7 @@ errors++;
 }
 }
 else {
-const err48 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.for_each.type,parentSchema:schema46.properties.for_each,data:data21};
+const err48 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.for_each.type,parentSchema:schema48.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -2123,7 +2219,7 @@ errors++;
 }
 }
 else {
-const err49 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data};
+const err49 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.type,parentSchema:schema48,data};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -2708,7 +2804,7 @@ let data27 = data.guard;
 if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
 for(const key9 in data27){
 if(!((key9 === "databases") || (key9 === "confirm"))){
-const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema45,data:data27};
+const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema47,data:data27};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2722,7 +2818,7 @@ if(data27.databases !== undefined){
 let data28 = data27.databases;
 if(Array.isArray(data28)){
 if(data28.length < 1){
-const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema45.properties.databases,data:data28};
+const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema47.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -2736,7 +2832,7 @@ for(let i4=0; i4<len4; i4++){
 let data29 = data28[i4];
 if(typeof data29 === "string"){
 if(func3(data29) < 1){
-const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema45.properties.databases.items,data:data29};
+const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema47.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2747,7 +2843,7 @@ errors++;
 }
 }
 else {
-const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema45.properties.databases.items.type,parentSchema:schema45.properties.databases.items,data:data29};
+const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.databases.items.type,parentSchema:schema47.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -2759,7 +2855,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.properties.databases.type,parentSchema:schema45.properties.databases,data:data28};
+const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema47.properties.databases.type,parentSchema:schema47.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -2771,8 +2867,12 @@ errors++;
 }
 if(data27.confirm !== undefined){
 let data30 = data27.confirm;
-if(!(data30 === "database")){
-const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/enum",keyword:"enum",params:{allowedValues: schema45.properties.confirm.enum},message:"must be equal to one of the allowed values",schema:schema45.properties.confirm.enum,parentSchema:schema45.properties.confirm,data:data30};
+const _errs71 = errors;
+let valid27 = false;
+let passing0 = null;
+const _errs72 = errors;
+if(!((data30 === "database") || (data30 === "subject"))){
+const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/0/enum",keyword:"enum",params:{allowedValues: schema47.properties.confirm.oneOf[0].enum},message:"must be equal to one of the allowed values",schema:schema47.properties.confirm.oneOf[0].enum,parentSchema:schema47.properties.confirm.oneOf[0],data:data30};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2781,10 +2881,15 @@ vErrors.push(err46);
 }
 errors++;
 }
+var _valid0 = _errs72 === errors;
+if(_valid0){
+valid27 = true;
+passing0 = 0;
 }
-}
-else {
-const err47 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema45.type,parentSchema:schema45,data:data27};
+const _errs73 = errors;
+if(Array.isArray(data30)){
+if(data30.length < 1){
+const err47 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema47.properties.confirm.oneOf[1],data:data30};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2793,11 +2898,11 @@ vErrors.push(err47);
 }
 errors++;
 }
-}
-if(data.backup !== undefined){
-let data31 = data.backup;
-if(!(data31 === "required")){
-const err48 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/enum",keyword:"enum",params:{allowedValues: schema11.properties.backup.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.backup.enum,parentSchema:schema11.properties.backup,data:data31};
+const len5 = data30.length;
+for(let i5=0; i5<len5; i5++){
+let data31 = data30[i5];
+if(!((data31 === "database") || (data31 === "subject"))){
+const err48 = {instancePath:instancePath+"/guard/confirm/" + i5,schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/items/enum",keyword:"enum",params:{allowedValues: schema47.properties.confirm.oneOf[1].items.enum},message:"must be equal to one of the allowed values",schema:schema47.properties.confirm.oneOf[1].items.enum,parentSchema:schema47.properties.confirm.oneOf[1].items,data:data31};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -2807,19 +2912,14 @@ vErrors.push(err48);
 errors++;
 }
 }
-if(data.after_commit !== undefined){
-let data32 = data.after_commit;
-if(Array.isArray(data32)){
-const len5 = data32.length;
-for(let i5=0; i5<len5; i5++){
-if(!(validate23(data32[i5], {instancePath:instancePath+"/after_commit/" + i5,parentData:data32,parentDataProperty:i5,rootData}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err49 = {instancePath:instancePath+"/after_commit",schemaPath:"#/properties/after_commit/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.after_commit.type,parentSchema:schema11.properties.after_commit,data:data32};
+let i6 = data30.length;
+let j0;
+if(i6 > 1){
+outer0:
+for(;i6--;){
+for(j0 = i6; j0--;){
+if(func0(data30[i6], data30[j0])){
+const err49 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema47.properties.confirm.oneOf[1],data:data30};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -2827,17 +2927,14 @@ else {
 vErrors.push(err49);
 }
 errors++;
+break outer0;
 }
 }
-if(data.allow_functions !== undefined){
-let data34 = data.allow_functions;
-if(Array.isArray(data34)){
-const len6 = data34.length;
-for(let i6=0; i6<len6; i6++){
-let data35 = data34[i6];
-if(typeof data35 === "string"){
-if(!pattern9.test(data35)){
-const err50 = {instancePath:instancePath+"/allow_functions/" + i6,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data35};
+}
+}
+}
+else {
+const err50 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema47.properties.confirm.oneOf[1].type,parentSchema:schema47.properties.confirm.oneOf[1],data:data30};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -2846,9 +2943,19 @@ vErrors.push(err50);
 }
 errors++;
 }
+var _valid0 = _errs73 === errors;
+if(_valid0 && valid27){
+valid27 = false;
+passing0 = [passing0, 1];
 }
 else {
-const err51 = {instancePath:instancePath+"/allow_functions/" + i6,schemaPath:"#/properties/allow_functions/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.allow_functions.items.type,parentSchema:schema11.properties.allow_functions.items,data:data35};
+if(_valid0){
+valid27 = true;
+passing0 = 1;
+}
+}
+if(!valid27){
+const err51 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema47.properties.confirm.oneOf,parentSchema:schema47.properties.confirm,data:data30};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -2857,19 +2964,21 @@ vErrors.push(err51);
 }
 errors++;
 }
+else {
+errors = _errs71;
+if(vErrors !== null){
+if(_errs71){
+vErrors.length = _errs71;
 }
-let i7 = data34.length;
-let j0;
-if(i7 > 1){
-const indices0 = {};
-for(;i7--;){
-let item0 = data34[i7];
-if(typeof item0 !== "string"){
-continue;
+else {
+vErrors = null;
 }
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err52 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i7+" are identical)",schema:true,parentSchema:schema11.properties.allow_functions,data:data34};
+}
+}
+}
+}
+else {
+const err52 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.type,parentSchema:schema47,data:data27};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -2877,14 +2986,12 @@ else {
 vErrors.push(err52);
 }
 errors++;
-break;
-}
-indices0[item0] = i7;
 }
 }
-}
-else {
-const err53 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.allow_functions.type,parentSchema:schema11.properties.allow_functions,data:data34};
+if(data.backup !== undefined){
+let data32 = data.backup;
+if(!(data32 === "required")){
+const err53 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/enum",keyword:"enum",params:{allowedValues: schema11.properties.backup.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.backup.enum,parentSchema:schema11.properties.backup,data:data32};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -2894,14 +3001,101 @@ vErrors.push(err53);
 errors++;
 }
 }
+if(data.after_commit !== undefined){
+let data33 = data.after_commit;
+if(Array.isArray(data33)){
+const len6 = data33.length;
+for(let i7=0; i7<len6; i7++){
+if(!(validate23(data33[i7], {instancePath:instancePath+"/after_commit/" + i7,parentData:data33,parentDataProperty:i7,rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+}
 }
 else {
-const err54 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+const err54 = {instancePath:instancePath+"/after_commit",schemaPath:"#/properties/after_commit/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.after_commit.type,parentSchema:schema11.properties.after_commit,data:data33};
 if(vErrors === null){
 vErrors = [err54];
 }
 else {
 vErrors.push(err54);
+}
+errors++;
+}
+}
+if(data.allow_functions !== undefined){
+let data35 = data.allow_functions;
+if(Array.isArray(data35)){
+const len7 = data35.length;
+for(let i8=0; i8<len7; i8++){
+let data36 = data35[i8];
+if(typeof data36 === "string"){
+if(!pattern9.test(data36)){
+const err55 = {instancePath:instancePath+"/allow_functions/" + i8,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data36};
+if(vErrors === null){
+vErrors = [err55];
+}
+else {
+vErrors.push(err55);
+}
+errors++;
+}
+}
+else {
+const err56 = {instancePath:instancePath+"/allow_functions/" + i8,schemaPath:"#/properties/allow_functions/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.allow_functions.items.type,parentSchema:schema11.properties.allow_functions.items,data:data36};
+if(vErrors === null){
+vErrors = [err56];
+}
+else {
+vErrors.push(err56);
+}
+errors++;
+}
+}
+let i9 = data35.length;
+let j1;
+if(i9 > 1){
+const indices0 = {};
+for(;i9--;){
+let item0 = data35[i9];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j1 = indices0[item0];
+const err57 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/uniqueItems",keyword:"uniqueItems",params:{i: i9, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i9+" are identical)",schema:true,parentSchema:schema11.properties.allow_functions,data:data35};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
+}
+errors++;
+break;
+}
+indices0[item0] = i9;
+}
+}
+}
+else {
+const err58 = {instancePath:instancePath+"/allow_functions",schemaPath:"#/properties/allow_functions/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.allow_functions.type,parentSchema:schema11.properties.allow_functions,data:data35};
+if(vErrors === null){
+vErrors = [err58];
+}
+else {
+vErrors.push(err58);
+}
+errors++;
+}
+}
+}
+else {
+const err59 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
 }
 errors++;
 }

@@ -11,6 +11,7 @@ import { schemaDiagnostics, describe } from './schema.js';
 import { didYouMean } from './didYouMean.js';
 import { flagDecls, paramDecls } from './declarations.js';
 import { afterCommitOf } from '../outbox/validate.js';
+import { guardConfirm, subjectConfirmKeys } from './confirm.js';
 
 /**
  * Untrusted YAML in, a Policy out, or every problem of the file located at file:line:col.
@@ -154,7 +155,7 @@ export function validatePolicy(file: LoadedFile): Validated {
     const identifiers = list(s['identifiers']).filter((c): c is string => typeof c === 'string');
     identifiers.forEach((c, i) => checkIdentifier(['subject', 'identifiers', i], c));
     const capture = list(s['capture']).filter((c): c is string => typeof c === 'string');
-    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1, identifiers, capture };
+    subject = { table: table(['subject', 'table'], s['table']), key, lookup, max: typeof s['max'] === 'number' ? s['max'] : 1, identifiers, capture, ...subjectConfirmKeys(s, checkIdentifier) };
   } else if (kind === 'purge') {
     report([], 'a purge policy needs a subject (the rows being removed, found by a lookup)');
   }
@@ -302,6 +303,7 @@ export function validatePolicy(file: LoadedFile): Validated {
   const afterCommit = afterCommitOf(raw, kind, params, subject?.capture ?? [], report, table, flagOf);
 
   const guard = isObject(raw['guard']) ? raw['guard'] : {};
+  const confirm = guardConfirm(raw, report);
   if (diagnostics.length) return { ok: false, diagnostics: sortDiagnostics(diagnostics) };
   return {
     ok: true,
@@ -320,7 +322,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       afterCommit,
       guard: {
         ...(Array.isArray(guard['databases']) ? { databases: guard['databases'] as string[] } : {}),
-        ...(guard['confirm'] === 'database' ? { confirm: 'database' as const } : {}),
+        ...confirm,
       },
       source: { path: file.path, sha256: sha256(normalizeText(file.text)) },
     },
