@@ -5,17 +5,17 @@ import runtime_equal from 'ajv/dist/runtime/equal.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}},"anonymize":{"type":"object","description":"Keep the rows, overwrite these columns (UPDATE instead of DELETE): column -> null, a constant, or { with: <SQL expression | redact | hash | null | default> }. See docs/POLICY.md.","additionalProperties":{"$ref":"#/definitions/anonymizeValue"}},"detach":{"type":"array","description":"Keep the rows, set these foreign-key columns NULL (or { column, to: default }): the rows survive without the subject. See docs/POLICY.md.","items":{"$ref":"#/definitions/detachColumn"}}}},"anonymizeValue":{"description":"null: set NULL; a string, number or boolean: that constant; { with: ... }: an SQL expression over the row, or a built-in masker.","type":["null","string","number","boolean","object"],"additionalProperties":false,"required":["with"],"properties":{"with":{"$ref":"#/definitions/sql","description":"One SQL expression over the row (like a where), or a masker: redact (letters x, digits 0, the rest kept), hash (keyed sha256, needs key), null, default."},"key":{"$ref":"#/definitions/variableName","description":"hash: the text param holding the secret key (given at run time, never stored in the policy)."}}},"detachColumn":{"description":"A foreign-key column (set NULL), or { column, to: default }.","type":["string","object"],"minLength":1,"additionalProperties":false,"required":["column"],"properties":{"column":{"$ref":"#/definitions/identifier"},"to":{"enum":["null","default"],"description":"NULL (the default) or the column's DEFAULT."}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}}}};
 const schema12 = {"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."};
 const schema13 = {"type":"string","pattern":"^[a-z][a-z0-9_]*$"};
 const schema14 = {"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}};
 const schema16 = {"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}};
-const schema45 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}};
+const schema50 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"enum":["database"],"description":"apply needs --confirm <database name>."}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = (runtime_ucs2length.default ?? runtime_ucs2length);
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 const pattern1 = new RegExp("^[a-z][a-z0-9_]*$", "u");
-const pattern8 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
+const pattern9 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
 const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}}}};
 const schema21 = {"type":"string","minLength":1};
 const func0 = (runtime_equal.default ?? runtime_equal);
@@ -678,7 +678,193 @@ validate13.errors = vErrors;
 return errors === 0;
 }
 
-const schema29 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}};
+const schema29 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}},"anonymize":{"type":"object","description":"Keep the rows, overwrite these columns (UPDATE instead of DELETE): column -> null, a constant, or { with: <SQL expression | redact | hash | null | default> }. See docs/POLICY.md.","additionalProperties":{"$ref":"#/definitions/anonymizeValue"}},"detach":{"type":"array","description":"Keep the rows, set these foreign-key columns NULL (or { column, to: default }): the rows survive without the subject. See docs/POLICY.md.","items":{"$ref":"#/definitions/detachColumn"}}}};
+const schema34 = {"description":"null: set NULL; a string, number or boolean: that constant; { with: ... }: an SQL expression over the row, or a built-in masker.","type":["null","string","number","boolean","object"],"additionalProperties":false,"required":["with"],"properties":{"with":{"$ref":"#/definitions/sql","description":"One SQL expression over the row (like a where), or a masker: redact (letters x, digits 0, the rest kept), hash (keyed sha256, needs key), null, default."},"key":{"$ref":"#/definitions/variableName","description":"hash: the text param holding the secret key (given at run time, never stored in the policy)."}}};
+
+function validate16(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(((((data !== null) && (typeof data !== "string")) && (!((typeof data == "number") && (isFinite(data))))) && (typeof data !== "boolean")) && (!(data && typeof data == "object" && !Array.isArray(data)))){
+const err0 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: schema34.type},message:"must be null,string,number,boolean,object",schema:schema34.type,parentSchema:schema34,data};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.with === undefined){
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "with"},message:"must have required property '"+"with"+"'",schema:schema34.required,parentSchema:schema34,data};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+for(const key0 in data){
+if(!((key0 === "with") || (key0 === "key"))){
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema34,data};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+if(data.with !== undefined){
+let data0 = data.with;
+if(typeof data0 === "string"){
+if(func3(data0) < 1){
+const err3 = {instancePath:instancePath+"/with",schemaPath:"#/definitions/sql/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema21,data:data0};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+else {
+const err4 = {instancePath:instancePath+"/with",schemaPath:"#/definitions/sql/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema21.type,parentSchema:schema21,data:data0};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data.key !== undefined){
+let data1 = data.key;
+if(typeof data1 === "string"){
+if(!pattern1.test(data1)){
+const err5 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/variableName/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9_]*$"},message:"must match pattern \""+"^[a-z][a-z0-9_]*$"+"\"",schema:"^[a-z][a-z0-9_]*$",parentSchema:schema13,data:data1};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+else {
+const err6 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/variableName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.type,parentSchema:schema13,data:data1};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+}
+}
+validate16.errors = vErrors;
+return errors === 0;
+}
+
+const schema37 = {"description":"A foreign-key column (set NULL), or { column, to: default }.","type":["string","object"],"minLength":1,"additionalProperties":false,"required":["column"],"properties":{"column":{"$ref":"#/definitions/identifier"},"to":{"enum":["null","default"],"description":"NULL (the default) or the column's DEFAULT."}}};
+
+function validate18(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if((typeof data !== "string") && (!(data && typeof data == "object" && !Array.isArray(data)))){
+const err0 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: schema37.type},message:"must be string,object",schema:schema37.type,parentSchema:schema37,data};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+if(typeof data === "string"){
+if(func3(data) < 1){
+const err1 = {instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema37,data};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.column === undefined){
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "column"},message:"must have required property '"+"column"+"'",schema:schema37.required,parentSchema:schema37,data};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+for(const key0 in data){
+if(!((key0 === "column") || (key0 === "to"))){
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema37,data};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+if(data.column !== undefined){
+let data0 = data.column;
+if(typeof data0 === "string"){
+if(func3(data0) < 1){
+const err4 = {instancePath:instancePath+"/column",schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data0};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+else {
+const err5 = {instancePath:instancePath+"/column",schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data0};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+if(data.to !== undefined){
+let data1 = data.to;
+if(!((data1 === "null") || (data1 === "default"))){
+const err6 = {instancePath:instancePath+"/to",schemaPath:"#/properties/to/enum",keyword:"enum",params:{allowedValues: schema37.properties.to.enum},message:"must be equal to one of the allowed values",schema:schema37.properties.to.enum,parentSchema:schema37.properties.to,data:data1};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+}
+}
+validate18.errors = vErrors;
+return errors === 0;
+}
+
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -993,9 +1179,18 @@ vErrors.push(err24);
 errors++;
 }
 }
+if(data.anonymize !== undefined){
+let data12 = data.anonymize;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+for(const key2 in data12){
+if(!(validate16(data12[key2], {instancePath:instancePath+"/anonymize/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),parentData:data12,parentDataProperty:key2,rootData}))){
+vErrors = vErrors === null ? validate16.errors : vErrors.concat(validate16.errors);
+errors = vErrors.length;
+}
+}
 }
 else {
-const err25 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema29.type,parentSchema:schema29,data};
+const err25 = {instancePath:instancePath+"/anonymize",schemaPath:"#/properties/anonymize/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema29.properties.anonymize.type,parentSchema:schema29.properties.anonymize,data:data12};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1004,18 +1199,52 @@ vErrors.push(err25);
 }
 errors++;
 }
+}
+if(data.detach !== undefined){
+let data14 = data.detach;
+if(Array.isArray(data14)){
+const len1 = data14.length;
+for(let i1=0; i1<len1; i1++){
+if(!(validate18(data14[i1], {instancePath:instancePath+"/detach/" + i1,parentData:data14,parentDataProperty:i1,rootData}))){
+vErrors = vErrors === null ? validate18.errors : vErrors.concat(validate18.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err26 = {instancePath:instancePath+"/detach",schemaPath:"#/properties/detach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema29.properties.detach.type,parentSchema:schema29.properties.detach,data:data14};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+}
+else {
+const err27 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema29.type,parentSchema:schema29,data};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
 validate15.errors = vErrors;
 return errors === 0;
 }
 
-const schema34 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
+const schema39 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
 
-function validate17(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema34.required,parentSchema:schema34,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1025,7 +1254,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.where === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema34.required,parentSchema:schema34,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema39.required,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1036,7 +1265,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "table") || (key0 === "where")) || (key0 === "if")) || (key0 === "description"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema34,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1124,7 +1353,7 @@ errors++;
 if(data.description !== undefined){
 let data3 = data.description;
 if(typeof data3 !== "string"){
-const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema34.properties.description.type,parentSchema:schema34.properties.description,data:data3};
+const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema39.properties.description.type,parentSchema:schema39.properties.description,data:data3};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1136,7 +1365,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema34.type,parentSchema:schema34,data};
+const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema39.type,parentSchema:schema39,data};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1145,18 +1374,18 @@ vErrors.push(err10);
 }
 errors++;
 }
-validate17.errors = vErrors;
+validate21.errors = vErrors;
 return errors === 0;
 }
 
-const schema38 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
+const schema43 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
 
-function validate19(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.tables === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema38.required,parentSchema:schema38,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema43.required,parentSchema:schema43,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1167,7 +1396,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "tables") || (key0 === "restart_identity")) || (key0 === "cascade")) || (key0 === "reach"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema38,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema43,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1181,7 +1410,7 @@ if(data.tables !== undefined){
 let data0 = data.tables;
 if(Array.isArray(data0)){
 if(data0.length < 1){
-const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema38.properties.tables,data:data0};
+const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema43.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1218,7 +1447,7 @@ errors++;
 }
 }
 else {
-const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema38.properties.tables.type,parentSchema:schema38.properties.tables,data:data0};
+const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema43.properties.tables.type,parentSchema:schema43.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1231,7 +1460,7 @@ errors++;
 if(data.restart_identity !== undefined){
 let data2 = data.restart_identity;
 if(typeof data2 !== "boolean"){
-const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema38.properties.restart_identity.type,parentSchema:schema38.properties.restart_identity,data:data2};
+const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema43.properties.restart_identity.type,parentSchema:schema43.properties.restart_identity,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1244,7 +1473,7 @@ errors++;
 if(data.cascade !== undefined){
 let data3 = data.cascade;
 if(typeof data3 !== "boolean"){
-const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema38.properties.cascade.type,parentSchema:schema38.properties.cascade,data:data3};
+const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema43.properties.cascade.type,parentSchema:schema43.properties.cascade,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1285,7 +1514,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema38.properties.reach.type,parentSchema:schema38.properties.reach,data:data4};
+const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema43.properties.reach.type,parentSchema:schema43.properties.reach,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1297,7 +1526,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema38.type,parentSchema:schema38,data};
+const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema43.type,parentSchema:schema43,data};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1306,18 +1535,18 @@ vErrors.push(err11);
 }
 errors++;
 }
-validate19.errors = vErrors;
+validate23.errors = vErrors;
 return errors === 0;
 }
 
-const schema42 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
+const schema47 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
 
-function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema42.required,parentSchema:schema42,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema47.required,parentSchema:schema47,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1327,7 +1556,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.query === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema42.required,parentSchema:schema42,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema47.required,parentSchema:schema47,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1338,7 +1567,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(((((((key0 === "name") || (key0 === "query")) || (key0 === "min")) || (key0 === "max")) || (key0 === "equals")) || (key0 === "when")) || (key0 === "if"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema42,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema47,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1352,7 +1581,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) < 1){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema42.properties.name,data:data0};
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema47.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1363,7 +1592,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema42.properties.name.type,parentSchema:schema42.properties.name,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.name.type,parentSchema:schema47.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1401,7 +1630,7 @@ errors++;
 if(data.min !== undefined){
 let data2 = data.min;
 if(!((typeof data2 == "number") && (isFinite(data2)))){
-const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.min.type,parentSchema:schema42.properties.min,data:data2};
+const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema47.properties.min.type,parentSchema:schema47.properties.min,data:data2};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1414,7 +1643,7 @@ errors++;
 if(data.max !== undefined){
 let data3 = data.max;
 if(!((typeof data3 == "number") && (isFinite(data3)))){
-const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.max.type,parentSchema:schema42.properties.max,data:data3};
+const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema47.properties.max.type,parentSchema:schema47.properties.max,data:data3};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1427,7 +1656,7 @@ errors++;
 if(data.equals !== undefined){
 let data4 = data.equals;
 if(!((typeof data4 == "number") && (isFinite(data4)))){
-const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema42.properties.equals.type,parentSchema:schema42.properties.equals,data:data4};
+const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema47.properties.equals.type,parentSchema:schema47.properties.equals,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1440,7 +1669,7 @@ errors++;
 if(data.when !== undefined){
 let data5 = data.when;
 if(!((data5 === "before") || (data5 === "after"))){
-const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema42.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema42.properties.when.enum,parentSchema:schema42.properties.when,data:data5};
+const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema47.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema47.properties.when.enum,parentSchema:schema47.properties.when,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1477,7 +1706,7 @@ errors++;
 }
 }
 else {
-const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema42.type,parentSchema:schema42,data};
+const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.type,parentSchema:schema47,data};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1486,18 +1715,18 @@ vErrors.push(err13);
 }
 errors++;
 }
-validate21.errors = vErrors;
+validate25.errors = vErrors;
 return errors === 0;
 }
 
-const schema46 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
+const schema51 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies).","properties":{"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
 
-function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(Object.keys(data).length < 1){
-const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema46,data};
+const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema51,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1508,7 +1737,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(((((key0 === "http") || (key0 === "redis")) || (key0 === "files")) || (key0 === "command")) || (key0 === "for_each"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema46,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema51,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1522,7 +1751,7 @@ if(data.http !== undefined){
 let data0 = data.http;
 if(data0 && typeof data0 == "object" && !Array.isArray(data0)){
 if(data0.url === undefined){
-const err2 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.http.required,parentSchema:schema46.properties.http,data:data0};
+const err2 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema51.properties.http.required,parentSchema:schema51.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1533,7 +1762,7 @@ errors++;
 }
 for(const key1 in data0){
 if(!((((key1 === "method") || (key1 === "url")) || (key1 === "headers")) || (key1 === "ok"))){
-const err3 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.http,data:data0};
+const err3 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema51.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1546,7 +1775,7 @@ errors++;
 if(data0.method !== undefined){
 let data1 = data0.method;
 if(!(((((data1 === "DELETE") || (data1 === "POST")) || (data1 === "PUT")) || (data1 === "PATCH")) || (data1 === "GET"))){
-const err4 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema46.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema46.properties.http.properties.method.enum,parentSchema:schema46.properties.http.properties.method,data:data1};
+const err4 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema51.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema51.properties.http.properties.method.enum,parentSchema:schema51.properties.http.properties.method,data:data1};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1559,7 +1788,7 @@ errors++;
 if(data0.url !== undefined){
 let data2 = data0.url;
 if(typeof data2 !== "string"){
-const err5 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.url.type,parentSchema:schema46.properties.http.properties.url,data:data2};
+const err5 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.http.properties.url.type,parentSchema:schema51.properties.http.properties.url,data:data2};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1575,7 +1804,7 @@ if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
 for(const key2 in data3){
 let data4 = data3[key2];
 if(typeof data4 !== "string"){
-const err6 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.http.properties.headers.additionalProperties.type,parentSchema:schema46.properties.http.properties.headers.additionalProperties,data:data4};
+const err6 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.http.properties.headers.additionalProperties.type,parentSchema:schema51.properties.http.properties.headers.additionalProperties,data:data4};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1587,7 +1816,7 @@ errors++;
 }
 }
 else {
-const err7 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.properties.headers.type,parentSchema:schema46.properties.http.properties.headers,data:data3};
+const err7 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.properties.http.properties.headers.type,parentSchema:schema51.properties.http.properties.headers,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1601,7 +1830,7 @@ if(data0.ok !== undefined){
 let data5 = data0.ok;
 if(Array.isArray(data5)){
 if(data5.length < 1){
-const err8 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.http.properties.ok,data:data5};
+const err8 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema51.properties.http.properties.ok,data:data5};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1614,7 +1843,7 @@ const len0 = data5.length;
 for(let i0=0; i0<len0; i0++){
 let data6 = data5[i0];
 if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
-const err9 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema46.properties.http.properties.ok.items.type,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+const err9 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema51.properties.http.properties.ok.items.type,parentSchema:schema51.properties.http.properties.ok.items,data:data6};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1625,7 +1854,7 @@ errors++;
 }
 if((typeof data6 == "number") && (isFinite(data6))){
 if(data6 > 599 || isNaN(data6)){
-const err10 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+const err10 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema51.properties.http.properties.ok.items,data:data6};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1635,7 +1864,7 @@ vErrors.push(err10);
 errors++;
 }
 if(data6 < 100 || isNaN(data6)){
-const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema46.properties.http.properties.ok.items,data:data6};
+const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema51.properties.http.properties.ok.items,data:data6};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1648,7 +1877,7 @@ errors++;
 }
 }
 else {
-const err12 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.http.properties.ok.type,parentSchema:schema46.properties.http.properties.ok,data:data5};
+const err12 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema51.properties.http.properties.ok.type,parentSchema:schema51.properties.http.properties.ok,data:data5};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1660,7 +1889,7 @@ errors++;
 }
 }
 else {
-const err13 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.http.type,parentSchema:schema46.properties.http,data:data0};
+const err13 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.properties.http.type,parentSchema:schema51.properties.http,data:data0};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1674,7 +1903,7 @@ if(data.redis !== undefined){
 let data7 = data.redis;
 if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
 if(data7.url === undefined){
-const err14 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema46.properties.redis.required,parentSchema:schema46.properties.redis,data:data7};
+const err14 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema51.properties.redis.required,parentSchema:schema51.properties.redis,data:data7};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1685,7 +1914,7 @@ errors++;
 }
 for(const key3 in data7){
 if(!(((key3 === "url") || (key3 === "del")) || (key3 === "unlink"))){
-const err15 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.redis,data:data7};
+const err15 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema51.properties.redis,data:data7};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1698,7 +1927,7 @@ errors++;
 if(data7.url !== undefined){
 let data8 = data7.url;
 if(typeof data8 !== "string"){
-const err16 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.url.type,parentSchema:schema46.properties.redis.properties.url,data:data8};
+const err16 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.redis.properties.url.type,parentSchema:schema51.properties.redis.properties.url,data:data8};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1715,7 +1944,7 @@ const len1 = data9.length;
 for(let i1=0; i1<len1; i1++){
 let data10 = data9[i1];
 if(typeof data10 !== "string"){
-const err17 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.del.items.type,parentSchema:schema46.properties.redis.properties.del.items,data:data10};
+const err17 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.redis.properties.del.items.type,parentSchema:schema51.properties.redis.properties.del.items,data:data10};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1727,7 +1956,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.del.type,parentSchema:schema46.properties.redis.properties.del,data:data9};
+const err18 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema51.properties.redis.properties.del.type,parentSchema:schema51.properties.redis.properties.del,data:data9};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1744,7 +1973,7 @@ const len2 = data11.length;
 for(let i2=0; i2<len2; i2++){
 let data12 = data11[i2];
 if(typeof data12 !== "string"){
-const err19 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.redis.properties.unlink.items.type,parentSchema:schema46.properties.redis.properties.unlink.items,data:data12};
+const err19 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.redis.properties.unlink.items.type,parentSchema:schema51.properties.redis.properties.unlink.items,data:data12};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1756,7 +1985,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.redis.properties.unlink.type,parentSchema:schema46.properties.redis.properties.unlink,data:data11};
+const err20 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema51.properties.redis.properties.unlink.type,parentSchema:schema51.properties.redis.properties.unlink,data:data11};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1768,7 +1997,7 @@ errors++;
 }
 }
 else {
-const err21 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.redis.type,parentSchema:schema46.properties.redis,data:data7};
+const err21 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.properties.redis.type,parentSchema:schema51.properties.redis,data:data7};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1782,7 +2011,7 @@ if(data.files !== undefined){
 let data13 = data.files;
 if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
 if(data13.root === undefined){
-const err22 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data13};
+const err22 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema51.properties.files.required,parentSchema:schema51.properties.files,data:data13};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1792,7 +2021,7 @@ vErrors.push(err22);
 errors++;
 }
 if(data13.remove === undefined){
-const err23 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema46.properties.files.required,parentSchema:schema46.properties.files,data:data13};
+const err23 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema51.properties.files.required,parentSchema:schema51.properties.files,data:data13};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1803,7 +2032,7 @@ errors++;
 }
 for(const key4 in data13){
 if(!((key4 === "root") || (key4 === "remove"))){
-const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.files,data:data13};
+const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema51.properties.files,data:data13};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1816,7 +2045,7 @@ errors++;
 if(data13.root !== undefined){
 let data14 = data13.root;
 if(typeof data14 !== "string"){
-const err25 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.root.type,parentSchema:schema46.properties.files.properties.root,data:data14};
+const err25 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.files.properties.root.type,parentSchema:schema51.properties.files.properties.root,data:data14};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1830,7 +2059,7 @@ if(data13.remove !== undefined){
 let data15 = data13.remove;
 if(Array.isArray(data15)){
 if(data15.length < 1){
-const err26 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.files.properties.remove,data:data15};
+const err26 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema51.properties.files.properties.remove,data:data15};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1843,7 +2072,7 @@ const len3 = data15.length;
 for(let i3=0; i3<len3; i3++){
 let data16 = data15[i3];
 if(typeof data16 !== "string"){
-const err27 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.files.properties.remove.items.type,parentSchema:schema46.properties.files.properties.remove.items,data:data16};
+const err27 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.files.properties.remove.items.type,parentSchema:schema51.properties.files.properties.remove.items,data:data16};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1855,7 +2084,7 @@ errors++;
 }
 }
 else {
-const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.files.properties.remove.type,parentSchema:schema46.properties.files.properties.remove,data:data15};
+const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema51.properties.files.properties.remove.type,parentSchema:schema51.properties.files.properties.remove,data:data15};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1867,7 +2096,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.files.type,parentSchema:schema46.properties.files,data:data13};
+const err29 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.properties.files.type,parentSchema:schema51.properties.files,data:data13};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1881,7 +2110,7 @@ if(data.command !== undefined){
 let data17 = data.command;
 if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
 if(data17.argv === undefined){
-const err30 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema46.properties.command.required,parentSchema:schema46.properties.command,data:data17};
+const err30 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema51.properties.command.required,parentSchema:schema51.properties.command,data:data17};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1892,7 +2121,7 @@ errors++;
 }
 for(const key5 in data17){
 if(!(key5 === "argv")){
-const err31 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.command,data:data17};
+const err31 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema51.properties.command,data:data17};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1906,7 +2135,7 @@ if(data17.argv !== undefined){
 let data18 = data17.argv;
 if(Array.isArray(data18)){
 if(data18.length < 1){
-const err32 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.command.properties.argv,data:data18};
+const err32 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema51.properties.command.properties.argv,data:data18};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1919,7 +2148,7 @@ const len4 = data18.length;
 for(let i4=0; i4<len4; i4++){
 let data19 = data18[i4];
 if(typeof data19 !== "string"){
-const err33 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema46.properties.command.properties.argv.items.type,parentSchema:schema46.properties.command.properties.argv.items,data:data19};
+const err33 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema51.properties.command.properties.argv.items.type,parentSchema:schema51.properties.command.properties.argv.items,data:data19};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1931,7 +2160,7 @@ errors++;
 }
 }
 else {
-const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.command.properties.argv.type,parentSchema:schema46.properties.command.properties.argv,data:data18};
+const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema51.properties.command.properties.argv.type,parentSchema:schema51.properties.command.properties.argv,data:data18};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1943,7 +2172,7 @@ errors++;
 }
 }
 else {
-const err35 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.command.type,parentSchema:schema46.properties.command,data:data17};
+const err35 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.properties.command.type,parentSchema:schema51.properties.command,data:data17};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1957,7 +2186,7 @@ if(data.for_each !== undefined){
 let data20 = data.for_each;
 if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
 if(data20.table === undefined){
-const err36 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data20};
+const err36 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema51.properties.for_each.required,parentSchema:schema51.properties.for_each,data:data20};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1967,7 +2196,7 @@ vErrors.push(err36);
 errors++;
 }
 if(data20.capture === undefined){
-const err37 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema46.properties.for_each.required,parentSchema:schema46.properties.for_each,data:data20};
+const err37 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema51.properties.for_each.required,parentSchema:schema51.properties.for_each,data:data20};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1978,7 +2207,7 @@ errors++;
 }
 for(const key6 in data20){
 if(!((key6 === "table") || (key6 === "capture"))){
-const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema46.properties.for_each,data:data20};
+const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema51.properties.for_each,data:data20};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -2017,7 +2246,7 @@ if(data20.capture !== undefined){
 let data22 = data20.capture;
 if(Array.isArray(data22)){
 if(data22.length < 1){
-const err41 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+const err41 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema51.properties.for_each.properties.capture,data:data22};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2059,7 +2288,7 @@ outer0:
 for(;i6--;){
 for(j0 = i6; j0--;){
 if(func0(data22[i6], data22[j0])){
-const err44 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+const err44 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema51.properties.for_each.properties.capture,data:data22};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -2074,7 +2303,7 @@ break outer0;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema46.properties.for_each.properties.capture.type,parentSchema:schema46.properties.for_each.properties.capture,data:data22};
+const err45 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema51.properties.for_each.properties.capture.type,parentSchema:schema51.properties.for_each.properties.capture,data:data22};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -2086,7 +2315,7 @@ errors++;
 }
 }
 else {
-const err46 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.properties.for_each.type,parentSchema:schema46.properties.for_each,data:data20};
+const err46 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.properties.for_each.type,parentSchema:schema51.properties.for_each,data:data20};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2098,7 +2327,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema46.type,parentSchema:schema46,data};
+const err47 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema51.type,parentSchema:schema51,data};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2107,7 +2336,7 @@ vErrors.push(err47);
 }
 errors++;
 }
-validate23.errors = vErrors;
+validate27.errors = vErrors;
 return errors === 0;
 }
 
@@ -2592,8 +2821,8 @@ let data20 = data.preserve;
 if(Array.isArray(data20)){
 const len1 = data20.length;
 for(let i1=0; i1<len1; i1++){
-if(!(validate17(data20[i1], {instancePath:instancePath+"/preserve/" + i1,parentData:data20,parentDataProperty:i1,rootData}))){
-vErrors = vErrors === null ? validate17.errors : vErrors.concat(validate17.errors);
+if(!(validate21(data20[i1], {instancePath:instancePath+"/preserve/" + i1,parentData:data20,parentDataProperty:i1,rootData}))){
+vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
 }
 }
@@ -2610,8 +2839,8 @@ errors++;
 }
 }
 if(data.wipe !== undefined){
-if(!(validate19(data.wipe, {instancePath:instancePath+"/wipe",parentData:data,parentDataProperty:"wipe",rootData}))){
-vErrors = vErrors === null ? validate19.errors : vErrors.concat(validate19.errors);
+if(!(validate23(data.wipe, {instancePath:instancePath+"/wipe",parentData:data,parentDataProperty:"wipe",rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
 errors = vErrors.length;
 }
 }
@@ -2661,8 +2890,8 @@ let data25 = data.expect;
 if(Array.isArray(data25)){
 const len3 = data25.length;
 for(let i3=0; i3<len3; i3++){
-if(!(validate21(data25[i3], {instancePath:instancePath+"/expect/" + i3,parentData:data25,parentDataProperty:i3,rootData}))){
-vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
+if(!(validate25(data25[i3], {instancePath:instancePath+"/expect/" + i3,parentData:data25,parentDataProperty:i3,rootData}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
 errors = vErrors.length;
 }
 }
@@ -2683,7 +2912,7 @@ let data27 = data.guard;
 if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
 for(const key9 in data27){
 if(!((key9 === "databases") || (key9 === "confirm"))){
-const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema45,data:data27};
+const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema50,data:data27};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2697,7 +2926,7 @@ if(data27.databases !== undefined){
 let data28 = data27.databases;
 if(Array.isArray(data28)){
 if(data28.length < 1){
-const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema45.properties.databases,data:data28};
+const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema50.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -2711,7 +2940,7 @@ for(let i4=0; i4<len4; i4++){
 let data29 = data28[i4];
 if(typeof data29 === "string"){
 if(func3(data29) < 1){
-const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema45.properties.databases.items,data:data29};
+const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema50.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2722,7 +2951,7 @@ errors++;
 }
 }
 else {
-const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema45.properties.databases.items.type,parentSchema:schema45.properties.databases.items,data:data29};
+const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema50.properties.databases.items.type,parentSchema:schema50.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -2734,7 +2963,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.properties.databases.type,parentSchema:schema45.properties.databases,data:data28};
+const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema50.properties.databases.type,parentSchema:schema50.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -2747,7 +2976,7 @@ errors++;
 if(data27.confirm !== undefined){
 let data30 = data27.confirm;
 if(!(data30 === "database")){
-const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/enum",keyword:"enum",params:{allowedValues: schema45.properties.confirm.enum},message:"must be equal to one of the allowed values",schema:schema45.properties.confirm.enum,parentSchema:schema45.properties.confirm,data:data30};
+const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/enum",keyword:"enum",params:{allowedValues: schema50.properties.confirm.enum},message:"must be equal to one of the allowed values",schema:schema50.properties.confirm.enum,parentSchema:schema50.properties.confirm,data:data30};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2759,7 +2988,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema45.type,parentSchema:schema45,data:data27};
+const err47 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema50.type,parentSchema:schema50,data:data27};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2787,8 +3016,8 @@ let data32 = data.after_commit;
 if(Array.isArray(data32)){
 const len5 = data32.length;
 for(let i5=0; i5<len5; i5++){
-if(!(validate23(data32[i5], {instancePath:instancePath+"/after_commit/" + i5,parentData:data32,parentDataProperty:i5,rootData}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+if(!(validate27(data32[i5], {instancePath:instancePath+"/after_commit/" + i5,parentData:data32,parentDataProperty:i5,rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
 errors = vErrors.length;
 }
 }
@@ -2811,7 +3040,7 @@ const len6 = data34.length;
 for(let i6=0; i6<len6; i6++){
 let data35 = data34[i6];
 if(typeof data35 === "string"){
-if(!pattern8.test(data35)){
+if(!pattern9.test(data35)){
 const err50 = {instancePath:instancePath+"/allow_functions/" + i6,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data35};
 if(vErrors === null){
 vErrors = [err50];
