@@ -93,6 +93,8 @@ export interface Step {
   readonly cascades: readonly TableName[];
   /** cleanup: deleted in batches by purgekit apply (src/run/batched.ts). */
   readonly batch?: StepBatch;
+  /** anonymize: or detach: the step keeps its rows and overwrites columns (an UPDATE, not a DELETE). */
+  readonly update?: StepUpdate;
 }
 
 /** A step's batch: rows per batch, a time target per batch transaction, or both (docs/POLICY.md). */
@@ -100,6 +102,31 @@ export interface StepBatch {
   readonly rows?: number;
   readonly maxBatchMs?: number;
 }
+
+/** A step that keeps its rows: anonymize: (any columns) or detach: (foreign-key columns). */
+export interface StepUpdate {
+  readonly mode: 'anonymize' | 'detach';
+  /** In the order written; each column once. */
+  readonly set: readonly ColumnUpdate[];
+}
+
+export interface ColumnUpdate {
+  readonly column: string;
+  readonly value: NewValue;
+}
+
+/**
+ * A column's new value: NULL, its DEFAULT, a constant (an SQL literal, already quoted), the
+ * author's expression over the row, or a built-in masker (redact keeps the format: letters x,
+ * digits 0; hash is a keyed sha256 whose key is the text param `key`, given at run time).
+ */
+export type NewValue =
+  | { readonly kind: 'null' }
+  | { readonly kind: 'default' }
+  | { readonly kind: 'constant'; readonly literal: string }
+  | { readonly kind: 'expression'; readonly sql: SqlFragment }
+  | { readonly kind: 'redact' }
+  | { readonly kind: 'hash'; readonly key: string };
 
 export interface Preserve {
   readonly table: TableName;

@@ -89,7 +89,7 @@ describe('derived options', () => {
   it('an unknown option is a usage error (exit 2) naming the nearest option, a param or one of the command\'s own', () => {
     const param = purgekit(['render', 'nexus-purge-user', '--emial', 'a@b.c']);
     expect(param.status).toBe(2);
-    expect(param.stderr).toContain('unknown option --emial for policy nexus-purge-user; it takes --user-id <text>, --email <text>, --delete-owned-companies, --delete-authentik-user, --force-multi (did you mean --email?)');
+    expect(param.stderr).toContain('unknown option --emial for policy nexus-purge-user; it takes --user-id <text>, --email <text>, --anonymize-key <text>, --delete-owned-companies, --delete-authentik-user, --anonymize, --force-multi (did you mean --email?)');
     const own = purgekit(['plan', 'nexus-purge-user', '--email', 'a@b.c', '--conection', 'postgres://x@127.0.0.1:1/x']);
     expect(own.status).toBe(2);
     expect(own.stderr).toContain('(did you mean --connection?)');

@@ -108,7 +108,7 @@ describe('purgekit CLI', () => {
   it('render refuses values PostgreSQL cannot hold and unknown options, exit 2', () => {
     const unknown = purgekit(['render', 'nexus-purge-user', '--emial', 'x']);
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toContain('unknown option --emial for policy nexus-purge-user; it takes --user-id <text>, --email <text>, --delete-owned-companies, --delete-authentik-user, --force-multi');
+    expect(unknown.stderr).toContain('unknown option --emial for policy nexus-purge-user; it takes --user-id <text>, --email <text>, --anonymize-key <text>, --delete-owned-companies, --delete-authentik-user, --anonymize, --force-multi');
     const typed = purgekit(['render', 'vedfolnir-delete-user', '--user-id', 'abc']);
     expect(typed.status).toBe(2);
     expect(typed.stderr).toContain('--user-id: "abc" is not a valid integer');

@@ -49,6 +49,10 @@ INSERT INTO parts VALUES (1, 1, 1), (2, 1, 1), (3, 2, 1), (4, 2, 4);
 INSERT INTO shares VALUES (1, 1, 'hello'), (2, 2, 'hello');
 `;
 
+/**
+ * The oracle (every NO ACTION key made CASCADE) would follow "teamId" around the cycle and purge
+ * the team's other members: it sees the database as the policy's detach step leaves it.
+ */
 const DETACH_TEAMS = (owner: string) =>
   `UPDATE app."User" SET "teamId" = NULL WHERE "teamId" IN (SELECT id FROM app."Team" WHERE "ownerId" IN (${quoteLiteral(owner)}))`;
 
@@ -57,19 +61,21 @@ interface Case {
   readonly table: string;
   readonly key: string;
   readonly value: string;
-  /** What the DBA runs first, as the generated precondition's comment says. */
-  readonly before?: string;
+  /** Run inside the oracle's transaction first (what the policy's detach steps do that a cascade would not). */
+  readonly oracleBefore?: string;
   /** Rows each step must remove (by the report), when the case pins them. */
   readonly steps?: readonly [string, number | null][];
 }
 
 const CASES: readonly Case[] = [
   {
-    fixture: 'catalog', table: 'app.User', key: 'id', value: 'u2', before: DETACH_TEAMS('u2'),
-    steps: [['app."Comment"', 3], ['app."Post"', 2], ['app."Team"', 1], ['audit.event_notes', 1], ['app.events', 2], ['app."User"', 1]],
+    // The User <-> Team cycle, broken by a detach step of "teamId" (no hand-run UPDATE), and the
+    // ON DELETE SET NULL self-reference "invitedById" made explicit by a detach step.
+    fixture: 'catalog', table: 'app.User', key: 'id', value: 'u2', oracleBefore: DETACH_TEAMS('u2'),
+    steps: [['app."Comment"', 3], ['app."Post"', 2], ['app."User"', 1], ['app."Team"', 1], ['audit.event_notes', 1], ['app.events', 2], ['app."User"', 1], ['app."User"', 1]],
   },
   { fixture: 'catalog', table: 'app.User', key: 'id', value: 'u3' },
-  { fixture: 'catalog', table: 'app.User', key: 'id', value: 'u1', before: DETACH_TEAMS('u1') },
+  { fixture: 'catalog', table: 'app.User', key: 'id', value: 'u1', oracleBefore: DETACH_TEAMS('u1') },
   { fixture: 'nexus', table: 'user_profiles', key: 'user_id', value: 'auth|alice' },
   { fixture: 'vedfolnir', table: 'users', key: 'id', value: '2' },
   { fixture: 'vedfolnir', table: 'users', key: 'id', value: '5' },
@@ -83,7 +89,8 @@ const CASES: readonly Case[] = [
   { fixture: 'pagila-shaped', table: 'customer', key: 'customer_id', value: '1', steps: [['public.payment', 3], ['public.rental', 2], ['public.customer', 1], ['public.staff', null]] },
   {
     fixture: 'edge', table: 'accounts', key: 'email', value: 'a@example.com',
-    steps: [['public.folders', 2], ['public.parts', 3], ['public.messages', 4], ['public.shares', 1], ['public.threads', 1], ['public.accounts', 1]],
+    // Each nullable self-reference (folders.parent_id, accounts.referrer_id) is detached by a step first.
+    steps: [['public.folders', 0], ['public.folders', 2], ['public.parts', 3], ['public.messages', 4], ['public.shares', 1], ['public.threads', 1], ['public.accounts', 0], ['public.accounts', 1]],
   },
 ];
 
@@ -95,13 +102,12 @@ describe('purgekit discover: the policy purges one root row completely and touch
       const db = await createTestDatabase(fixtureSql(c.fixture));
       const { yaml } = await discoverCommand({ connection: db.url, table: c.table, key: c.key });
       const dir = await project(yaml);
-      if (c.before) await db.sql.unsafe(c.before);
 
       const catalog = await readCatalog(db.sql);
       const root = rootOf(catalog, c.table);
       const referencing = await referencingRows(db.sql, catalog, root, c.key, c.value);
       expect(referencing.length, 'the root row has dependents, so the case tests something').toBeGreaterThan(0);
-      const expected = await oracle(db, root, c.key, c.value);
+      const expected = await oracle(db, root, c.key, c.value, c.oracleBefore);
       const before = await rowsByTable(db.sql);
       expect(expected.rows, 'the oracle removes something').not.toEqual(before);
 
@@ -121,34 +127,30 @@ describe('purgekit discover: the policy purges one root row completely and touch
     });
   }
 
-  it('catalog: purging the owner of a team fails its precondition, naming it, and changes nothing', async () => {
+  it('catalog: the User <-> Team cycle purged end to end from discover\'s output (discover -> policy -> compile -> apply), no hand-run UPDATE', async () => {
     const db = await createTestDatabase(loadFixture('catalog'));
     const { yaml } = await discoverCommand({ connection: db.url, table: 'app.User', key: 'id' });
+    expect(yaml).not.toMatch(/UPDATE /);
+    expect(yaml).toContain(`    detach: [teamId]\n    where: '"teamId" IN (SELECT id FROM app."Team" WHERE "ownerId" IN :subject)'\n`);
     const dir = await project(yaml);
-    const before = await snapshot(db.sql);
-    const run = await apply(dir, db, { id: 'u2' });
-    expect(run.exitCode, run.log).toBe(ExitCode.checkFailed);
-    expect(run.output.error).toMatchObject({ code: 'PK004' });
-    expect(run.output.error?.message).toContain('no app."User" row points at a removed app."Team" row through "teamId"');
-    expect(await snapshot(db.sql)).toEqual(before);
+    // u1 owns team 1, which u3 is in; u2 was invited by u1.
+    const run = await apply(dir, db, { id: 'u1' });
+    expect(run.exitCode, run.log).toBe(0);
+    expect(run.output.steps.filter((s) => s.outcome === 'updated').map((s) => [s.table, s.rows])).toEqual([['app."User"', 2], ['app."User"', 1]]);
+    expect(await db.sql`SELECT id, "teamId", "invitedById" FROM app."User" ORDER BY id`).toEqual([
+      { id: 'u2', teamId: 2, invitedById: null },
+      { id: 'u3', teamId: null, invitedById: 'u2' },
+    ]);
+    expect(await db.sql`SELECT id, "ownerId" FROM app."Team" ORDER BY id`).toEqual([{ id: 2, ownerId: 'u2' }]);
   });
 
-  it('edge: a nullable self-reference to the subject fails the precondition until detached', async () => {
+  it('edge: a nullable self-reference to the subject is detached by its own step, in the same run', async () => {
     const db = await createTestDatabase(EDGE);
     const { yaml } = await discoverCommand({ connection: db.url, table: 'accounts', key: 'email' });
     const dir = await project(yaml);
-    const before = await snapshot(db.sql);
     const run = await apply(dir, db, { email: 'b@example.com' });
-    expect(run.exitCode, run.log).toBe(ExitCode.checkFailed);
-    expect(run.output.error?.message).toContain('no public.accounts row points at a removed public.accounts row through referrer_id (value 1');
-    expect(await snapshot(db.sql)).toEqual(before);
-
-    // The UPDATE the comment prescribes, with :subject filled in, then the same run succeeds.
-    const update = /^ {2}# {2}(UPDATE public\.accounts .*)$/m.exec(yaml)?.[1];
-    expect(update).toBeDefined();
-    await db.sql.unsafe(update!.replaceAll(':subject', `(${quoteLiteral('b@example.com')})`).replace(/;$/, ''));
-    const again = await apply(dir, db, { email: 'b@example.com' });
-    expect(again.exitCode, again.log).toBe(0);
+    expect(run.exitCode, run.log).toBe(0);
+    expect(run.output.steps.find((s) => s.outcome === 'updated' && s.table === 'public.accounts')).toMatchObject({ rows: 1 });
     expect(await db.sql`SELECT id, referrer_id FROM accounts ORDER BY id`).toEqual([{ id: 1, referrer_id: null }, { id: 3, referrer_id: null }]);
   });
 });
@@ -215,9 +217,9 @@ describe('purgekit discover: cycles the fixtures do not have (synthetic catalogs
     ]);
     const yaml = discover(catalog, { table: 'r', key: 'id', name: 'purge-r' });
     expect(valid(yaml)).toEqual([]);
-    expect(stepTables(yaml)).toEqual(['b', 'a', 'r']);
-    expect(yaml).toContain('UPDATE public.r SET b_id = NULL WHERE b_id IN (SELECT id FROM public.b WHERE a_id IN (SELECT id FROM public.a WHERE r_id IN :subject));');
-    expect(yaml).toContain('WHERE b_id IN (SELECT id FROM public.b WHERE a_id IN (SELECT id FROM public.a WHERE r_id IN :subject))');
+    expect(stepTables(yaml)).toEqual(['r', 'b', 'a', 'r']);
+    expect(yaml).toContain("  - table: r\n    description: Keeps the public.r rows that point at removed public.b rows through b_id, without the link.\n    detach: [b_id]\n");
+    expect(yaml).toContain('    where: b_id IN (SELECT id FROM public.b WHERE a_id IN :as)\n');
   });
 
   it('a nullable key into the root that closes a cycle leaves the rest of the cycle alone', () => {
@@ -227,8 +229,8 @@ describe('purgekit discover: cycles the fixtures do not have (synthetic catalogs
     ]);
     const yaml = discover(catalog, { table: 'r', key: 'id', name: 'purge-r' });
     expect(valid(yaml)).toEqual([]);
-    expect(stepTables(yaml)).toEqual(['r']);
-    expect(yaml).toContain('UPDATE public.a SET r_id = NULL WHERE r_id IN :subject;');
+    expect(stepTables(yaml)).toEqual(['a', 'r']);
+    expect(yaml).toContain('    detach: [r_id]\n    where: r_id IN :subject\n');
   });
 
   it('a cycle of NOT NULL keys cannot be ordered: it is said so, and a precondition fails the run while such rows exist', () => {
@@ -363,7 +365,7 @@ async function rowsByTable(sql: postgres.Sql | postgres.TransactionSql): Promise
  * that is rolled back, every NO ACTION/RESTRICT foreign key becomes ON DELETE CASCADE (SET NULL
  * ones stay), and the root row is deleted.
  */
-async function oracle(db: TestDb, root: string, key: string, value: string): Promise<{ rows: Rows; snapshot: Record<string, string> }> {
+async function oracle(db: TestDb, root: string, key: string, value: string, before?: string): Promise<{ rows: Rows; snapshot: Record<string, string> }> {
   let result: { rows: Rows; snapshot: Record<string, string> } | undefined;
   const rollback = new Error('rollback');
   await db.sql
@@ -375,6 +377,7 @@ async function oracle(db: TestDb, root: string, key: string, value: string): Pro
         await tx.unsafe(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${quoteIdent(fk.name)}`);
         await tx.unsafe(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.def.replace(' ON DELETE RESTRICT', '')} ON DELETE CASCADE`);
       }
+      if (before) await tx.unsafe(before);
       await tx.unsafe(`DELETE FROM ${root} WHERE ${quoteIdent(key)} = ${quoteLiteral(value)}`);
       result = { rows: await rowsByTable(tx), snapshot: await snapshot(tx as unknown as postgres.Sql) };
       throw rollback;

@@ -17,7 +17,7 @@ async function nexus(): Promise<TestDb> {
 
 
 const NEXUS_TABLES = ['user_profiles', 'companies', 'company_members', 'ai_conversations', 'ai_messages', 'ai_memories', 'oauth_tokens',
-  'user_integrations', 'business_health_snapshots', 'onboarding_progress', 'user_preferences', 'user_organizations'];
+  'user_integrations', 'business_health_snapshots', 'onboarding_progress', 'user_preferences', 'user_organizations', 'product_events'];
 
 function stepRows(json: RunJson): Record<string, number | null> {
   return Object.fromEntries(json.steps.map((s) => [`${s.step} ${s.table}`, s.rows]));
@@ -59,6 +59,9 @@ describe('purgekit apply (nexus-purge-user)', () => {
       [11, 'public.user_organizations', 'removed', 1],
       [12, 'public.companies', 'removed', 1],
       [13, 'public.user_profiles', 'removed', 1],
+      // Without --anonymize the user's analytics events go; the anonymize step is skipped.
+      [14, 'public.product_events', 'removed', 2],
+      [15, 'public.product_events', 'skipped', null],
     ]);
     for (const s of json.steps.filter((s) => s.outcome === 'removed')) expect(s.ms, `step ${s.step} time`).toEqual(expect.any(Number));
     // Bob's membership of Alice's company went by the declared cascade: 2 deleted, 1 of them by step 9.
@@ -83,7 +86,7 @@ describe('purgekit apply (nexus-purge-user)', () => {
     expect(plan.code, why(plan)).toBe(0);
     const planned = validJson(plan);
     expect(planned).toMatchObject({ command: 'plan', mode: 'plan', outcome: 'read-only', error: null, subject: { matched: 1 } });
-    expect(planned.steps.filter((s) => s.outcome !== 'absent').every((s) => s.outcome === 'would remove')).toBe(true);
+    expect(planned.steps.filter((s) => s.outcome !== 'absent' && s.outcome !== 'skipped').every((s) => s.outcome === 'would remove')).toBe(true);
     expect(planned.steps.find((s) => s.step === 1)).toMatchObject({ table: 'public.ai_messages', outcome: 'would remove', rows: 3 });
     expect(await snapshot(db.sql)).toEqual(before);
     expect(plan.stderr).toMatch(/read-only \(plan\): nothing was changed/);
@@ -107,7 +110,7 @@ describe('purgekit apply (nexus-purge-user)', () => {
     // And the tables lost exactly those rows (+1 company_members row by the cascade, which plan cannot count by steps).
     const countsAfter = await rowCounts(db.sql, NEXUS_TABLES);
     for (const s of planned.steps) {
-      if (s.outcome === 'absent') continue;
+      if (s.outcome === 'absent' || s.outcome === 'skipped') continue;
       const table = s.table.replace(/^public\./, '');
       const lost = countsBefore[table]! - countsAfter[table]!;
       expect(lost, table).toBe((s.rows ?? 0) + (table === 'company_members' ? 1 : 0));

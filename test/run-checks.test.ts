@@ -41,7 +41,7 @@ describe('purgekit apply: a failed check rolls back (exit 4) and changes nothing
     expect(json.error!.message).toMatch(/"ai_memories"/);
     // The step reported what it really removed; the profile's step is where the run stopped.
     expect(json.steps.find((s) => s.step === 4)).toMatchObject({ outcome: 'removed', rows: 0 });
-    expect(json.error!.at).toMatch(/Step 13 of 13/);
+    expect(json.error!.at).toMatch(/Step 13 of 15/);
   });
 
   it('unplanned cascade: a table referencing user_profiles ON DELETE CASCADE is named (RUNNER)', async () => {

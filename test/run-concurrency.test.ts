@@ -50,7 +50,7 @@ describe('purgekit apply and other sessions', () => {
       // Well under the default lock timeout (5 s): the flag was honoured.
       expect(json.durationMs).toBeLessThan(4_000);
       expect(json).toMatchObject({ outcome: 'rolled-back', error: { code: '55P03', message: expect.stringMatching(/^lock timeout/) } });
-      expect(json.error!.at).toMatch(/Step 5 of 13/);
+      expect(json.error!.at).toMatch(/Step 5 of 15/);
       expect(r.stderr).toMatch(/failed: lock timeout.*rolled back, nothing was changed; safe to retry/);
     } finally {
       await holder`ROLLBACK`;
@@ -87,7 +87,7 @@ describe('purgekit apply and other sessions', () => {
     const r = await purgekit(['apply', NEXUS, '--email', 'carol@example.com', '--confirm', db.name, '--connection', db.url,
       '--statement-timeout', '300ms', '--json', '--audit-log', tempAuditLog()]);
     expect(r.code, why(r)).toBe(7);
-    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: '57014', message: expect.stringMatching(/^statement timeout/), at: expect.stringMatching(/Step 10 of 13/) } });
+    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: '57014', message: expect.stringMatching(/^statement timeout/), at: expect.stringMatching(/Step 10 of 15/) } });
     expect(r.json!.durationMs).toBeLessThan(2_500);
     expect(await snapshot(db.sql)).toEqual(before);
   });

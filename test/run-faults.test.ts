@@ -137,7 +137,7 @@ describe('signals: SIGINT and SIGTERM while a step runs', () => {
       const r = await run.done;
       expect(r.code, why(r)).toBe(code);
       const json = validJson(r);
-      expect(json).toMatchObject({ outcome: 'rolled-back', exitCode: code, error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 10 of 13/) } });
+      expect(json).toMatchObject({ outcome: 'rolled-back', exitCode: code, error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 10 of 15/) } });
       expect(r.stderr).toMatch(new RegExp(`${signal}: cancelling the running statement`));
       expect(r.stderr).toMatch(/rolled back: nothing was changed/);
       expect(r.ms).toBeLessThan(20_000); // not the 30 s sleep
@@ -158,7 +158,7 @@ describe('signals: SIGINT and SIGTERM while a step runs', () => {
       return run.done;
     });
     expect(r.code, why(r)).toBe(130);
-    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 13: public\.oauth_tokens/) } });
+    expect(validJson(r)).toMatchObject({ outcome: 'rolled-back', error: { code: 'INTERRUPTED', at: expect.stringMatching(/Step 5 of 15: public\.oauth_tokens/) } });
     expect(await snapshot(db.sql)).toEqual(before);
   });
 });

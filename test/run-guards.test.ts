@@ -124,7 +124,7 @@ describe('purgekit runs only the reviewed generated file: exit 2 otherwise', () 
     const file = join(dir, 'generated', `${NEXUS}.sql`);
     const text = readFileSync(file, 'utf8');
     // The edit adds a statement that would also remove Bob's memory.
-    const edited = text.replace('-- Step 1 of 13', 'DELETE FROM ai_memories;\n\n-- Step 1 of 13');
+    const edited = text.replace('-- Step 1 of 15', 'DELETE FROM ai_memories;\n\n-- Step 1 of 15');
     expect(edited).not.toBe(text);
     writeFileSync(file, edited);
     const before = await snapshot(db.sql);

@@ -8,7 +8,7 @@ import type postgres from 'postgres';
 import { readCatalog, type Catalog } from '../catalog/catalog.js';
 import { RestoreRefused } from '../core/errors.js';
 import { parseQualified, quoteLiteral } from '../sql/quote.js';
-import { MANIFEST, ownedSequences, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
+import { MANIFEST, ownedSequences, primaryKeyOf, quoteColumn, type BackupFile, type Manifest } from '../run/backup.js';
 import { connect, currentDatabase } from '../db/connect.js';
 import { checkConfirmation } from '../run/guards.js';
 import { recordRestore } from '../ledger/restore.js';
@@ -50,7 +50,9 @@ export async function restoreCommand(options: RestoreOptions): Promise<RestoreRe
     if (database !== manifest.database.name) options.say(`note: the backup was taken from ${manifest.database.name}, restoring into ${database}`);
     const catalog = await readCatalog(conn.sql);
     checkNames(catalog, manifest.files);
-    const ordered = restoreOrder(catalog, manifest.files);
+    // Deleted rows go back first, parents before children; then the old values of updated rows,
+    // the last update undone first (so a row two steps changed ends as it was before both).
+    const ordered = [...restoreOrder(catalog, manifest.files.filter((f) => !f.update)), ...manifest.files.filter((f) => f.update).reverse()];
     const tables: RestoreResult['tables'][number][] = [];
     let unerased = 0;
     await conn.sql.begin(async (tx) => {
@@ -138,6 +140,12 @@ export function restoreOrder(catalog: Catalog, files: readonly BackupFile[]): Ba
 }
 
 async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFile, i: number): Promise<number> {
+  const temp = await loadFile(tx, dir, f, i);
+  return f.update ? putBack(tx, f, f.update, temp) : insertRows(tx, f, temp);
+}
+
+/** The file into a temporary table of its columns (verified again as it is read); returns the table. */
+async function loadFile(tx: postgres.TransactionSql, dir: string, f: BackupFile, i: number): Promise<string> {
   const temp = `pg_temp.purgekit_restore_${i}`;
   const columns = f.columns.map(quoteColumn).join(', ');
   // Only the backed-up columns, with their types and no constraints (a generated column's NOT
@@ -155,9 +163,39 @@ async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFi
   if (hash.digest('hex') !== f.sha256) throw new RestoreRefused(`${join(dir, f.file)} changed while it was being restored`);
   const [loaded] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp}`);
   if (Number(loaded!.n) !== f.rows) throw new RestoreRefused(`${f.file}: loaded ${loaded!.n} rows, the manifest says ${f.rows}`);
+  return temp;
+}
+
+/**
+ * An update step's rows are still there: each gets its old values back, found by primary key.
+ * A row that is gone since (or whose key changed) refuses the whole restore.
+ */
+async function putBack(tx: postgres.TransactionSql, f: BackupFile, update: NonNullable<BackupFile['update']>, temp: string): Promise<number> {
+  const match = update.key.map((c) => `t.${quoteColumn(c)} = r.${quoteColumn(c)}`).join(' AND ');
+  const [missing] = await tx.unsafe<{ n: string }[]>(`SELECT count(*) AS n FROM ${temp} r WHERE NOT EXISTS (SELECT FROM ${f.table} t WHERE ${match})`);
+  if (Number(missing!.n) > 0) {
+    throw new RestoreRefused(`${missing!.n} of the ${f.rows} rows whose old values are to be put back into ${f.table} are no longer there (same ${update.key.join(', ')}); nothing was restored`);
+  }
+  const set = update.columns.map((c) => `${quoteColumn(c)} = r.${quoteColumn(c)}`).join(', ');
+  let updated: postgres.RowList<postgres.Row[]>;
+  try {
+    updated = await tx.unsafe(`UPDATE ${f.table} AS t SET ${set} FROM ${temp} AS r WHERE ${match}`);
+  } catch (e) {
+    const err = e as { code?: string; message: string; detail?: string };
+    if (err.code?.startsWith('23')) {
+      throw new RestoreRefused(`putting the old values back into ${f.table} conflicts with the rows there now: ${err.message}${err.detail ? ` (${err.detail})` : ''}; nothing was restored`);
+    }
+    throw e;
+  }
+  if (updated.count !== f.rows) throw new RestoreRefused(`${f.table}: updated ${updated.count} rows, the manifest says ${f.rows}`);
+  return updated.count;
+}
+
+async function insertRows(tx: postgres.TransactionSql, f: BackupFile, temp: string): Promise<number> {
+  const columns = f.columns.map(quoteColumn).join(', ');
 
   // A row already there: the same primary key, or, without one, the same values in every column.
-  const key = await primaryKey(tx, f.table);
+  const key = await primaryKeyOf(tx, f.table);
   const match = key.length
     ? key.map((c) => `t.${quoteColumn(c)} = r.${quoteColumn(c)}`).join(' AND ')
     : // Compared as text: some types (json) have no equality operator.
@@ -182,14 +220,6 @@ async function restoreFile(tx: postgres.TransactionSql, dir: string, f: BackupFi
   return inserted.count;
 }
 
-async function primaryKey(tx: postgres.TransactionSql, table: string): Promise<string[]> {
-  const rows = await tx<{ name: string }[]>`
-    SELECT a.attname AS name
-    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-    WHERE i.indrelid = ${table}::regclass AND i.indisprimary
-    ORDER BY array_position(i.indkey::int2[], a.attnum)`;
-  return rows.map((r) => r.name);
-}
 
 /**
  * Serial and identity sequences end up where they were before the rows went (a wipe's RESTART

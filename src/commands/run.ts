@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { kebab, qualified } from '../core/names.js';
 import { type Plan } from '../plan/nodes.js';
-import { steps } from '../plan/query.js';
+import { allSteps, steps } from '../plan/query.js';
 import { cascadeReach, withOwnStep } from '../run/reach.js';
 import { BackupWriter } from '../run/backup.js';
 import { readCatalog } from '../catalog/catalog.js';
@@ -155,7 +155,7 @@ export async function runCommand(command: 'plan' | 'apply' | 'verify', options: 
     const ledger = mode === 'apply' ? await runLedger(conn.sql, policy, planSha256, runId, ledgerKey, say) : undefined;
     const cascades = new Set(steps(plan).flatMap((st) => st.cascades.map(qualified)));
     const stepTables = steps(plan).map((st) => qualified(st.table));
-    const reach = withOwnStep(await cascadeReach(conn.sql, [...new Set(stepTables)]), stepTables).map((r) => ({
+    const reach = withOwnStep(await cascadeReach(conn.sql, [...new Set(stepTables)]), allSteps(plan).map((st) => qualified(st.table))).map((r) => ({
       ...r,
       declared: cascades.has(r.table),
     }));

@@ -6,6 +6,7 @@ import { paramNameOf, paramTypeOf, policyNameOf, resolveColumn, tableOption } fr
 import { keySets, type KeySets, type OwnedParent } from './sets.js';
 import { comment, scalar, sqlEntry, whereEntry } from './yaml.js';
 import { tuple, WhereClauses } from './where.js';
+import { detachKeys, detachStep } from './detach.js';
 
 export interface DiscoverOptions {
   /** `schema.table`, or a bare name in `schema`. Names as the database spells them. */
@@ -48,7 +49,6 @@ class Writer {
   private readonly lines: string[] = [];
   private readonly preconditions: readonly { broken: BrokenKey; name: string }[];
   private readonly sets: KeySets;
-  private readonly inline: WhereClauses;
 
   constructor(
     private readonly catalog: Catalog,
@@ -58,10 +58,9 @@ class Writer {
   ) {
     this.sets = keySets(catalog, deps, options.key, [paramNameOf(options.key)]);
     this.where = new WhereClauses(catalog, deps, options.key, this.sets);
-    // What a DBA runs by hand before the run, when no set exists yet: every path spelled out.
-    this.inline = new WhereClauses(catalog, deps, options.key, { tables: new Map(), owned: [] });
     this.schema = deps.root.schema;
-    this.preconditions = deps.broken.map((broken) => ({
+    // A nullable key is detached by a step (detach.ts); only a cycle of NOT NULL keys stays a precondition.
+    this.preconditions = deps.broken.filter((broken) => !broken.nullable).map((broken) => ({
       broken,
       name: `no ${broken.fk.table} row points at a removed ${broken.fk.references} row through ${columnList(broken.fk.columns)}`,
     }));
@@ -141,13 +140,19 @@ class Writer {
         'Children first: each step runs before the steps of the tables it references, so the rows its where ' +
           'reads are still there. Tables that ON DELETE CASCADE would empty are deleted explicitly as well, so ' +
           'that every count is exact and reported, max_rows can be set per table, and the order holds even if ' +
-          'a key stops cascading. ON DELETE SET NULL and SET DEFAULT references are left to the database; the ' +
-          'tables they change are declared in cascades.',
+          'a key stops cascading. Rows that stay but point at removed rows (ON DELETE SET NULL and SET DEFAULT ' +
+          'references, and the nullable keys discover does not follow because they close a cycle) are detached by ' +
+          'detach steps just before the rows they point at go, so that every update is counted and reported too.',
         '',
       ),
       'steps:',
     );
-    for (const table of this.deps.order) this.step(table);
+    for (const table of this.deps.order) {
+      for (const key of detachKeys(this.deps, table.qualified)) {
+        this.add(...detachStep(this.catalog, this.where, key, (t) => this.ref(this.catalog.tables.get(t)!)));
+      }
+      this.step(table);
+    }
     for (const owned of this.sets.owned) this.ownedStep(owned);
   }
 
@@ -214,14 +219,13 @@ class Writer {
     const isRoot = table.qualified === this.deps.root.qualified;
     const parents = this.where.parents(table.qualified);
     const self = this.deps.selfReferences.get(table.qualified) ?? [];
-    const detached = this.deps.detached.get(table.qualified) ?? [];
     const notes: string[] = [];
     const nullable = parents.filter((p) => p.nullable).map((fk) => columnList(fk.columns));
     if (nullable.length) {
       const one = nullable.length === 1;
       notes.push(
         `${nullable.join(' and ')} may be NULL: to keep rows that reach the purge only through ${one ? 'it' : 'one of them'}, ` +
-          `set ${one ? 'it' : 'that one'} NULL before the run (steps only delete) and take ${one ? 'that' : 'its'} term out of the where.`,
+          `detach ${one ? 'it' : 'that one'} in a step before this one (detach: [...]) and take ${one ? 'that' : 'its'} term out of the where.`,
       );
     }
     for (const fk of [...parents, ...self].filter((p) => !p.indexed)) {
@@ -235,14 +239,6 @@ class Writer {
       const parts = table.partitions;
       const listed = parts.length > 4 ? `${parts.length} partitions (${parts[0]} to ${parts[parts.length - 1]})` : `partitions (${parts.join(', ')})`;
       notes.push(`Partitioned: the delete reaches its ${listed}.`);
-    }
-    for (const fk of detached) {
-      const effect = fk.onDelete === 'set null' ? 'NULL' : 'to its default';
-      const itself = fk.table === table.qualified ? ' (a self-reference)' : '';
-      notes.push(
-        `${fk.table}.${columnList(fk.columns)}${itself} is ON DELETE ${fk.onDelete.toUpperCase()}: rows pointing at a removed row ` +
-          `stay, with it set ${effect} by the database; no step needed. Declared in cascades so that the runner expects the update.`,
-      );
     }
     this.preconditions.forEach(({ broken }, i) => {
       if (broken.fk.references !== table.qualified) return;
@@ -261,8 +257,6 @@ class Writer {
       : '';
     this.add(`    description: ${scalar(description + recursive)}`);
     this.add(...whereEntry(this.where.stepTerms(table.qualified), '    '));
-    const cascades = [...new Set(detached.map((fk) => fk.table))].sort().map((t) => this.ref(this.catalog.tables.get(t)!));
-    if (cascades.length) this.add(`    cascades: [${cascades.map((c) => scalar(c, 'flow')).join(', ')}]`);
   }
 
   private expectations(): void {
@@ -288,30 +282,12 @@ class Writer {
     });
   }
 
+  /** Only a cycle of NOT NULL keys is a precondition: a nullable key is detached by a step (detach.ts). */
   private why(broken: BrokenKey): string {
     const fk = broken.fk;
-    const columns = `${fk.table}.${columnList(fk.columns)}`;
-    if (!broken.nullable) {
-      return (
-        `${columns} closes a cycle of NOT NULL foreign keys (${broken.cycle.join(', ')}): no order of DELETE statements ` +
-        'can remove rows that point at each other around it (only DEFERRABLE constraints could). Review this by hand.'
-      );
-    }
-    const position = (t: string) => this.deps.order.findIndex((o) => o.qualified === t);
-    const earlier = position(fk.table) >= 0 && position(fk.table) <= position(fk.references);
-    const what = broken.cycle.length
-      ? `The steps remove the ${fk.references} rows that depend on the subject, and ${columns} (nullable) points back at ` +
-        `them, closing a cycle through ${broken.cycle.join(', ')}. Following it would also remove every ${fk.table} row ` +
-        `pointing at a removed ${fk.references} row, then what depends on those, around the cycle again: rows that are ` +
-        'not the subject\'s. So it is not followed.'
-      : `${columns} (nullable) references its own table. Following it would also remove every row pointing at a removed ` +
-        'row, then every row pointing at those, and so on: rows that are not the subject\'s. So it is not followed.';
-    const counted = earlier ? `rows that ${fk.table === fk.references ? 'the same step' : 'an earlier step'} removes do not count` : 'the subject\'s own rows count too';
-    const nullable = fk.columns.filter((c) => this.catalog.tables.get(fk.table)?.columns.find((col) => col.name === c)?.nullable !== false);
-    const update = `UPDATE ${fk.table} SET ${nullable.map((c) => `${quoteIdent(c)} = NULL`).join(', ')} WHERE ${this.inline.blocking(fk)};`;
     return (
-      `${what} Rows pointing through it at a removed row (${counted}) must be detached before the run, and a policy ` +
-      `cannot set them NULL (steps only delete). Run first, with :subject the ${this.options.key} values being purged:\n  ${update}`
+      `${fk.table}.${columnList(fk.columns)} closes a cycle of NOT NULL foreign keys (${broken.cycle.join(', ')}): no order of DELETE statements ` +
+      'can remove rows that point at each other around it (only DEFERRABLE constraints could). Review this by hand.'
     );
   }
 

@@ -31,6 +31,8 @@ export const RULES = {
   'PK-L010': { name: 'sql-does-not-plan', severity: 'error' },
   'PK-L011': { name: 'undeclared-cascade', severity: 'warning' },
   'PK-L012': { name: 'volatile-function', severity: 'error' },
+  // anonymize:/detach: steps (src/lint/updateRules.ts)
+  'PK-L013': { name: 'update-column', severity: 'error' },
 } as const satisfies Record<string, { name: string; severity: Severity }>;
 
 export type RuleCode = keyof typeof RULES;

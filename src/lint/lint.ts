@@ -7,6 +7,7 @@ import { byPosition, type LintDiagnostic } from './diagnostic.js';
 import type { LintContext } from './graph.js';
 import { probePolicy } from './probes.js';
 import { lintPolicy } from './rules.js';
+import { updateColumnsLint } from './updateRules.js';
 import { readVolatileFunctions } from './volatileFunctions.js';
 
 /**
@@ -21,7 +22,7 @@ export async function lintPolicies(sql: postgres.Sql, policies: readonly Policy[
   for (const policy of policies) {
     const file = files.find((f) => f.path === policy.source.path);
     if (!file) throw new Error(`no loaded file for policy ${policy.name} (${policy.source.path})`);
-    out.push(...lintPolicy(ctx, policy, file), ...(await probePolicy(sql, ctx, policy, file)));
+    out.push(...lintPolicy(ctx, policy, file), ...(await updateColumnsLint(sql, ctx, policy, file)), ...(await probePolicy(sql, ctx, policy, file)));
   }
   return out.sort(byPosition);
 }

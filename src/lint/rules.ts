@@ -11,6 +11,7 @@ import { didYouMean } from '../validate/didYouMean.js';
 import { describe } from '../validate/schema.js';
 import { diagnostic, type LintDiagnostic } from './diagnostic.js';
 import { volatileFunctions } from './volatileFunctions.js';
+import { detachedBefore } from './updateOrder.js';
 import {
   createIndexFix, createIndexFixSummary, fkKey, fkText, pathText, policyRef, type LintContext,
 } from './graph.js';
@@ -28,10 +29,11 @@ interface PresentStep {
   readonly table: string;
 }
 
+/** The delete steps whose table exists (an update step, anonymize: or detach:, removes nothing). */
 function presentSteps(ctx: LintContext, policy: Policy): PresentStep[] {
   return policy.steps.flatMap((s, index) => {
     const table = tableKey(ctx.catalog, s.table);
-    return table ? [{ index, table }] : [];
+    return table && !s.update ? [{ index, table }] : [];
   });
 }
 
@@ -96,6 +98,7 @@ export const stepOrder: Rule = (ctx, policy, file) => {
     for (const later of steps.slice(a + 1)) {
       const removedLater = removedBy(ctx.catalog, later.table);
       for (const fk of blocking(later.table, removed)) {
+        if (detachedBefore(ctx, policy, fk, first.index)) continue;
         const via = removed.get(fk.references)!;
         const deletes = via.length
           ? `steps[${first.index}] deletes from ${first.table}, which removes ${fk.references} by ON DELETE CASCADE (${pathText(first.table, via)}),`
@@ -139,7 +142,9 @@ export const coverage: Rule = (ctx, policy, file) => {
   if (policy.kind !== 'purge' || !s || !subject) return [];
   const { catalog } = ctx;
   const steps = presentSteps(ctx, policy);
-  const stepTables = new Set(steps.map((x) => x.table));
+  // A table an update step (anonymize:, detach:) changes is handled on purpose: its rows stay.
+  const updated = policy.steps.flatMap((x) => (x.update ? (tableKey(catalog, x.table) ?? []) : []));
+  const stepTables = new Set([...steps.map((x) => x.table), ...updated]);
   const declared = declaredCascades(ctx, policy);
   const removed = new Map<string, { from: string; path: readonly ForeignKey[] }>();
   const nulled = new Set<string>();
@@ -174,7 +179,7 @@ export const coverage: Rule = (ctx, policy, file) => {
   // unlinked key-like columns still hold the subject's ids, so only removed tables are skipped.
   const names = keyLikeNames(catalog.tables.get(subject)!.name, s.key);
   for (const t of catalog.tables.values()) {
-    if (t.qualified === subject || stepTables.has(t.qualified) || removed.has(t.qualified)) continue;
+    if (t.qualified === subject || removed.has(t.qualified)) continue; // (an updated table keeps its rows too)
     for (const column of t.columns) {
       if (!names.has(normalize(column.name))) continue;
       if (catalog.foreignKeys.some((fk) => fk.table === t.qualified && fk.columns.includes(column.name))) continue;

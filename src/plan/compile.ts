@@ -4,6 +4,7 @@ import { quoteIdent } from '../sql/quote.js';
 import { qualified } from '../core/names.js';
 import type { AuthorSql, ExpectNode, Plan, PlanNode, PreserveCondition } from './nodes.js';
 import { flagRead, PARAMS, setTable, SUBJECT } from './sql.js';
+import { updateNode } from './update.js';
 
 /**
  * Policy -> Plan. Pure: the same policy always yields the same nodes. What the nodes print to
@@ -108,9 +109,8 @@ export function compile(policy: Policy): Plan {
       source: ['preserve', i, 'where'],
     }),
   );
-  p.steps.forEach((step, i) =>
-    nodes.push({
-      kind: 'step',
+  p.steps.forEach((step, i) => {
+    const fields = {
       step: i + 1,
       count: p.steps.length,
       table: step.table,
@@ -122,9 +122,10 @@ export function compile(policy: Policy): Plan {
       cascades: step.cascades,
       ...(step.description ? { description: step.description } : {}),
       source: step.where ? ['steps', i, 'where'] : ['steps', i, 'table'],
-      ...(step.batch ? { batch: { ...step.batch, source: ['steps', i, 'batch'] } } : {}),
-    }),
-  );
+      ...(step.batch ? { batch: { ...step.batch, source: ['steps', i, 'batch'] as const } } : {}),
+    };
+    nodes.push(step.update ? updateNode(fields, step.update, author) : { kind: 'step', ...fields });
+  });
   if (p.wipe) {
     const w = p.wipe;
     nodes.push({ kind: 'wipe-reach-table', cascade: w.cascade, keep: p.keep });
@@ -132,7 +133,10 @@ export function compile(policy: Policy): Plan {
     nodes.push({ kind: 'wipe', tables: w.tables, cascade: w.cascade, restartIdentity: w.restartIdentity });
     if (p.keep.length) nodes.push({ kind: 'keep-check' });
   }
-  p.preserve.forEach((rule, i) => nodes.push({ kind: 'preserve-check', rule: i + 1, table: rule.table, condition: condition(rule), counted: counted(rule) }));
+  const updated = (rule: Preserve) => p.steps.some((s) => s.update && qualified(s.table) === qualified(rule.table));
+  p.preserve.forEach((rule, i) =>
+    nodes.push({ kind: 'preserve-check', rule: i + 1, table: rule.table, condition: condition(rule), counted: counted(rule), ...(updated(rule) ? { updatedBySteps: true as const } : {}) }),
+  );
   after.forEach(({ i }) => nodes.push(expectation(i)));
   if (after.length) nodes.push({ kind: 'verdict', phase: 'after', afterSteps: p.kind !== 'check' });
   nodes.push({ kind: 'settings-check' }, { kind: 'commit', check: p.kind === 'check' }, { kind: 'report' });

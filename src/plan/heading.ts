@@ -1,6 +1,6 @@
 import { describeAction } from '../outbox/spec.js';
 import { kebab, oneLine, plural, qualified } from '../core/names.js';
-import type { ExpectNode, PlanNode, StepNode } from './nodes.js';
+import type { AnyStepNode, ExpectNode, PlanNode, UpdateValue } from './nodes.js';
 import { paramsLegend } from './params.js';
 import { batchNotes } from './print/batch.js';
 
@@ -98,6 +98,8 @@ export function heading(node: PlanNode): Heading {
       return { title: `Check: every row kept by preserve rule ${node.rule} is still there (a cascade or trigger could have removed one).`, notes: [] };
     case 'step':
       return { title: `Step ${node.step} of ${node.count}: ${qualified(node.table)}`, notes: stepNotes(node) };
+    case 'update':
+      return { title: `Step ${node.step} of ${node.count}: ${qualified(node.table)} (${node.mode}: the rows stay, columns are overwritten)`, notes: stepNotes(node) };
     case 'wipe-reach-table':
       return {
         title: `Wipe reach: the tables TRUNCATE${node.cascade ? ' ... CASCADE' : ''} will empty, computed now from pg_catalog.`,
@@ -144,15 +146,35 @@ export function wanted(e: ExpectNode): string {
   return [e.equals !== undefined && `= ${e.equals}`, e.min !== undefined && `>= ${e.min}`, e.max !== undefined && `<= ${e.max}`].filter(Boolean).join(' and ');
 }
 
-function stepNotes(step: StepNode): string[] {
+function stepNotes(step: AnyStepNode): string[] {
   const notes: string[] = [];
   if (step.description) notes.push(...step.description.trim().split('\n'));
-  notes.push(step.where ? `Removes rows where: ${oneLine(step.where.text)}` : 'Removes every row (all_rows: true).');
+  const verb = step.kind === 'step' ? 'Removes' : 'Updates';
+  notes.push(step.where ? `${verb} rows where: ${oneLine(step.where.text)}` : `${verb} every row (all_rows: true).`);
+  if (step.kind === 'update') notes.push(`Sets ${step.set.map((c) => `${c.column} to ${newValueText(c.value)}`).join(', ')}.`);
   if (step.keep.length) notes.push(`Keeps rows matched by a preserve rule of ${qualified(step.table)}.`);
   if (step.optional) notes.push('Optional: skipped and reported as absent when the table does not exist.');
   if (step.flag) notes.push(`Runs only when flag ${step.flag} is set.`);
-  if (step.maxRows !== undefined) notes.push(`Fails if it would remove more than ${step.maxRows} ${plural(step.maxRows, 'row')}.`);
+  if (step.maxRows !== undefined) notes.push(`Fails if it would ${step.kind === 'step' ? 'remove' : 'update'} more than ${step.maxRows} ${plural(step.maxRows, 'row')}.`);
   if (step.cascades.length) notes.push(`Expected to cascade to: ${step.cascades.map(qualified).join(', ')}.`);
-  notes.push(...batchNotes(step));
+  if (step.kind === 'step') notes.push(...batchNotes(step));
   return notes;
+}
+
+/** A new value of an update step, as its heading says it. */
+function newValueText(value: UpdateValue): string {
+  switch (value.kind) {
+    case 'expression':
+      return oneLine(value.sql.text);
+    case 'constant':
+      return value.literal;
+    case 'null':
+      return 'NULL';
+    case 'default':
+      return 'its default';
+    case 'redact':
+      return 'redact (letters x, digits 0)';
+    case 'hash':
+      return `a keyed hash (key: param ${value.key})`;
+  }
 }

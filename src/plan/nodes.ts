@@ -72,6 +72,7 @@ export type PlanNode =
   | PreserveNode
   | PreserveCheckNode
   | StepNode
+  | UpdateNode
   | WipeReachTableNode
   | WipeReachNode
   | WipeNode
@@ -176,6 +177,8 @@ export interface PreserveCheckNode {
   readonly table: TableName;
   readonly condition: PreserveCondition;
   readonly counted: boolean;
+  /** An update step (anonymize, detach) changes the table: its updated rows are expected too. */
+  readonly updatedBySteps?: true;
 }
 
 export interface StepNode {
@@ -232,6 +235,29 @@ export interface ApplyOnlyNode {
   readonly policy: string;
   readonly steps: readonly number[];
 }
+
+/**
+ * A step that keeps its rows and overwrites columns (anonymize:, detach:): one UPDATE, counted
+ * and reported like a step's DELETE ('updated'), under the same where, flag, preserve
+ * exclusions and max_rows. Numbered among the steps (its report item is `step <n>`).
+ */
+export interface UpdateNode extends Omit<StepNode, 'kind'> {
+  readonly kind: 'update';
+  readonly mode: 'anonymize' | 'detach';
+  readonly set: readonly { readonly column: string; readonly value: UpdateValue }[];
+}
+
+/** A column's new value, author SQL resolved; redact and hash are printed by print/update.ts. */
+export type UpdateValue =
+  | { readonly kind: 'null' }
+  | { readonly kind: 'default' }
+  | { readonly kind: 'constant'; readonly literal: string }
+  | { readonly kind: 'expression'; readonly sql: AuthorSql }
+  | { readonly kind: 'redact' }
+  | { readonly kind: 'hash'; readonly key: string };
+
+/** A delete step or an update step: what the runner locks, backs up and reports per step. */
+export type AnyStepNode = StepNode | UpdateNode;
 
 export interface WipeReachTableNode {
   readonly kind: 'wipe-reach-table';

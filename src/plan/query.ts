@@ -1,4 +1,4 @@
-import { itemLabel, type NodeKind, type Plan, type PlanNode, type ReportItem, type StepNode } from './nodes.js';
+import { itemLabel, type AnyStepNode, type NodeKind, type Plan, type PlanNode, type ReportItem, type StepNode, type UpdateNode } from './nodes.js';
 
 /**
  * Questions the runner, render and lint ask of a node, answered from its kind (never from SQL
@@ -32,6 +32,7 @@ const TRAITS: Record<NodeKind, { readonly setup?: true; readonly creates?: true 
   preserve: {},
   'preserve-check': {},
   step: {},
+  update: {},
   'wipe-reach-table': { creates: true },
   'wipe-reach': {},
   wipe: {},
@@ -50,9 +51,19 @@ export function createsWorkingTable(node: PlanNode): boolean {
   return TRAITS[node.kind].creates === true;
 }
 
-/** The statement removes rows: a step's DELETE or the wipe's TRUNCATE. */
+/** The statement changes rows: a step's DELETE or UPDATE, or the wipe's TRUNCATE. */
 export function removesRows(node: PlanNode): boolean {
-  return node.kind === 'step' || node.kind === 'wipe';
+  return node.kind === 'step' || node.kind === 'update' || node.kind === 'wipe';
+}
+
+/** Every step, delete or update, in order. */
+export function allSteps(plan: Plan): AnyStepNode[] {
+  return plan.nodes.filter((n): n is AnyStepNode => n.kind === 'step' || n.kind === 'update');
+}
+
+/** The update steps (anonymize:, detach:). */
+export function updates(plan: Plan): UpdateNode[] {
+  return plan.nodes.filter((n): n is UpdateNode => n.kind === 'update');
 }
 
 export function steps(plan: Plan): StepNode[] {
@@ -64,7 +75,7 @@ export function reportItems(plan: Plan): ReadonlyMap<string, ReportItem> {
   const items: ReportItem[] = [];
   for (const node of plan.nodes) {
     if (node.kind === 'subject-guard') items.push({ kind: 'subject' });
-    if (node.kind === 'step') items.push({ kind: 'step', step: node.step });
+    if (node.kind === 'step' || node.kind === 'update') items.push({ kind: 'step', step: node.step });
     if (node.kind === 'preserve') items.push({ kind: 'preserve', rule: node.rule });
     if (node.kind === 'expect') items.push({ kind: 'expect', expect: node.expect });
     if (node.kind === 'wipe-reach') items.push({ kind: 'wipe' }, { kind: 'keep' });

@@ -1,9 +1,9 @@
 import { qualified } from '../core/names.js';
-import type { ExpectNode, Plan, StepNode } from '../plan/nodes.js';
+import type { AnyStepNode, ExpectNode, Plan } from '../plan/nodes.js';
 import type { RenderedValues } from '../plan/params.js';
 import { expectLine, heading } from '../plan/heading.js';
 import { fileStatement } from '../plan/print/index.js';
-import { steps } from '../plan/query.js';
+import { allSteps } from '../plan/query.js';
 import { sha256 } from '../core/hash.js';
 
 /**
@@ -66,7 +66,7 @@ function joinStatements(bodies: readonly { title: string; text: string }[]): str
 
 function summary(plan: Plan): string[] {
   const lines: string[] = [];
-  const list = steps(plan);
+  const list = allSteps(plan);
   if (list.length) {
     lines.push('-- Steps, in order:');
     list.forEach((s) => lines.push(`--   ${s.step}. ${qualified(s.table)}${stepTags(s)}`));
@@ -82,8 +82,8 @@ function summary(plan: Plan): string[] {
   return lines;
 }
 
-function stepTags(s: StepNode): string {
-  const tags = [...(s.optional ? ['optional'] : []), ...(s.flag ? [`if flag ${s.flag} is set`] : [])];
+function stepTags(s: AnyStepNode): string {
+  const tags = [...(s.kind === 'update' ? [s.mode] : []), ...(s.optional ? ['optional'] : []), ...(s.flag ? [`if flag ${s.flag} is set`] : [])];
   return tags.length ? ` (${tags.join(', ')})` : '';
 }
 

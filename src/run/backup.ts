@@ -32,6 +32,12 @@ export interface BackupFile {
   readonly sha256: string;
   /** Why these rows are in the backup: 'step 3', 'step 3 cascade via fk_name', 'wipe'. */
   readonly reason: string;
+  /**
+   * An update step's rows (anonymize:, detach:): the rows are still there, so the file holds
+   * their primary key and the old values of the columns the step overwrote, and restore puts
+   * those values back (UPDATE by key) instead of inserting rows.
+   */
+  readonly update?: { readonly key: readonly string[]; readonly columns: readonly string[] };
 }
 
 /** A serial or identity sequence as it was when its table was first copied. */
@@ -80,9 +86,9 @@ export class BackupWriter {
   }
 
   /** COPY (SELECT <columns> FROM <table> [WHERE <condition>]) TO STDOUT, straight into a file. */
-  async copy(tx: postgres.TransactionSql, table: string, condition: string, reason: string, only = false): Promise<BackupFile> {
-    const columns = await copyableColumns(tx, table);
-    await this.recordSequences(tx, table, columns);
+  async copy(tx: postgres.TransactionSql, table: string, condition: string, reason: string, only = false, update?: BackupFile['update']): Promise<BackupFile> {
+    const columns = update ? [...new Set([...update.key, ...update.columns])] : await copyableColumns(tx, table);
+    if (!update) await this.recordSequences(tx, table, columns);
     const list = columns.map(quoteColumn).join(', ');
     const query = `COPY (SELECT ${list} FROM ${only ? 'ONLY ' : ''}${table}${condition ? ` WHERE ${condition}` : ''}) TO STDOUT`;
     const file = `${String(this.files.length + 1).padStart(3, '0')}-${table.replace(/[^A-Za-z0-9_.-]+/g, '_')}.copy`;
@@ -148,7 +154,7 @@ export class BackupWriter {
     }
     if (failed) throw new BackupError(`backup of ${table} to ${path} failed: ${failed.message}`, { cause: failed });
     const names = parseQualified(table);
-    const entry: BackupFile = { file, table, schema: names?.schema ?? null, name: names?.name ?? null, columns, rows, sha256: hash.digest('hex'), reason };
+    const entry: BackupFile = { file, table, schema: names?.schema ?? null, name: names?.name ?? null, columns, rows, sha256: hash.digest('hex'), reason, ...(update ? { update } : {}) };
     this.files.push(entry);
     return entry;
   }
@@ -176,10 +182,10 @@ export class BackupWriter {
     }
   }
 
-  /** Rows copied per table so far. */
+  /** Rows copied per table so far, of the rows deleted (an update step's files are not counted). */
   rowsByTable(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const f of this.files) out.set(f.table, (out.get(f.table) ?? 0) + f.rows);
+    for (const f of this.files) if (!f.update) out.set(f.table, (out.get(f.table) ?? 0) + f.rows);
     return out;
   }
 
@@ -290,4 +296,26 @@ export async function backUpDelete(tx: postgres.TransactionSql, writer: BackupWr
   } finally {
     await tx.unsafe(`DROP TABLE ${[...sets.values()].join(', ')}`);
   }
+}
+
+/**
+ * Copies the old values of what `UPDATE table SET <columns> WHERE condition` overwrites, just
+ * before it runs: each row's primary key and those columns, so that restore can put them back.
+ * A table without a primary key cannot be backed up this way (nothing names a row for certain
+ * once its values changed): refused before anything changed.
+ */
+export async function backUpUpdate(tx: postgres.TransactionSql, writer: BackupWriter, table: string, condition: string, columns: readonly string[], reason: string): Promise<void> {
+  const key = await primaryKeyOf(tx, table);
+  if (!key.length) throw new BackupError(`--backup: ${table} has no primary key, so the old values of the rows ${reason} updates could not be put back by restore; add one, or run without --backup`);
+  await writer.copy(tx, table, condition, reason, false, { key, columns });
+}
+
+/** A table's primary key columns, in key order ([] without one). */
+export async function primaryKeyOf(sql: postgres.Sql | postgres.TransactionSql, table: string): Promise<string[]> {
+  const rows = await sql<{ name: string }[]>`
+    SELECT a.attname AS name
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+    WHERE i.indrelid = ${table}::regclass AND i.indisprimary
+    ORDER BY array_position(i.indkey::int2[], a.attnum)`;
+  return rows.map((r) => r.name);
 }

@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Plan, ReportItem } from '../plan/nodes.js';
-import { steps } from '../plan/query.js';
+import { allSteps } from '../plan/query.js';
 import { qualified } from '../core/names.js';
 
 /**
@@ -39,6 +39,8 @@ export interface TableChange {
   readonly plannedAs: 'step' | 'cascade' | 'wipe' | null;
   /** Rows the steps report removing from this table. */
   readonly removedBySteps: number;
+  /** Rows the update steps (anonymize:, detach:) report updating in this table (absent: none). */
+  readonly updatedBySteps?: number;
 }
 
 export interface ChangeAnalysis {
@@ -48,24 +50,27 @@ export interface ChangeAnalysis {
 
 export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByTable, report: readonly ReportRow[]): ChangeAnalysis {
   const removed = new Map<string, number>();
+  const updated = new Map<string, number>();
   for (const r of report) {
     if (r.item.kind === 'step' && r.outcome === 'removed' && r.target) removed.set(r.target, (removed.get(r.target) ?? 0) + (r.rows ?? 0));
+    if (r.item.kind === 'step' && r.outcome === 'updated' && r.target) updated.set(r.target, (updated.get(r.target) ?? 0) + (r.rows ?? 0));
   }
-  const cascades = new Set(steps(plan).flatMap((s) => s.cascades.map(qualified)));
+  const cascades = new Set(allSteps(plan).flatMap((s) => s.cascades.map(qualified)));
   const wiped = new Set(report.filter((r) => r.item.kind === 'wipe' && r.target).map((r) => r.target!));
   const zero: TableStats = { inserted: 0, updated: 0, deleted: 0 };
   const tables: TableChange[] = [];
   const problems: string[] = [];
-  const names = [...new Set([...after.keys(), ...removed.keys()])].sort();
+  const names = [...new Set([...after.keys(), ...removed.keys(), ...updated.keys()])].sort();
   for (const table of names) {
     const a = after.get(table) ?? zero;
     const b = before.get(table) ?? zero;
     const truncated = a.storage !== undefined && b.storage !== undefined && a.storage !== b.storage;
     const change = { inserted: a.inserted - b.inserted, updated: a.updated - b.updated, deleted: a.deleted - b.deleted, truncated };
     const removedBySteps = removed.get(table) ?? 0;
-    if (!change.inserted && !change.updated && !change.deleted && !truncated && !removedBySteps) continue;
-    const plannedAs = cascades.has(table) ? 'cascade' : wiped.has(table) ? 'wipe' : removed.has(table) ? 'step' : null;
-    tables.push({ table, ...change, plannedAs, removedBySteps });
+    const updatedBySteps = updated.get(table);
+    if (!change.inserted && !change.updated && !change.deleted && !truncated && !removedBySteps && !updatedBySteps) continue;
+    const plannedAs = cascades.has(table) ? 'cascade' : wiped.has(table) ? 'wipe' : removed.has(table) || updated.has(table) ? 'step' : null;
+    tables.push({ table, ...change, plannedAs, removedBySteps, ...(updatedBySteps !== undefined ? { updatedBySteps } : {}) });
     if (plannedAs === 'cascade') continue;
     if (plannedAs === 'wipe') {
       // Emptied by the TRUNCATE; rows written into it afterwards would survive the wipe.
@@ -80,9 +85,17 @@ export function analyseChanges(plan: Plan, before: StatsByTable, after: StatsByT
       if (change.deleted !== removedBySteps) {
         problems.push(`${table}: ${change.deleted} rows deleted in all, but the steps removed ${removedBySteps} (a cascade or trigger deleted others; declare it in cascades)`);
       }
-      if (change.inserted || change.updated) {
-        problems.push(`${table}: ${describe({ ...change, deleted: 0 })} besides the steps' deletes (a trigger or rule; declare it in cascades)`);
+      if (updatedBySteps === undefined) {
+        if (change.inserted || change.updated) {
+          problems.push(`${table}: ${describe({ ...change, deleted: 0 })} besides the steps' deletes (a trigger or rule; declare it in cascades)`);
+        }
+        continue;
       }
+      // An update step's rows are counted by pg_stat as updated, once per row and statement.
+      if (change.updated !== updatedBySteps) {
+        problems.push(`${table}: ${change.updated} rows updated in all, but the update steps updated ${updatedBySteps} (a trigger or rule updated others; declare it in cascades)`);
+      }
+      if (change.inserted) problems.push(`${table}: ${change.inserted} inserted besides the steps' changes (a trigger or rule; declare it in cascades)`);
       continue;
     }
     problems.push(`unplanned change to ${table}: ${describe(change)}; no step removes from it and no step declares it in cascades`);

@@ -8,7 +8,7 @@ import { quoteIdent } from '../sql/quote.js';
 import type { RunValues } from '../values.js';
 import { referencedTables } from './rowLocks.js';
 import { analyseChanges, STATS_SQL, toReport, toStats, type ReportRow, type StatsByTable, type TableChange } from './changes.js';
-import { backUpDelete, type BackupWriter } from './backup.js';
+import { backUpDelete, backUpUpdate, type BackupWriter } from './backup.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { qualified } from '../core/names.js';
 import { changedSettings, GUARDED_SETTINGS_SQL, type SettingsSnapshot } from './settingsGuard.js';
@@ -234,7 +234,7 @@ export async function execute(
         // what its DO block wrote): the report is collected as the answers come in, so when a
         // statement fails (a guard, a check, a timeout) --json still says what matched and
         // every expectation's value, with no savepoint and nothing to read back.
-        const step = node.kind === 'step' ? { step: node.step, table: qualified(node.table) } : undefined;
+        const step = node.kind === 'step' || node.kind === 'update' ? { step: node.step, table: qualified(node.table) } : undefined;
         pipe.send(text.sql, at, { step, node: i, ...(text.returnsReport ? { onRows: (rows) => report.push(...toReport(rows, items)) } : {}) });
         if (text.readBack) pipe.send(text.readBack, at, { node: i, onRows: (rows) => report.push(...toReport(rows, items)) });
         lastAt = at;
@@ -395,6 +395,10 @@ async function backUp(tx: postgres.TransactionSql, backup: BackupPlan, plan: Pla
   if (node.kind === 'step') {
     if (!(await willRun(tx, plan, node, values))) return;
     await backUpDelete(tx, backup.writer, backup.catalog, qualified(node.table), stepCondition(node), `step ${node.step}`);
+  }
+  if (node.kind === 'update') {
+    if (!(await willRun(tx, plan, node, values))) return;
+    await backUpUpdate(tx, backup.writer, qualified(node.table), stepCondition(node), node.set.map((c) => c.column), `step ${node.step} (${node.mode})`);
   }
   if (node.kind === 'wipe') {
     // The reach guard has listed every table the TRUNCATE empties (partitioned parents have no rows).

@@ -65,6 +65,8 @@ export function authorSql(policy: Policy): { path: readonly (string | number)[];
   return [
     ...(policy.subject?.lookup.map((l, i) => ({ path: ['subject', 'lookup', i, 'where'], fragment: l.where })) ?? []),
     ...policy.steps.flatMap((s, i) => (s.where ? [{ path: ['steps', i, 'where'], fragment: s.where }] : [])),
+    // anonymize: expressions (the new value of a column) are author SQL too.
+    ...policy.steps.flatMap((s, i) => (s.update?.set ?? []).flatMap((c) => (c.value.kind === 'expression' ? [{ path: ['steps', i, 'anonymize', c.column, 'with'], fragment: c.value.sql }] : []))),
     ...policy.preserve.map((r, i) => ({ path: ['preserve', i, 'where'], fragment: r.where })),
     ...policy.expect.map((e, i) => ({ path: ['expect', i, 'query'], fragment: e.query })),
   ];

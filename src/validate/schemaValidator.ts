@@ -5,18 +5,18 @@ import runtime_equal from 'ajv/dist/runtime/equal.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}},"display":{"$ref":"#/definitions/identifier","description":"The column shown for a matched subject and typed to confirm it (guard.confirm: subject), e.g. username."},"search":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns apply searches (ILIKE) at a terminal when no lookup parameter is given, to pick the subject interactively.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"description":"database: apply needs --confirm <database name>; subject: the display value of every matched subject, typed at a terminal or given with --confirm-subject; or a list of both.","oneOf":[{"enum":["database","subject"]},{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["database","subject"]}}]}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://purgekit.dev/schema/policy.schema.json","title":"purgekit policy, version 1","description":"A purge policy: what to delete, in which order, what must survive, and what must hold afterwards. See docs/POLICY.md.","type":"object","additionalProperties":false,"required":["version","name","kind"],"properties":{"version":{"const":1,"description":"Policy format version. Always 1."},"name":{"type":"string","pattern":"^[a-z0-9][a-z0-9-]*$","maxLength":100,"description":"Policy name; the compiled file is generated/<name>.sql."},"kind":{"enum":["purge","cleanup","wipe","check"],"description":"purge: remove a subject and what it owns; cleanup: steps without a subject; wipe: TRUNCATE a set of tables; check: read-only expectations."},"description":{"type":"string"},"schema":{"$ref":"#/definitions/identifier","description":"Schema of unqualified table names (default public)."},"params":{"type":"object","description":"Values given at run time (--<name> on the command line).","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/param"}},"flags":{"type":"object","description":"Booleans given at run time (--<name>); a step with if: <flag> runs only when it is set.","propertyNames":{"$ref":"#/definitions/variableName"},"additionalProperties":{"$ref":"#/definitions/flag"}},"subject":{"$ref":"#/definitions/subject"},"sets":{"type":"object","description":"purge and cleanup: named key sets, captured in this order before any step (after the subject) and locked like it; :<name> in SQL reads one. See docs/POLICY.md.","propertyNames":{"pattern":"^[a-z][a-z0-9_]*$","maxLength":50},"additionalProperties":{"$ref":"#/definitions/set"}},"steps":{"type":"array","items":{"$ref":"#/definitions/step"}},"preserve":{"type":"array","items":{"$ref":"#/definitions/preserve"}},"wipe":{"$ref":"#/definitions/wipe"},"keep":{"type":"array","description":"Tables a wipe must not reach or change.","items":{"$ref":"#/definitions/identifier"}},"expect":{"type":"array","items":{"$ref":"#/definitions/expectation"}},"guard":{"$ref":"#/definitions/guard"},"backup":{"enum":["required"],"description":"required: purgekit apply refuses to run without --backup <dir> (the removed rows, restorable with purgekit restore)."},"after_commit":{"type":"array","description":"Side effects outside the database (http, redis, files, command), queued in purgekit.outbox inside the purge's transaction and run after COMMIT; see docs/POLICY.md.","items":{"$ref":"#/definitions/afterCommitAction"}},"allow_functions":{"type":"array","uniqueItems":true,"description":"Functions the policy's SQL may call although they are VOLATILE (they can change something): name or schema.name. The author vouches for each; the list is shown in the generated file's header.","items":{"type":"string","pattern":"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"}}},"definitions":{"afterCommitAction":{"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}},"set":{"type":"object","additionalProperties":false,"required":["table","key","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"description":"The column (or columns) captured from the rows where selects.","oneOf":[{"$ref":"#/definitions/identifier"},{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}}]},"where":{"$ref":"#/definitions/sql"},"description":{"type":"string"}}},"identifier":{"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."},"variableName":{"type":"string","pattern":"^[a-z][a-z0-9_]*$"},"sql":{"type":"string","minLength":1},"param":{"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}},"flag":{"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}},"subject":{"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}},"display":{"$ref":"#/definitions/identifier","description":"The column shown for a matched subject and typed to confirm it (guard.confirm: subject), e.g. username."},"search":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns apply searches (ILIKE) at a terminal when no lookup parameter is given, to pick the subject interactively.","items":{"$ref":"#/definitions/identifier"}}}},"step":{"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}},"anonymize":{"type":"object","description":"Keep the rows, overwrite these columns (UPDATE instead of DELETE): column -> null, a constant, or { with: <SQL expression | redact | hash | null | default> }. See docs/POLICY.md.","additionalProperties":{"$ref":"#/definitions/anonymizeValue"}},"detach":{"type":"array","description":"Keep the rows, set these foreign-key columns NULL (or { column, to: default }): the rows survive without the subject. See docs/POLICY.md.","items":{"$ref":"#/definitions/detachColumn"}}}},"anonymizeValue":{"description":"null: set NULL; a string, number or boolean: that constant; { with: ... }: an SQL expression over the row, or a built-in masker.","type":["null","string","number","boolean","object"],"additionalProperties":false,"required":["with"],"properties":{"with":{"$ref":"#/definitions/sql","description":"One SQL expression over the row (like a where), or a masker: redact (letters x, digits 0, the rest kept), hash (keyed sha256, needs key), null, default."},"key":{"$ref":"#/definitions/variableName","description":"hash: the text param holding the secret key (given at run time, never stored in the policy)."}}},"detachColumn":{"description":"A foreign-key column (set NULL), or { column, to: default }.","type":["string","object"],"minLength":1,"additionalProperties":false,"required":["column"],"properties":{"column":{"$ref":"#/definitions/identifier"},"to":{"enum":["null","default"],"description":"NULL (the default) or the column's DEFAULT."}}},"preserve":{"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}},"wipe":{"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}},"expectation":{"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}},"guard":{"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"description":"database: apply needs --confirm <database name>; subject: the display value of every matched subject, typed at a terminal or given with --confirm-subject; or a list of both.","oneOf":[{"enum":["database","subject"]},{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["database","subject"]}}]}}}}};
 const schema12 = {"type":"string","minLength":1,"description":"A table or column name as the database spells it (User from Prisma is \"User\" in SQL); purgekit quotes it where needed. A table may be given as schema.name."};
 const schema13 = {"type":"string","pattern":"^[a-z][a-z0-9_]*$"};
 const schema14 = {"type":"object","additionalProperties":false,"required":["type"],"properties":{"type":{"enum":["text","integer","bigint","numeric","uuid","boolean","date","timestamptz"],"description":"PostgreSQL type of the value."},"normalize":{"enum":["lower","upper","trim"],"description":"Applied to the value wherever :<name> is used (text only)."},"description":{"type":"string"},"personal":{"type":"boolean","description":"The value identifies a person: never written in clear to logs (default: true for text params)."}}};
 const schema16 = {"type":"object","additionalProperties":false,"properties":{"default":{"type":"boolean"},"description":{"type":"string"}}};
-const schema47 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"description":"database: apply needs --confirm <database name>; subject: the display value of every matched subject, typed at a terminal or given with --confirm-subject; or a list of both.","oneOf":[{"enum":["database","subject"]},{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["database","subject"]}}]}}};
+const schema52 = {"type":"object","additionalProperties":false,"properties":{"databases":{"type":"array","minItems":1,"items":{"type":"string","minLength":1},"description":"Globs on current_database(); apply refuses any other database."},"confirm":{"description":"database: apply needs --confirm <database name>; subject: the display value of every matched subject, typed at a terminal or given with --confirm-subject; or a list of both.","oneOf":[{"enum":["database","subject"]},{"type":"array","minItems":1,"uniqueItems":true,"items":{"enum":["database","subject"]}}]}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = (runtime_ucs2length.default ?? runtime_ucs2length);
 const func0 = (runtime_equal.default ?? runtime_equal);
 const pattern0 = new RegExp("^[a-z0-9][a-z0-9-]*$", "u");
 const pattern1 = new RegExp("^[a-z][a-z0-9_]*$", "u");
-const pattern9 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
+const pattern10 = new RegExp("^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$", "u");
 const schema17 = {"type":"object","additionalProperties":false,"required":["table","key","lookup"],"description":"purge only: the set of keys being removed; :subject in a where clause is that set.","properties":{"table":{"$ref":"#/definitions/identifier"},"key":{"$ref":"#/definitions/identifier"},"lookup":{"type":"array","minItems":1,"description":"The first entry whose params are all given wins.","items":{"type":"object","additionalProperties":false,"required":["by","where"],"properties":{"by":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/variableName"}},"where":{"$ref":"#/definitions/sql"}}}},"max":{"type":"integer","minimum":1,"description":"More matching subjects than this fail unless --force-multi (default 1)."},"capture":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns of the subject row captured before the deletes, for after_commit's {subject.<column>}.","items":{"$ref":"#/definitions/identifier"}},"identifiers":{"type":"array","uniqueItems":true,"description":"Columns of the subject table whose values identify the person (email, username): purgekit residue searches the database for them. See docs/RESIDUE.md.","items":{"$ref":"#/definitions/identifier"}},"display":{"$ref":"#/definitions/identifier","description":"The column shown for a matched subject and typed to confirm it (guard.confirm: subject), e.g. username."},"search":{"type":"array","uniqueItems":true,"minItems":1,"description":"Columns apply searches (ILIKE) at a terminal when no lookup parameter is given, to pick the subject interactively.","items":{"$ref":"#/definitions/identifier"}}}};
 const schema21 = {"type":"string","minLength":1};
 
@@ -774,7 +774,193 @@ validate13.errors = vErrors;
 return errors === 0;
 }
 
-const schema31 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}}}};
+const schema31 = {"type":"object","additionalProperties":false,"required":["table"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql","description":"One SQL boolean expression; may use :subject, :<param> and :<flag>."},"all_rows":{"type":"boolean","description":"Delete every row (required instead of where)."},"optional":{"type":"boolean","description":"An absent table is skipped and reported as absent."},"if":{"$ref":"#/definitions/variableName","description":"Run only when this flag is set."},"max_rows":{"type":"integer","minimum":0,"description":"Fail if the step would remove more rows."},"description":{"type":"string","description":"Why these rows go; shown in the generated SQL."},"cascades":{"type":"array","description":"Tables this step is expected to change through ON DELETE CASCADE or triggers.","items":{"$ref":"#/definitions/identifier"}},"batch":{"type":"object","additionalProperties":false,"minProperties":1,"description":"cleanup only: purgekit apply deletes in keyset order of the table's primary key, a batch of rows per short transaction, until nothing matches (docs/POLICY.md, Batched cleanup). The generated file then refuses to run by hand.","properties":{"rows":{"type":"integer","minimum":1,"maximum":1000000,"description":"Rows per batch (with max_batch_ms: the first batch's, then adapted)."},"max_batch_ms":{"type":"integer","minimum":10,"maximum":60000,"description":"Time target per batch transaction: the rows per batch adapt toward it."}}},"anonymize":{"type":"object","description":"Keep the rows, overwrite these columns (UPDATE instead of DELETE): column -> null, a constant, or { with: <SQL expression | redact | hash | null | default> }. See docs/POLICY.md.","additionalProperties":{"$ref":"#/definitions/anonymizeValue"}},"detach":{"type":"array","description":"Keep the rows, set these foreign-key columns NULL (or { column, to: default }): the rows survive without the subject. See docs/POLICY.md.","items":{"$ref":"#/definitions/detachColumn"}}}};
+const schema36 = {"description":"null: set NULL; a string, number or boolean: that constant; { with: ... }: an SQL expression over the row, or a built-in masker.","type":["null","string","number","boolean","object"],"additionalProperties":false,"required":["with"],"properties":{"with":{"$ref":"#/definitions/sql","description":"One SQL expression over the row (like a where), or a masker: redact (letters x, digits 0, the rest kept), hash (keyed sha256, needs key), null, default."},"key":{"$ref":"#/definitions/variableName","description":"hash: the text param holding the secret key (given at run time, never stored in the policy)."}}};
+
+function validate16(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(((((data !== null) && (typeof data !== "string")) && (!((typeof data == "number") && (isFinite(data))))) && (typeof data !== "boolean")) && (!(data && typeof data == "object" && !Array.isArray(data)))){
+const err0 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: schema36.type},message:"must be null,string,number,boolean,object",schema:schema36.type,parentSchema:schema36,data};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.with === undefined){
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "with"},message:"must have required property '"+"with"+"'",schema:schema36.required,parentSchema:schema36,data};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+for(const key0 in data){
+if(!((key0 === "with") || (key0 === "key"))){
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema36,data};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+if(data.with !== undefined){
+let data0 = data.with;
+if(typeof data0 === "string"){
+if(func3(data0) < 1){
+const err3 = {instancePath:instancePath+"/with",schemaPath:"#/definitions/sql/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema21,data:data0};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+else {
+const err4 = {instancePath:instancePath+"/with",schemaPath:"#/definitions/sql/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema21.type,parentSchema:schema21,data:data0};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data.key !== undefined){
+let data1 = data.key;
+if(typeof data1 === "string"){
+if(!pattern1.test(data1)){
+const err5 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/variableName/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9_]*$"},message:"must match pattern \""+"^[a-z][a-z0-9_]*$"+"\"",schema:"^[a-z][a-z0-9_]*$",parentSchema:schema13,data:data1};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+else {
+const err6 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/variableName/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.type,parentSchema:schema13,data:data1};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+}
+}
+validate16.errors = vErrors;
+return errors === 0;
+}
+
+const schema39 = {"description":"A foreign-key column (set NULL), or { column, to: default }.","type":["string","object"],"minLength":1,"additionalProperties":false,"required":["column"],"properties":{"column":{"$ref":"#/definitions/identifier"},"to":{"enum":["null","default"],"description":"NULL (the default) or the column's DEFAULT."}}};
+
+function validate18(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if((typeof data !== "string") && (!(data && typeof data == "object" && !Array.isArray(data)))){
+const err0 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: schema39.type},message:"must be string,object",schema:schema39.type,parentSchema:schema39,data};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+if(typeof data === "string"){
+if(func3(data) < 1){
+const err1 = {instancePath,schemaPath:"#/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema39,data};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.column === undefined){
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "column"},message:"must have required property '"+"column"+"'",schema:schema39.required,parentSchema:schema39,data};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+for(const key0 in data){
+if(!((key0 === "column") || (key0 === "to"))){
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema39,data};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+if(data.column !== undefined){
+let data0 = data.column;
+if(typeof data0 === "string"){
+if(func3(data0) < 1){
+const err4 = {instancePath:instancePath+"/column",schemaPath:"#/definitions/identifier/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12,data:data0};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+else {
+const err5 = {instancePath:instancePath+"/column",schemaPath:"#/definitions/identifier/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.type,parentSchema:schema12,data:data0};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+if(data.to !== undefined){
+let data1 = data.to;
+if(!((data1 === "null") || (data1 === "default"))){
+const err6 = {instancePath:instancePath+"/to",schemaPath:"#/properties/to/enum",keyword:"enum",params:{allowedValues: schema39.properties.to.enum},message:"must be equal to one of the allowed values",schema:schema39.properties.to.enum,parentSchema:schema39.properties.to,data:data1};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+}
+}
+validate18.errors = vErrors;
+return errors === 0;
+}
+
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1089,9 +1275,18 @@ vErrors.push(err24);
 errors++;
 }
 }
+if(data.anonymize !== undefined){
+let data12 = data.anonymize;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+for(const key2 in data12){
+if(!(validate16(data12[key2], {instancePath:instancePath+"/anonymize/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),parentData:data12,parentDataProperty:key2,rootData}))){
+vErrors = vErrors === null ? validate16.errors : vErrors.concat(validate16.errors);
+errors = vErrors.length;
+}
+}
 }
 else {
-const err25 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+const err25 = {instancePath:instancePath+"/anonymize",schemaPath:"#/properties/anonymize/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.properties.anonymize.type,parentSchema:schema31.properties.anonymize,data:data12};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1100,18 +1295,52 @@ vErrors.push(err25);
 }
 errors++;
 }
+}
+if(data.detach !== undefined){
+let data14 = data.detach;
+if(Array.isArray(data14)){
+const len1 = data14.length;
+for(let i1=0; i1<len1; i1++){
+if(!(validate18(data14[i1], {instancePath:instancePath+"/detach/" + i1,parentData:data14,parentDataProperty:i1,rootData}))){
+vErrors = vErrors === null ? validate18.errors : vErrors.concat(validate18.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err26 = {instancePath:instancePath+"/detach",schemaPath:"#/properties/detach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema31.properties.detach.type,parentSchema:schema31.properties.detach,data:data14};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+}
+else {
+const err27 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema31.type,parentSchema:schema31,data};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+}
 validate15.errors = vErrors;
 return errors === 0;
 }
 
-const schema36 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
+const schema41 = {"type":"object","additionalProperties":false,"required":["table","where"],"properties":{"table":{"$ref":"#/definitions/identifier"},"where":{"$ref":"#/definitions/sql"},"if":{"$ref":"#/definitions/variableName","description":"The rule applies only when this flag is set."},"description":{"type":"string"}}};
 
-function validate17(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.table === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema36.required,parentSchema:schema36,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema41.required,parentSchema:schema41,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1121,7 +1350,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.where === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema36.required,parentSchema:schema36,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "where"},message:"must have required property '"+"where"+"'",schema:schema41.required,parentSchema:schema41,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1132,7 +1361,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "table") || (key0 === "where")) || (key0 === "if")) || (key0 === "description"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema36,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema41,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1220,7 +1449,7 @@ errors++;
 if(data.description !== undefined){
 let data3 = data.description;
 if(typeof data3 !== "string"){
-const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema36.properties.description.type,parentSchema:schema36.properties.description,data:data3};
+const err9 = {instancePath:instancePath+"/description",schemaPath:"#/properties/description/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema41.properties.description.type,parentSchema:schema41.properties.description,data:data3};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1232,7 +1461,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema36.type,parentSchema:schema36,data};
+const err10 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema41.type,parentSchema:schema41,data};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1241,18 +1470,18 @@ vErrors.push(err10);
 }
 errors++;
 }
-validate17.errors = vErrors;
+validate21.errors = vErrors;
 return errors === 0;
 }
 
-const schema40 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
+const schema45 = {"type":"object","additionalProperties":false,"required":["tables"],"properties":{"tables":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/identifier"}},"restart_identity":{"type":"boolean","description":"Reset sequences owned by the emptied tables (default true)."},"cascade":{"type":"boolean","description":"TRUNCATE ... CASCADE (default true)."},"reach":{"type":"array","items":{"$ref":"#/definitions/identifier"},"description":"Tables not listed that the author has reviewed and expects TRUNCATE ... CASCADE to empty too: lint does not warn about them (PK-L008). The run still counts and reports every table emptied."}}};
 
-function validate19(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.tables === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema40.required,parentSchema:schema40,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "tables"},message:"must have required property '"+"tables"+"'",schema:schema45.required,parentSchema:schema45,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1263,7 +1492,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((key0 === "tables") || (key0 === "restart_identity")) || (key0 === "cascade")) || (key0 === "reach"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema40,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema45,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1277,7 +1506,7 @@ if(data.tables !== undefined){
 let data0 = data.tables;
 if(Array.isArray(data0)){
 if(data0.length < 1){
-const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema40.properties.tables,data:data0};
+const err2 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema45.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1314,7 +1543,7 @@ errors++;
 }
 }
 else {
-const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema40.properties.tables.type,parentSchema:schema40.properties.tables,data:data0};
+const err5 = {instancePath:instancePath+"/tables",schemaPath:"#/properties/tables/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.properties.tables.type,parentSchema:schema45.properties.tables,data:data0};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1327,7 +1556,7 @@ errors++;
 if(data.restart_identity !== undefined){
 let data2 = data.restart_identity;
 if(typeof data2 !== "boolean"){
-const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.restart_identity.type,parentSchema:schema40.properties.restart_identity,data:data2};
+const err6 = {instancePath:instancePath+"/restart_identity",schemaPath:"#/properties/restart_identity/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema45.properties.restart_identity.type,parentSchema:schema45.properties.restart_identity,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1340,7 +1569,7 @@ errors++;
 if(data.cascade !== undefined){
 let data3 = data.cascade;
 if(typeof data3 !== "boolean"){
-const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema40.properties.cascade.type,parentSchema:schema40.properties.cascade,data:data3};
+const err7 = {instancePath:instancePath+"/cascade",schemaPath:"#/properties/cascade/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema45.properties.cascade.type,parentSchema:schema45.properties.cascade,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1381,7 +1610,7 @@ errors++;
 }
 }
 else {
-const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema40.properties.reach.type,parentSchema:schema40.properties.reach,data:data4};
+const err10 = {instancePath:instancePath+"/reach",schemaPath:"#/properties/reach/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema45.properties.reach.type,parentSchema:schema45.properties.reach,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1393,7 +1622,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema40.type,parentSchema:schema40,data};
+const err11 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema45.type,parentSchema:schema45,data};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1402,18 +1631,18 @@ vErrors.push(err11);
 }
 errors++;
 }
-validate19.errors = vErrors;
+validate23.errors = vErrors;
 return errors === 0;
 }
 
-const schema44 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
+const schema49 = {"type":"object","additionalProperties":false,"required":["name","query"],"properties":{"name":{"type":"string","minLength":1},"query":{"$ref":"#/definitions/sql","description":"A SELECT returning one number."},"min":{"type":"number"},"max":{"type":"number"},"equals":{"type":"number"},"when":{"enum":["before","after"],"description":"Checked before or after the steps (default after)."},"if":{"$ref":"#/definitions/variableName","description":"Checked only when this flag is set; otherwise reported as skipped."}}};
 
-function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema44.required,parentSchema:schema44,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema49.required,parentSchema:schema49,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1423,7 +1652,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.query === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema44.required,parentSchema:schema44,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "query"},message:"must have required property '"+"query"+"'",schema:schema49.required,parentSchema:schema49,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1434,7 +1663,7 @@ errors++;
 }
 for(const key0 in data){
 if(!(((((((key0 === "name") || (key0 === "query")) || (key0 === "min")) || (key0 === "max")) || (key0 === "equals")) || (key0 === "when")) || (key0 === "if"))){
-const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema44,data};
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema49,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -1448,7 +1677,7 @@ if(data.name !== undefined){
 let data0 = data.name;
 if(typeof data0 === "string"){
 if(func3(data0) < 1){
-const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema44.properties.name,data:data0};
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema49.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -1459,7 +1688,7 @@ errors++;
 }
 }
 else {
-const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema44.properties.name.type,parentSchema:schema44.properties.name,data:data0};
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema49.properties.name.type,parentSchema:schema49.properties.name,data:data0};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1497,7 +1726,7 @@ errors++;
 if(data.min !== undefined){
 let data2 = data.min;
 if(!((typeof data2 == "number") && (isFinite(data2)))){
-const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema44.properties.min.type,parentSchema:schema44.properties.min,data:data2};
+const err7 = {instancePath:instancePath+"/min",schemaPath:"#/properties/min/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema49.properties.min.type,parentSchema:schema49.properties.min,data:data2};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1510,7 +1739,7 @@ errors++;
 if(data.max !== undefined){
 let data3 = data.max;
 if(!((typeof data3 == "number") && (isFinite(data3)))){
-const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema44.properties.max.type,parentSchema:schema44.properties.max,data:data3};
+const err8 = {instancePath:instancePath+"/max",schemaPath:"#/properties/max/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema49.properties.max.type,parentSchema:schema49.properties.max,data:data3};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1523,7 +1752,7 @@ errors++;
 if(data.equals !== undefined){
 let data4 = data.equals;
 if(!((typeof data4 == "number") && (isFinite(data4)))){
-const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema44.properties.equals.type,parentSchema:schema44.properties.equals,data:data4};
+const err9 = {instancePath:instancePath+"/equals",schemaPath:"#/properties/equals/type",keyword:"type",params:{type: "number"},message:"must be number",schema:schema49.properties.equals.type,parentSchema:schema49.properties.equals,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1536,7 +1765,7 @@ errors++;
 if(data.when !== undefined){
 let data5 = data.when;
 if(!((data5 === "before") || (data5 === "after"))){
-const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema44.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema44.properties.when.enum,parentSchema:schema44.properties.when,data:data5};
+const err10 = {instancePath:instancePath+"/when",schemaPath:"#/properties/when/enum",keyword:"enum",params:{allowedValues: schema49.properties.when.enum},message:"must be equal to one of the allowed values",schema:schema49.properties.when.enum,parentSchema:schema49.properties.when,data:data5};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1573,7 +1802,7 @@ errors++;
 }
 }
 else {
-const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema44.type,parentSchema:schema44,data};
+const err13 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema49.type,parentSchema:schema49,data};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1582,18 +1811,18 @@ vErrors.push(err13);
 }
 errors++;
 }
-validate21.errors = vErrors;
+validate25.errors = vErrors;
 return errors === 0;
 }
 
-const schema48 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
+const schema53 = {"type":"object","additionalProperties":false,"minProperties":1,"description":"One action: exactly one of http, redis, files, command (and for_each in wipe and cleanup policies; if: a flag).","properties":{"if":{"$ref":"#/definitions/variableName","description":"Queue this action only when this flag is set."},"http":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"method":{"enum":["DELETE","POST","PUT","PATCH","GET"],"description":"Default DELETE."},"url":{"type":"string","description":"URL template; {subject.x} and {params.x} values are percent-encoded."},"headers":{"type":"object","additionalProperties":{"type":"string"},"description":"Secret values come from ${VAR} (read at run time, never stored)."},"ok":{"type":"array","minItems":1,"items":{"type":"integer","minimum":100,"maximum":599},"description":"Status codes that count as done (default 200, 204, 404)."}}},"redis":{"type":"object","additionalProperties":false,"required":["url"],"properties":{"url":{"type":"string","description":"redis:// URL, normally ${REDIS_URL}."},"del":{"type":"array","items":{"type":"string"},"description":"Key templates: DEL."},"unlink":{"type":"array","items":{"type":"string"},"description":"Pattern templates: SCAN MATCH, then UNLINK (values are glob-escaped)."}}},"files":{"type":"object","additionalProperties":false,"required":["root","remove"],"properties":{"root":{"type":"string","description":"An existing directory (normally ${VAR}); nothing outside it is ever removed."},"remove":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Relative path templates of files or directories to remove."}}},"command":{"type":"object","additionalProperties":false,"required":["argv"],"properties":{"argv":{"type":"array","minItems":1,"items":{"type":"string"},"description":"Program and arguments, no shell; exit status 0 is done."}}},"for_each":{"type":"object","additionalProperties":false,"required":["table","capture"],"description":"wipe and cleanup: one job per row of table (captured before the wipe); the action reads {row.<column>}.","properties":{"table":{"$ref":"#/definitions/identifier"},"capture":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/identifier"}}}}}};
 
-function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(Object.keys(data).length < 1){
-const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema48,data};
+const err0 = {instancePath,schemaPath:"#/minProperties",keyword:"minProperties",params:{limit: 1},message:"must NOT have fewer than 1 properties",schema:1,parentSchema:schema53,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -1604,7 +1833,7 @@ errors++;
 }
 for(const key0 in data){
 if(!((((((key0 === "if") || (key0 === "http")) || (key0 === "redis")) || (key0 === "files")) || (key0 === "command")) || (key0 === "for_each"))){
-const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema48,data};
+const err1 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema53,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -1643,7 +1872,7 @@ if(data.http !== undefined){
 let data1 = data.http;
 if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
 if(data1.url === undefined){
-const err4 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema48.properties.http.required,parentSchema:schema48.properties.http,data:data1};
+const err4 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema53.properties.http.required,parentSchema:schema53.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1654,7 +1883,7 @@ errors++;
 }
 for(const key1 in data1){
 if(!((((key1 === "method") || (key1 === "url")) || (key1 === "headers")) || (key1 === "ok"))){
-const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.http,data:data1};
+const err5 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema53.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1667,7 +1896,7 @@ errors++;
 if(data1.method !== undefined){
 let data2 = data1.method;
 if(!(((((data2 === "DELETE") || (data2 === "POST")) || (data2 === "PUT")) || (data2 === "PATCH")) || (data2 === "GET"))){
-const err6 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema48.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema48.properties.http.properties.method.enum,parentSchema:schema48.properties.http.properties.method,data:data2};
+const err6 = {instancePath:instancePath+"/http/method",schemaPath:"#/properties/http/properties/method/enum",keyword:"enum",params:{allowedValues: schema53.properties.http.properties.method.enum},message:"must be equal to one of the allowed values",schema:schema53.properties.http.properties.method.enum,parentSchema:schema53.properties.http.properties.method,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1680,7 +1909,7 @@ errors++;
 if(data1.url !== undefined){
 let data3 = data1.url;
 if(typeof data3 !== "string"){
-const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.http.properties.url.type,parentSchema:schema48.properties.http.properties.url,data:data3};
+const err7 = {instancePath:instancePath+"/http/url",schemaPath:"#/properties/http/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.http.properties.url.type,parentSchema:schema53.properties.http.properties.url,data:data3};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1696,7 +1925,7 @@ if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key2 in data4){
 let data5 = data4[key2];
 if(typeof data5 !== "string"){
-const err8 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.http.properties.headers.additionalProperties.type,parentSchema:schema48.properties.http.properties.headers.additionalProperties,data:data5};
+const err8 = {instancePath:instancePath+"/http/headers/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/http/properties/headers/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.http.properties.headers.additionalProperties.type,parentSchema:schema53.properties.http.properties.headers.additionalProperties,data:data5};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1708,7 +1937,7 @@ errors++;
 }
 }
 else {
-const err9 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.http.properties.headers.type,parentSchema:schema48.properties.http.properties.headers,data:data4};
+const err9 = {instancePath:instancePath+"/http/headers",schemaPath:"#/properties/http/properties/headers/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.properties.http.properties.headers.type,parentSchema:schema53.properties.http.properties.headers,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1722,7 +1951,7 @@ if(data1.ok !== undefined){
 let data6 = data1.ok;
 if(Array.isArray(data6)){
 if(data6.length < 1){
-const err10 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.http.properties.ok,data:data6};
+const err10 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema53.properties.http.properties.ok,data:data6};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1735,7 +1964,7 @@ const len0 = data6.length;
 for(let i0=0; i0<len0; i0++){
 let data7 = data6[i0];
 if(!(((typeof data7 == "number") && (!(data7 % 1) && !isNaN(data7))) && (isFinite(data7)))){
-const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema48.properties.http.properties.ok.items.type,parentSchema:schema48.properties.http.properties.ok.items,data:data7};
+const err11 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema53.properties.http.properties.ok.items.type,parentSchema:schema53.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1746,7 +1975,7 @@ errors++;
 }
 if((typeof data7 == "number") && (isFinite(data7))){
 if(data7 > 599 || isNaN(data7)){
-const err12 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema48.properties.http.properties.ok.items,data:data7};
+const err12 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/maximum",keyword:"maximum",params:{comparison: "<=", limit: 599},message:"must be <= 599",schema:599,parentSchema:schema53.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1756,7 +1985,7 @@ vErrors.push(err12);
 errors++;
 }
 if(data7 < 100 || isNaN(data7)){
-const err13 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema48.properties.http.properties.ok.items,data:data7};
+const err13 = {instancePath:instancePath+"/http/ok/" + i0,schemaPath:"#/properties/http/properties/ok/items/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100",schema:100,parentSchema:schema53.properties.http.properties.ok.items,data:data7};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1769,7 +1998,7 @@ errors++;
 }
 }
 else {
-const err14 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.http.properties.ok.type,parentSchema:schema48.properties.http.properties.ok,data:data6};
+const err14 = {instancePath:instancePath+"/http/ok",schemaPath:"#/properties/http/properties/ok/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema53.properties.http.properties.ok.type,parentSchema:schema53.properties.http.properties.ok,data:data6};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1781,7 +2010,7 @@ errors++;
 }
 }
 else {
-const err15 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.http.type,parentSchema:schema48.properties.http,data:data1};
+const err15 = {instancePath:instancePath+"/http",schemaPath:"#/properties/http/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.properties.http.type,parentSchema:schema53.properties.http,data:data1};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1795,7 +2024,7 @@ if(data.redis !== undefined){
 let data8 = data.redis;
 if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
 if(data8.url === undefined){
-const err16 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema48.properties.redis.required,parentSchema:schema48.properties.redis,data:data8};
+const err16 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/required",keyword:"required",params:{missingProperty: "url"},message:"must have required property '"+"url"+"'",schema:schema53.properties.redis.required,parentSchema:schema53.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1806,7 +2035,7 @@ errors++;
 }
 for(const key3 in data8){
 if(!(((key3 === "url") || (key3 === "del")) || (key3 === "unlink"))){
-const err17 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.redis,data:data8};
+const err17 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema53.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1819,7 +2048,7 @@ errors++;
 if(data8.url !== undefined){
 let data9 = data8.url;
 if(typeof data9 !== "string"){
-const err18 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.redis.properties.url.type,parentSchema:schema48.properties.redis.properties.url,data:data9};
+const err18 = {instancePath:instancePath+"/redis/url",schemaPath:"#/properties/redis/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.redis.properties.url.type,parentSchema:schema53.properties.redis.properties.url,data:data9};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1836,7 +2065,7 @@ const len1 = data10.length;
 for(let i1=0; i1<len1; i1++){
 let data11 = data10[i1];
 if(typeof data11 !== "string"){
-const err19 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.redis.properties.del.items.type,parentSchema:schema48.properties.redis.properties.del.items,data:data11};
+const err19 = {instancePath:instancePath+"/redis/del/" + i1,schemaPath:"#/properties/redis/properties/del/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.redis.properties.del.items.type,parentSchema:schema53.properties.redis.properties.del.items,data:data11};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1848,7 +2077,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.redis.properties.del.type,parentSchema:schema48.properties.redis.properties.del,data:data10};
+const err20 = {instancePath:instancePath+"/redis/del",schemaPath:"#/properties/redis/properties/del/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema53.properties.redis.properties.del.type,parentSchema:schema53.properties.redis.properties.del,data:data10};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1865,7 +2094,7 @@ const len2 = data12.length;
 for(let i2=0; i2<len2; i2++){
 let data13 = data12[i2];
 if(typeof data13 !== "string"){
-const err21 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.redis.properties.unlink.items.type,parentSchema:schema48.properties.redis.properties.unlink.items,data:data13};
+const err21 = {instancePath:instancePath+"/redis/unlink/" + i2,schemaPath:"#/properties/redis/properties/unlink/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.redis.properties.unlink.items.type,parentSchema:schema53.properties.redis.properties.unlink.items,data:data13};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1877,7 +2106,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.redis.properties.unlink.type,parentSchema:schema48.properties.redis.properties.unlink,data:data12};
+const err22 = {instancePath:instancePath+"/redis/unlink",schemaPath:"#/properties/redis/properties/unlink/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema53.properties.redis.properties.unlink.type,parentSchema:schema53.properties.redis.properties.unlink,data:data12};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1889,7 +2118,7 @@ errors++;
 }
 }
 else {
-const err23 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.redis.type,parentSchema:schema48.properties.redis,data:data8};
+const err23 = {instancePath:instancePath+"/redis",schemaPath:"#/properties/redis/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.properties.redis.type,parentSchema:schema53.properties.redis,data:data8};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1903,7 +2132,7 @@ if(data.files !== undefined){
 let data14 = data.files;
 if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
 if(data14.root === undefined){
-const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema48.properties.files.required,parentSchema:schema48.properties.files,data:data14};
+const err24 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "root"},message:"must have required property '"+"root"+"'",schema:schema53.properties.files.required,parentSchema:schema53.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1913,7 +2142,7 @@ vErrors.push(err24);
 errors++;
 }
 if(data14.remove === undefined){
-const err25 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema48.properties.files.required,parentSchema:schema48.properties.files,data:data14};
+const err25 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/required",keyword:"required",params:{missingProperty: "remove"},message:"must have required property '"+"remove"+"'",schema:schema53.properties.files.required,parentSchema:schema53.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1924,7 +2153,7 @@ errors++;
 }
 for(const key4 in data14){
 if(!((key4 === "root") || (key4 === "remove"))){
-const err26 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.files,data:data14};
+const err26 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema53.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1937,7 +2166,7 @@ errors++;
 if(data14.root !== undefined){
 let data15 = data14.root;
 if(typeof data15 !== "string"){
-const err27 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.files.properties.root.type,parentSchema:schema48.properties.files.properties.root,data:data15};
+const err27 = {instancePath:instancePath+"/files/root",schemaPath:"#/properties/files/properties/root/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.files.properties.root.type,parentSchema:schema53.properties.files.properties.root,data:data15};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1951,7 +2180,7 @@ if(data14.remove !== undefined){
 let data16 = data14.remove;
 if(Array.isArray(data16)){
 if(data16.length < 1){
-const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.files.properties.remove,data:data16};
+const err28 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema53.properties.files.properties.remove,data:data16};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1964,7 +2193,7 @@ const len3 = data16.length;
 for(let i3=0; i3<len3; i3++){
 let data17 = data16[i3];
 if(typeof data17 !== "string"){
-const err29 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.files.properties.remove.items.type,parentSchema:schema48.properties.files.properties.remove.items,data:data17};
+const err29 = {instancePath:instancePath+"/files/remove/" + i3,schemaPath:"#/properties/files/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.files.properties.remove.items.type,parentSchema:schema53.properties.files.properties.remove.items,data:data17};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1976,7 +2205,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.files.properties.remove.type,parentSchema:schema48.properties.files.properties.remove,data:data16};
+const err30 = {instancePath:instancePath+"/files/remove",schemaPath:"#/properties/files/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema53.properties.files.properties.remove.type,parentSchema:schema53.properties.files.properties.remove,data:data16};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1988,7 +2217,7 @@ errors++;
 }
 }
 else {
-const err31 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.files.type,parentSchema:schema48.properties.files,data:data14};
+const err31 = {instancePath:instancePath+"/files",schemaPath:"#/properties/files/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.properties.files.type,parentSchema:schema53.properties.files,data:data14};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -2002,7 +2231,7 @@ if(data.command !== undefined){
 let data18 = data.command;
 if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
 if(data18.argv === undefined){
-const err32 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema48.properties.command.required,parentSchema:schema48.properties.command,data:data18};
+const err32 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/required",keyword:"required",params:{missingProperty: "argv"},message:"must have required property '"+"argv"+"'",schema:schema53.properties.command.required,parentSchema:schema53.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -2013,7 +2242,7 @@ errors++;
 }
 for(const key5 in data18){
 if(!(key5 === "argv")){
-const err33 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.command,data:data18};
+const err33 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema53.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -2027,7 +2256,7 @@ if(data18.argv !== undefined){
 let data19 = data18.argv;
 if(Array.isArray(data19)){
 if(data19.length < 1){
-const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.command.properties.argv,data:data19};
+const err34 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema53.properties.command.properties.argv,data:data19};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -2040,7 +2269,7 @@ const len4 = data19.length;
 for(let i4=0; i4<len4; i4++){
 let data20 = data19[i4];
 if(typeof data20 !== "string"){
-const err35 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema48.properties.command.properties.argv.items.type,parentSchema:schema48.properties.command.properties.argv.items,data:data20};
+const err35 = {instancePath:instancePath+"/command/argv/" + i4,schemaPath:"#/properties/command/properties/argv/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema53.properties.command.properties.argv.items.type,parentSchema:schema53.properties.command.properties.argv.items,data:data20};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -2052,7 +2281,7 @@ errors++;
 }
 }
 else {
-const err36 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.command.properties.argv.type,parentSchema:schema48.properties.command.properties.argv,data:data19};
+const err36 = {instancePath:instancePath+"/command/argv",schemaPath:"#/properties/command/properties/argv/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema53.properties.command.properties.argv.type,parentSchema:schema53.properties.command.properties.argv,data:data19};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -2064,7 +2293,7 @@ errors++;
 }
 }
 else {
-const err37 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.command.type,parentSchema:schema48.properties.command,data:data18};
+const err37 = {instancePath:instancePath+"/command",schemaPath:"#/properties/command/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.properties.command.type,parentSchema:schema53.properties.command,data:data18};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -2078,7 +2307,7 @@ if(data.for_each !== undefined){
 let data21 = data.for_each;
 if(data21 && typeof data21 == "object" && !Array.isArray(data21)){
 if(data21.table === undefined){
-const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema48.properties.for_each.required,parentSchema:schema48.properties.for_each,data:data21};
+const err38 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "table"},message:"must have required property '"+"table"+"'",schema:schema53.properties.for_each.required,parentSchema:schema53.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -2088,7 +2317,7 @@ vErrors.push(err38);
 errors++;
 }
 if(data21.capture === undefined){
-const err39 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema48.properties.for_each.required,parentSchema:schema48.properties.for_each,data:data21};
+const err39 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/required",keyword:"required",params:{missingProperty: "capture"},message:"must have required property '"+"capture"+"'",schema:schema53.properties.for_each.required,parentSchema:schema53.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -2099,7 +2328,7 @@ errors++;
 }
 for(const key6 in data21){
 if(!((key6 === "table") || (key6 === "capture"))){
-const err40 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema48.properties.for_each,data:data21};
+const err40 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema53.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -2138,7 +2367,7 @@ if(data21.capture !== undefined){
 let data23 = data21.capture;
 if(Array.isArray(data23)){
 if(data23.length < 1){
-const err43 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema48.properties.for_each.properties.capture,data:data23};
+const err43 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema53.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2180,7 +2409,7 @@ outer0:
 for(;i6--;){
 for(j0 = i6; j0--;){
 if(func0(data23[i6], data23[j0])){
-const err46 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema48.properties.for_each.properties.capture,data:data23};
+const err46 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema53.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2195,7 +2424,7 @@ break outer0;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema48.properties.for_each.properties.capture.type,parentSchema:schema48.properties.for_each.properties.capture,data:data23};
+const err47 = {instancePath:instancePath+"/for_each/capture",schemaPath:"#/properties/for_each/properties/capture/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema53.properties.for_each.properties.capture.type,parentSchema:schema53.properties.for_each.properties.capture,data:data23};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2207,7 +2436,7 @@ errors++;
 }
 }
 else {
-const err48 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.properties.for_each.type,parentSchema:schema48.properties.for_each,data:data21};
+const err48 = {instancePath:instancePath+"/for_each",schemaPath:"#/properties/for_each/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.properties.for_each.type,parentSchema:schema53.properties.for_each,data:data21};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -2219,7 +2448,7 @@ errors++;
 }
 }
 else {
-const err49 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema48.type,parentSchema:schema48,data};
+const err49 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema53.type,parentSchema:schema53,data};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -2228,7 +2457,7 @@ vErrors.push(err49);
 }
 errors++;
 }
-validate23.errors = vErrors;
+validate27.errors = vErrors;
 return errors === 0;
 }
 
@@ -2713,8 +2942,8 @@ let data20 = data.preserve;
 if(Array.isArray(data20)){
 const len1 = data20.length;
 for(let i1=0; i1<len1; i1++){
-if(!(validate17(data20[i1], {instancePath:instancePath+"/preserve/" + i1,parentData:data20,parentDataProperty:i1,rootData}))){
-vErrors = vErrors === null ? validate17.errors : vErrors.concat(validate17.errors);
+if(!(validate21(data20[i1], {instancePath:instancePath+"/preserve/" + i1,parentData:data20,parentDataProperty:i1,rootData}))){
+vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
 errors = vErrors.length;
 }
 }
@@ -2731,8 +2960,8 @@ errors++;
 }
 }
 if(data.wipe !== undefined){
-if(!(validate19(data.wipe, {instancePath:instancePath+"/wipe",parentData:data,parentDataProperty:"wipe",rootData}))){
-vErrors = vErrors === null ? validate19.errors : vErrors.concat(validate19.errors);
+if(!(validate23(data.wipe, {instancePath:instancePath+"/wipe",parentData:data,parentDataProperty:"wipe",rootData}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
 errors = vErrors.length;
 }
 }
@@ -2782,8 +3011,8 @@ let data25 = data.expect;
 if(Array.isArray(data25)){
 const len3 = data25.length;
 for(let i3=0; i3<len3; i3++){
-if(!(validate21(data25[i3], {instancePath:instancePath+"/expect/" + i3,parentData:data25,parentDataProperty:i3,rootData}))){
-vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
+if(!(validate25(data25[i3], {instancePath:instancePath+"/expect/" + i3,parentData:data25,parentDataProperty:i3,rootData}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
 errors = vErrors.length;
 }
 }
@@ -2804,7 +3033,7 @@ let data27 = data.guard;
 if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
 for(const key9 in data27){
 if(!((key9 === "databases") || (key9 === "confirm"))){
-const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema47,data:data27};
+const err41 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema52,data:data27};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2818,7 +3047,7 @@ if(data27.databases !== undefined){
 let data28 = data27.databases;
 if(Array.isArray(data28)){
 if(data28.length < 1){
-const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema47.properties.databases,data:data28};
+const err42 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema52.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -2832,7 +3061,7 @@ for(let i4=0; i4<len4; i4++){
 let data29 = data28[i4];
 if(typeof data29 === "string"){
 if(func3(data29) < 1){
-const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema47.properties.databases.items,data:data29};
+const err43 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema52.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -2843,7 +3072,7 @@ errors++;
 }
 }
 else {
-const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema47.properties.databases.items.type,parentSchema:schema47.properties.databases.items,data:data29};
+const err44 = {instancePath:instancePath+"/guard/databases/" + i4,schemaPath:"#/definitions/guard/properties/databases/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema52.properties.databases.items.type,parentSchema:schema52.properties.databases.items,data:data29};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -2855,7 +3084,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema47.properties.databases.type,parentSchema:schema47.properties.databases,data:data28};
+const err45 = {instancePath:instancePath+"/guard/databases",schemaPath:"#/definitions/guard/properties/databases/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema52.properties.databases.type,parentSchema:schema52.properties.databases,data:data28};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -2872,7 +3101,7 @@ let valid27 = false;
 let passing0 = null;
 const _errs72 = errors;
 if(!((data30 === "database") || (data30 === "subject"))){
-const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/0/enum",keyword:"enum",params:{allowedValues: schema47.properties.confirm.oneOf[0].enum},message:"must be equal to one of the allowed values",schema:schema47.properties.confirm.oneOf[0].enum,parentSchema:schema47.properties.confirm.oneOf[0],data:data30};
+const err46 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/0/enum",keyword:"enum",params:{allowedValues: schema52.properties.confirm.oneOf[0].enum},message:"must be equal to one of the allowed values",schema:schema52.properties.confirm.oneOf[0].enum,parentSchema:schema52.properties.confirm.oneOf[0],data:data30};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -2889,7 +3118,7 @@ passing0 = 0;
 const _errs73 = errors;
 if(Array.isArray(data30)){
 if(data30.length < 1){
-const err47 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema47.properties.confirm.oneOf[1],data:data30};
+const err47 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema52.properties.confirm.oneOf[1],data:data30};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -2902,7 +3131,7 @@ const len5 = data30.length;
 for(let i5=0; i5<len5; i5++){
 let data31 = data30[i5];
 if(!((data31 === "database") || (data31 === "subject"))){
-const err48 = {instancePath:instancePath+"/guard/confirm/" + i5,schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/items/enum",keyword:"enum",params:{allowedValues: schema47.properties.confirm.oneOf[1].items.enum},message:"must be equal to one of the allowed values",schema:schema47.properties.confirm.oneOf[1].items.enum,parentSchema:schema47.properties.confirm.oneOf[1].items,data:data31};
+const err48 = {instancePath:instancePath+"/guard/confirm/" + i5,schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/items/enum",keyword:"enum",params:{allowedValues: schema52.properties.confirm.oneOf[1].items.enum},message:"must be equal to one of the allowed values",schema:schema52.properties.confirm.oneOf[1].items.enum,parentSchema:schema52.properties.confirm.oneOf[1].items,data:data31};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -2919,7 +3148,7 @@ outer0:
 for(;i6--;){
 for(j0 = i6; j0--;){
 if(func0(data30[i6], data30[j0])){
-const err49 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema47.properties.confirm.oneOf[1],data:data30};
+const err49 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i6+" are identical)",schema:true,parentSchema:schema52.properties.confirm.oneOf[1],data:data30};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -2934,7 +3163,7 @@ break outer0;
 }
 }
 else {
-const err50 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema47.properties.confirm.oneOf[1].type,parentSchema:schema47.properties.confirm.oneOf[1],data:data30};
+const err50 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf/1/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema52.properties.confirm.oneOf[1].type,parentSchema:schema52.properties.confirm.oneOf[1],data:data30};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -2955,7 +3184,7 @@ passing0 = 1;
 }
 }
 if(!valid27){
-const err51 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema47.properties.confirm.oneOf,parentSchema:schema47.properties.confirm,data:data30};
+const err51 = {instancePath:instancePath+"/guard/confirm",schemaPath:"#/definitions/guard/properties/confirm/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema52.properties.confirm.oneOf,parentSchema:schema52.properties.confirm,data:data30};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -2978,7 +3207,7 @@ vErrors = null;
 }
 }
 else {
-const err52 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema47.type,parentSchema:schema47,data:data27};
+const err52 = {instancePath:instancePath+"/guard",schemaPath:"#/definitions/guard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema52.type,parentSchema:schema52,data:data27};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -3006,8 +3235,8 @@ let data33 = data.after_commit;
 if(Array.isArray(data33)){
 const len6 = data33.length;
 for(let i7=0; i7<len6; i7++){
-if(!(validate23(data33[i7], {instancePath:instancePath+"/after_commit/" + i7,parentData:data33,parentDataProperty:i7,rootData}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+if(!(validate27(data33[i7], {instancePath:instancePath+"/after_commit/" + i7,parentData:data33,parentDataProperty:i7,rootData}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
 errors = vErrors.length;
 }
 }
@@ -3030,7 +3259,7 @@ const len7 = data35.length;
 for(let i8=0; i8<len7; i8++){
 let data36 = data35[i8];
 if(typeof data36 === "string"){
-if(!pattern9.test(data36)){
+if(!pattern10.test(data36)){
 const err55 = {instancePath:instancePath+"/allow_functions/" + i8,schemaPath:"#/properties/allow_functions/items/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"},message:"must match pattern \""+"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$"+"\"",schema:"^([A-Za-z_][A-Za-z0-9_$]*\\.)?[A-Za-z_][A-Za-z0-9_$]*$",parentSchema:schema11.properties.allow_functions.items,data:data36};
 if(vErrors === null){
 vErrors = [err55];

@@ -12,6 +12,7 @@ import { didYouMean } from './didYouMean.js';
 import { flagDecls, paramDecls } from './declarations.js';
 import { afterCommitOf } from '../outbox/validate.js';
 import { guardConfirm, subjectConfirmKeys } from './confirm.js';
+import { stepUpdateOf } from './updateStep.js';
 
 /**
  * Untrusted YAML in, a Policy out, or every problem of the file located at file:line:col.
@@ -211,12 +212,13 @@ export function validatePolicy(file: LoadedFile): Validated {
     const path = ['steps', i];
     const allRows = rawStep['all_rows'] === true;
     const hasWhere = rawStep['where'] !== undefined;
-    if (!hasWhere && !allRows) report(path, 'has no where, so it would delete every row: add a where, or all_rows: true to say that is intended');
+    const update = stepUpdateOf(rawStep, path, { report, fragment, params });
+    if (!hasWhere && !allRows) report(path, `has no where, so it would ${update ? 'update' : 'delete'} every row: add a where, or all_rows: true to say that is intended`);
     if (hasWhere && allRows) report([...path, 'all_rows'], 'all_rows: true and a where contradict each other', true);
     const where = hasWhere ? fragment([...path, 'where'], checkWhere) : undefined;
     const flag = flagOf([...path, 'if'], rawStep['if']);
     const t = table([...path, 'table'], rawStep['table']);
-    const identity = `${t.schema}\u0000${t.name}\u0000${where?.text ?? '*'}\u0000${flag ?? ''}`;
+    const identity = `${t.schema}\u0000${t.name}\u0000${where?.text ?? '*'}\u0000${flag ?? ''}\u0000${update?.mode ?? 'delete'}`;
     const first = seenSteps.get(identity);
     if (first !== undefined) report(path, `duplicates steps[${first}] (same table, where and if)`);
     else seenSteps.set(identity, i);
@@ -229,6 +231,7 @@ export function validatePolicy(file: LoadedFile): Validated {
       ...(str(rawStep['description']) ? { description: str(rawStep['description']) } : {}),
       cascades: list(rawStep['cascades']).map((c, j) => table([...path, 'cascades', j], c)),
       ...batchOf(rawStep, path),
+      ...(update ? { update } : {}),
     });
   });
   if ((kind === 'purge' || kind === 'cleanup') && steps.length === 0 && !diagnostics.length) report([], `a ${kind} policy needs at least one step`);

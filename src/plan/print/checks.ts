@@ -75,7 +75,7 @@ export function preserveCheck(node: PreserveCheckNode): string {
     : [
         `SELECT ${raiseCall(GuardCode.preserveViolated, `format(${quoteLiteral(`preserve rule ${node.rule} on ${where}: %s rows were deleted or updated there but the steps removed %s; a cascade or trigger changed others, and a preserved row may be among them`)}, changed, removed)`)}`,
         `FROM (SELECT ${changesOf(table)} - (SELECT mark FROM ${REPORT} WHERE item = ${item}) AS changed,`,
-        `  (SELECT coalesce(sum(rows), 0) FROM ${REPORT} WHERE item LIKE 'step %' AND outcome = 'removed' AND target = ${quoteLiteral(where)}) AS removed) AS preserved`,
+        `  (SELECT coalesce(sum(rows), 0) FROM ${REPORT} WHERE item LIKE 'step %' AND outcome ${node.updatedBySteps ? "IN ('removed', 'updated')" : "= 'removed'"} AND target = ${quoteLiteral(where)}) AS removed) AS preserved`,
         `WHERE ${flag}changed <> removed`,
       ].join('\n');
 }

@@ -1,7 +1,7 @@
 import { wipeReach } from './wipeReach.js';
 import type { TableName } from '../../policy.js';
 import { quoteLiteral } from '../../sql/quote.js';
-import { itemLabel, type PlanNode, type SourcePath, type StepNode } from '../nodes.js';
+import { itemLabel, type AnyStepNode, type PlanNode, type SourcePath } from '../nodes.js';
 import type { RenderedValues } from '../params.js';
 import { PARAMS, REPORT, REPORT_COLUMNS, SUBJECT, setTable } from '../sql.js';
 import { outboxInsert } from '../../outbox/sql.js';
@@ -9,6 +9,7 @@ import { expectation, expectProbe, KEEP_CHECK, preserve, preserveCheck, preserve
 import { functionsGuard, subjectCount, subjectGuard, tablesGuard } from './guards.js';
 import * as setup from './setup.js';
 import { stepProbe, step } from './steps.js';
+import { update, updateProbe } from './update.js';
 import { analyze, lookup, lookupProbe, setFill, setProbe, setTableSql, subjectTable } from './subject.js';
 import { truncate, WIPE_REACH_TABLE } from './wipe.js';
 import { applyOnly, batchStep } from './batch.js';
@@ -80,6 +81,8 @@ export function fileStatement(node: PlanNode, values?: RenderedValues): string {
       return preserveCheck(node);
     case 'step':
       return step(node, true);
+    case 'update':
+      return update(node, true);
     case 'wipe-reach-table':
       return WIPE_REACH_TABLE;
     case 'wipe-reach':
@@ -117,9 +120,10 @@ function plain(sql: string): Sent {
   return { sql, returnsReport: false };
 }
 
-function stepSent(node: StepNode, remove: boolean): Sent {
-  if (!node.optional) return returning(step(node, remove));
-  return { sql: step(node, remove), returnsReport: false, readBack: reportRowsOf([itemLabel({ kind: 'step', step: node.step })]) };
+function stepSent(node: AnyStepNode, change: boolean): Sent {
+  const sql = node.kind === 'step' ? step(node, change) : update(node, change);
+  if (!node.optional) return returning(sql);
+  return { sql, returnsReport: false, readBack: reportRowsOf([itemLabel({ kind: 'step', step: node.step })]) };
 }
 
 function reportRowsOf(items: readonly string[]): string {
@@ -136,6 +140,8 @@ export function applyStatement(node: PlanNode): Sent | null {
     case 'step':
       // A batched step: one batch in keyset order, once the runner has read the table's key (print/batch.ts).
       return node.batch?.keyset ? returning(batchStep(node)) : stepSent(node, true);
+    case 'update':
+      return stepSent(node, true);
     case 'subject-count':
     case 'preserve':
     case 'expect':
@@ -177,6 +183,7 @@ export function dryRunStatement(node: PlanNode): Sent | null {
     case 'set-fill':
       return plain(setFill(node, false));
     case 'step':
+    case 'update':
       return stepSent(node, false);
     // Nothing changes in a dry run: no statistics to gather, no TRUNCATE, nothing to compare after.
     case 'analyze':
@@ -238,6 +245,11 @@ export function probeStatement(node: PlanNode): Probe | null {
       return { sql: preserveProbe(node), source: node.source, table: node.table, readsSubject: node.condition.where.readsSubject };
     case 'step':
       return { sql: stepProbe(node), source: node.source, table: node.table, readsSubject: Boolean(node.where?.readsSubject) || node.keep.some((k) => k.where.readsSubject) };
+    case 'update':
+      return {
+        sql: updateProbe(node), source: node.source, table: node.table,
+        readsSubject: Boolean(node.where?.readsSubject) || node.keep.some((k) => k.where.readsSubject) || node.set.some((c) => c.value.kind === 'expression' && c.value.sql.readsSubject),
+      };
     case 'begin':
     case 'apply-only':
     case 'search-path':

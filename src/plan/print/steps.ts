@@ -1,26 +1,27 @@
 import { qualified } from '../../core/names.js';
 import { quoteLiteral } from '../../sql/quote.js';
-import { GuardCode, itemLabel, type StepNode } from '../nodes.js';
+import { GuardCode, itemLabel, type AnyStepNode, type StepNode } from '../nodes.js';
 import { doBlock, flagRead, preservedSql, raiseCall, REPORT, REPORT_COLUMNS, whereClause } from '../sql.js';
 
 /**
- * What a step's DELETE removes: its where and its table's preserve exclusions ('' for every
- * row). A backup copies exactly these rows; the runner locks them parents first.
+ * What a step's DELETE removes (or an update step's UPDATE changes): its where and its table's
+ * preserve exclusions ('' for every row). A backup copies exactly these rows; the runner locks
+ * them parents first.
  */
-export function stepCondition(step: StepNode): string {
+export function stepCondition(step: AnyStepNode): string {
   const keepOut = step.keep.length ? step.keep.map((r) => `(${preservedSql(r)}) IS NOT TRUE`).join(' AND ') : undefined;
   return [step.where ? `(${step.where.sql})` : undefined, keepOut].filter(Boolean).join(' AND ');
 }
 
 /** The DELETE's conditions, one a line: the author's where alone stays exactly as written. */
-export function conditions(step: StepNode): string[] {
+export function conditions(step: AnyStepNode): string[] {
   const keepOut = step.keep.map((r) => `(${preservedSql(r)}) IS NOT TRUE`);
   const flag = step.flag ? [flagRead(step.flag)] : [];
   if (step.where && !keepOut.length && !flag.length) return [step.where.sql];
   return [...flag, ...(step.where ? [`(${step.where.sql})`] : []), ...keepOut];
 }
 
-function whereLines(step: StepNode, pad: number): string {
+export function whereLines(step: AnyStepNode, pad: number): string {
   const all = conditions(step);
   return all.length ? `\n${whereClause(all, pad)}` : '';
 }
@@ -34,10 +35,21 @@ function whereLines(step: StepNode, pad: number): string {
  */
 export function step(node: StepNode, remove: boolean): string {
   const table = qualified(node.table);
-  const source = remove ? `WITH removed AS (\n  DELETE FROM ${table}${whereLines(node, 2)}\n  RETURNING 1\n)\n` : '';
-  const from = remove ? 'removed' : `${table}${whereLines(node, 0)}`;
+  const change = remove ? { cte: 'removed', sql: `  DELETE FROM ${table}${whereLines(node, 2)}` } : undefined;
+  return stepStatement(node, change, remove ? 'removed' : 'would remove');
+}
+
+/**
+ * The statement of a delete or update step: `change` (the DELETE or UPDATE, in a CTE named
+ * `cte`, laid out at 2 spaces, that returns one row per changed row) counted into the step's report row; without it,
+ * the dry run's count of the rows it would change.
+ */
+export function stepStatement(node: AnyStepNode, change: { readonly cte: string; readonly sql: string } | undefined, outcome: string): string {
+  const table = qualified(node.table);
+  const source = change ? `WITH ${change.cte} AS (\n${change.sql}\n  RETURNING 1\n)\n` : '';
+  const from = change ? change.cte : `${table}${whereLines(node, 0)}`;
   const columns = node.flag ? REPORT_COLUMNS : 'item, target, outcome, rows';
-  const statement = `${source}INSERT INTO ${REPORT} (${columns})\n${reportSelect(node, remove ? 'removed' : 'would remove', from)}`;
+  const statement = `${source}INSERT INTO ${REPORT} (${columns})\n${reportSelect(node, outcome, from)}`;
   if (!node.optional) return statement;
   const label = itemLabel({ kind: 'step', step: node.step });
   return doBlock('step', [], [
@@ -50,12 +62,13 @@ export function step(node: StepNode, remove: boolean): string {
 }
 
 /** The step's report row: what it removed (or would), checked against max_rows; skipped when its flag is off. */
-function reportSelect(node: StepNode, outcome: string, from: string): string {
+function reportSelect(node: AnyStepNode, outcome: string, from: string): string {
   const label = `${quoteLiteral(itemLabel({ kind: 'step', step: node.step }))}, ${quoteLiteral(qualified(node.table))}`;
+  const verb = node.kind === 'step' ? 'remove' : 'update';
   const rows =
     node.maxRows === undefined
       ? 'count(*)'
-      : `CASE WHEN count(*) > ${node.maxRows} THEN ${raiseCall(GuardCode.tooManyRows, `format(${quoteLiteral(`step ${node.step} (${qualified(node.table)}) would remove %s rows, more than its max_rows ${node.maxRows}`)}, count(*))`)} ELSE count(*) END`;
+      : `CASE WHEN count(*) > ${node.maxRows} THEN ${raiseCall(GuardCode.tooManyRows, `format(${quoteLiteral(`step ${node.step} (${qualified(node.table)}) would ${verb} %s rows, more than its max_rows ${node.maxRows}`)}, count(*))`)} ELSE count(*) END`;
   if (!node.flag) return `SELECT ${label}, '${outcome}', ${rows} FROM ${from}`;
   const flag = flagRead(node.flag);
   return [
