@@ -128,7 +128,7 @@ describe('--batch-size', () => {
   it('after_commit in a batch: jobs queued for every subject of the batch (its own captured id); Redis down after COMMIT is exit 8, the subjects committed', async () => {
     const db = await createTestDatabase(withOutbox('vedfolnir'));
     const storage = mkdtempSync(join(tmpdir(), 'pk-batches-storage-'));
-    const r = await purgekit(['apply', 'vedfolnir-delete-user', '--subjects-from', file('username\nbob\ncarol\n'), '--confirm', db.name, '--connection', db.url, '--audit-log', tempAuditLog(), '--json'],
+    const r = await purgekit(['apply', 'vedfolnir-delete-user', '--subjects-from', file('username\nbob\ncarol\n'), '--confirm', db.name, '--confirm-subject', 'bob', '--confirm-subject', 'carol', '--connection', db.url, '--audit-log', tempAuditLog(), '--json'],
       { env: { REDIS_URL: 'redis://127.0.0.1:1', VEDFOLNIR_STORAGE: storage } });
     expect(r.code, why(r)).toBe(8);
     const out = lines(r.stdout);
