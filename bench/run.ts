@@ -126,12 +126,14 @@ function pickUsers(count: number, owners: boolean): number[] {
 /** The plain statements psql runs: every step's DELETE with the user id inlined, the same order. */
 function plainSteps(policy: Policy, id: string, flag: boolean): { step: number; table: string; where: string }[] {
   return policy.steps.flatMap((s, i) => {
-    if (s.if && !flag) return [];
+    // The bench purges without --anonymize: only --delete-owned-companies is ever on.
+    if (s.if && !(flag && s.if === 'delete_owned_companies')) return [];
     if (!s.where) throw new Error(`step ${i + 1} has no where`);
     const where = s.where.parts
       .map((p) => {
         if (typeof p === 'string') return p;
         if (p.ref === 'subject') return `(${quoteLiteral(id)})`;
+        if (p.ref === 'anonymize') return 'false';
         throw new Error(`step ${i + 1}: :${p.ref} is not inlined by the bench`);
       })
       .join('');

@@ -35,6 +35,9 @@ CREATE TABLE business_health_snapshots (id serial PRIMARY KEY, user_id text NOT 
 CREATE TABLE onboarding_progress (user_id text PRIMARY KEY REFERENCES user_profiles (user_id), step integer);
 CREATE TABLE user_preferences (user_id text PRIMARY KEY REFERENCES user_profiles (user_id), theme text);
 CREATE TABLE user_organizations (user_id text NOT NULL REFERENCES user_profiles (user_id), org text NOT NULL);
+-- The fixture's analytics events (no foreign key: nexus-purge-user deletes them, or anonymizes them with
+-- --anonymize); empty here, so both sides of the bench pay only the indexed lookup.
+CREATE TABLE product_events (id bigserial PRIMARY KEY, actor_id text, actor_email text, ip inet, event text NOT NULL);
 
 -- @after-load: indexes on the foreign-key columns (and the fixture's lower(email) index).
 CREATE INDEX ON user_profiles (lower(email));
@@ -48,3 +51,4 @@ CREATE INDEX ON oauth_tokens (user_id);
 CREATE INDEX ON user_integrations (user_id);
 CREATE INDEX ON business_health_snapshots (user_id);
 CREATE INDEX ON user_organizations (user_id);
+CREATE INDEX ON product_events (actor_id);
